@@ -1,0 +1,255 @@
+//! The `#[task]` attribute of the [`knitting`](https://docs.rs/knitting) crate.
+//!
+//! The expansion is thin on purpose: it names the task, its argument and
+//! output types and its metadata, and calls only items of
+//! `knitting::__private`. All logic lives in the main crate.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{
+    parse::Parser, punctuated::Punctuated, spanned::Spanned, FnArg, GenericArgument, ItemFn,
+    LitStr, Meta, PathArguments, ReturnType, Token, Type,
+};
+
+/// Turns a plain function into a knitting task.
+///
+/// See the `knitting::task` documentation for the full description; this
+/// crate is an implementation detail of `knitting`.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Options written inside `#[task(...)]`.
+#[derive(Default)]
+struct Options {
+    name: Option<LitStr>,
+}
+
+fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
+    let mut options = Options::default();
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+    for meta in metas {
+        let Meta::NameValue(nv) = &meta else {
+            return Err(syn::Error::new(
+                meta.span(),
+                "expected `key = value`; known keys: `name`",
+            ));
+        };
+        if nv.path.is_ident("name") {
+            let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &nv.value
+            else {
+                return Err(syn::Error::new(
+                    nv.value.span(),
+                    "`name` takes a string literal",
+                ));
+            };
+            if s.value().is_empty() {
+                return Err(syn::Error::new(s.span(), "`name` must not be empty"));
+            }
+            options.name = Some(s.clone());
+        } else {
+            return Err(syn::Error::new(
+                nv.path.span(),
+                "unknown task option; known keys: `name`",
+            ));
+        }
+    }
+    Ok(options)
+}
+
+/// Is `ty` written as `&Signal` / `&knitting::Signal`?
+fn is_signal_ref(ty: &Type) -> bool {
+    let Type::Reference(r) = ty else { return false };
+    let Type::Path(p) = &*r.elem else {
+        return false;
+    };
+    p.path.segments.last().is_some_and(|s| s.ident == "Signal")
+}
+
+/// Is the return type written as `Result<..>` (any path ending in `Result`)?
+fn is_result(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    last.ident == "Result"
+        && matches!(&last.arguments, PathArguments::AngleBracketed(a)
+            if a.args.iter().any(|g| matches!(g, GenericArgument::Type(_))))
+}
+
+fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let options = parse_options(attr)?;
+    let func: ItemFn = syn::parse2(item)?;
+    let sig = &func.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "#[knitting::task] takes a plain (non-async) function",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "#[knitting::task] functions cannot be generic: a task has one fixed signature",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        return Err(syn::Error::new(v.span(), "variadic tasks are not supported"));
+    }
+    if let Some(u) = &sig.unsafety {
+        return Err(syn::Error::new(u.span(), "a task cannot be an `unsafe fn`"));
+    }
+
+    let vis = &func.vis;
+    let ident = &sig.ident;
+    let attrs = &func.attrs;
+    let body_ident = format_ident!("__knitting_task_body");
+
+    // Split parameters into call arguments and the optional signal.
+    let mut arg_types = Vec::new();
+    let mut call_exprs = Vec::new();
+    let mut fn_ptr_types = Vec::new();
+    let mut arg_idents = Vec::new();
+    let mut signal_seen = false;
+    for (i, input) in sig.inputs.iter().enumerate() {
+        let FnArg::Typed(pat_ty) = input else {
+            return Err(syn::Error::new(
+                input.span(),
+                "#[knitting::task] goes on free functions, not methods",
+            ));
+        };
+        let ty = &*pat_ty.ty;
+        fn_ptr_types.push(quote!(#ty));
+        if is_signal_ref(ty) {
+            if signal_seen {
+                return Err(syn::Error::new(ty.span(), "a task takes at most one signal"));
+            }
+            signal_seen = true;
+            call_exprs.push(quote!(__knitting_signal));
+        } else {
+            let arg = format_ident!("__knitting_arg{}", i);
+            arg_types.push(ty.clone());
+            call_exprs.push(quote!(#arg));
+            arg_idents.push(arg);
+        }
+    }
+    let args_ty = match arg_types.len() {
+        0 => quote!(()),
+        1 => {
+            let t = &arg_types[0];
+            quote!(#t)
+        }
+        _ => quote!((#(#arg_types,)*)),
+    };
+    let args_pat = match arg_idents.len() {
+        0 => quote!(()),
+        1 => {
+            let a = &arg_idents[0];
+            quote!(#a)
+        }
+        _ => quote!((#(#arg_idents,)*)),
+    };
+
+    let (ret_ty, output_ty, run_body) = match &sig.output {
+        ReturnType::Default => (
+            quote!(()),
+            quote!(()),
+            quote!(::core::result::Result::Ok(#body_ident(#(#call_exprs),*))),
+        ),
+        ReturnType::Type(_, ty) if is_result(ty) => (
+            quote!(#ty),
+            quote!(<#ty as ::knitting::__private::TaskResult>::Ok),
+            quote_spanned! {ty.span()=>
+                match #body_ident(#(#call_exprs),*) {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
+                    ::core::result::Result::Err(failure) => {
+                        #[allow(unused_imports)]
+                        use ::knitting::__private::{ViaBoxedError, ViaDisplay, ViaStdError};
+                        ::core::result::Result::Err(
+                            (&&::knitting::__private::Failure(&failure)).knitting_error(),
+                        )
+                    }
+                }
+            },
+        ),
+        ReturnType::Type(_, ty) => (
+            quote!(#ty),
+            quote!(#ty),
+            quote!(::core::result::Result::Ok(#body_ident(#(#call_exprs),*))),
+        ),
+    };
+
+    let name_expr = match &options.name {
+        Some(lit) => quote!(#lit),
+        None => {
+            let name = LitStr::new(&ident.to_string(), Span::call_site());
+            quote!(::core::concat!(::core::module_path!(), "::", #name))
+        }
+    };
+    let signal_pat = if signal_seen {
+        quote!(__knitting_signal)
+    } else {
+        quote!(_)
+    };
+
+    let inputs = &sig.inputs;
+    let block = &func.block;
+    let output = &sig.output;
+    let registry_ident = format_ident!("__KNITTING_TASK_{}", ident.to_string().to_uppercase());
+
+    Ok(quote! {
+        #(#attrs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #ident;
+
+        const _: () = {
+            #[allow(clippy::needless_pass_by_value)]
+            fn #body_ident(#inputs) #output #block
+
+            static __KNITTING_INFO: ::knitting::TaskInfo = ::knitting::__private::task_info(
+                #name_expr,
+                ::core::file!(),
+                ::core::line!(),
+            );
+
+            #[::knitting::__private::linkme::distributed_slice(::knitting::__private::TASKS)]
+            #[linkme(crate = ::knitting::__private::linkme)]
+            static #registry_ident: &'static ::knitting::TaskInfo = &__KNITTING_INFO;
+
+            impl ::knitting::Task for #ident {
+                type Args = #args_ty;
+                type Output = #output_ty;
+
+                fn info(&self) -> &'static ::knitting::TaskInfo {
+                    &__KNITTING_INFO
+                }
+
+                #[inline]
+                fn run(
+                    #args_pat: Self::Args,
+                    #signal_pat: &::knitting::Signal,
+                ) -> ::core::result::Result<Self::Output, ::knitting::Error> {
+                    #run_body
+                }
+            }
+
+            impl ::core::ops::Deref for #ident {
+                type Target = fn(#(#fn_ptr_types),*) -> #ret_ty;
+
+                fn deref(&self) -> &Self::Target {
+                    static LOCAL: fn(#(#fn_ptr_types),*) -> #ret_ty = #body_ident;
+                    &LOCAL
+                }
+            }
+        };
+    })
+}

@@ -1,0 +1,153 @@
+//! `PoolBuilder`: every pool option, with its default.
+
+use std::{num::NonZeroUsize, time::Duration};
+
+use crate::{Error, Pool};
+
+/// Configures and builds a [`Pool`].
+///
+/// Every setter documents its default; [`build`](Self::build) starts the
+/// workers.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = knitting::Pool::builder()
+///     .threads(2)
+///     .spin_budget(Duration::from_micros(20))
+///     .thread_name("image-worker")
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.threads(), 2);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `.build()` is called"]
+pub struct PoolBuilder {
+    threads: Option<usize>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) spin_budget: Duration,
+    pub(crate) thread_name: String,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolBuilder {
+    /// A builder with every option at its default.
+    ///
+    /// ```
+    /// let pool = knitting::PoolBuilder::new().build().unwrap();
+    /// assert!(pool.threads() >= 1);
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            threads: None,
+            queue_capacity: 1024,
+            spin_budget: Duration::from_micros(50),
+            thread_name: "knitting-worker".to_owned(),
+        }
+    }
+
+    /// The number of worker threads.
+    ///
+    /// The default value is the machine's available parallelism
+    /// ([`std::thread::available_parallelism`]), or 1 if it is unknown.
+    ///
+    /// # Panics
+    ///
+    /// If `threads` is 0.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(3).build().unwrap();
+    /// assert_eq!(pool.threads(), 3);
+    /// ```
+    #[track_caller]
+    pub fn threads(mut self, threads: usize) -> Self {
+        assert!(threads > 0, "a pool needs at least one worker thread");
+        self.threads = Some(threads);
+        self
+    }
+
+    /// How many calls each lane queue holds before further calls go to a
+    /// (slower, locked) overflow list. Calls are never refused for space.
+    ///
+    /// The default value is 1024. It is rounded up to a power of two.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 or larger than 2^20.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().queue_capacity(64).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    #[track_caller]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        assert!(
+            (1..=1 << 20).contains(&capacity),
+            "queue_capacity must be between 1 and 2^20, got {capacity}"
+        );
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// How long an idle worker spins (checking its queue, then yielding)
+    /// before it parks. Longer answers bursts faster; shorter burns less CPU
+    /// when calls are rare. A parked worker costs no CPU and wakes within
+    /// microseconds of a new call.
+    ///
+    /// The default value is 50 µs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = knitting::Pool::builder().spin_budget(Duration::ZERO).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn spin_budget(mut self, budget: Duration) -> Self {
+        self.spin_budget = budget;
+        self
+    }
+
+    /// The name prefix of worker threads (`<prefix>-<index>`), as shown by
+    /// debuggers and panic messages.
+    ///
+    /// The default value is `"knitting-worker"`.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn name() -> String { std::thread::current().name().unwrap().to_owned() }
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).thread_name("resize").build().unwrap();
+    /// assert_eq!(pool.call(name, ()).wait().unwrap(), "resize-0");
+    /// ```
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::DuplicateTask`](crate::ErrorKind::DuplicateTask) if two
+    ///   tasks of the program share an id;
+    /// - [`ErrorKind::Build`](crate::ErrorKind::Build) if the OS refuses a
+    ///   worker thread.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Pool, Error> {
+        Pool::start(&self)
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+        })
+    }
+}

@@ -1,0 +1,399 @@
+//! The call cell: one allocation per call that carries the arguments to the
+//! worker and the result back, so no channel is allocated per call.
+//!
+//! A cell is reference counted (an `Arc`). The lane queue holds one
+//! reference as a [`JobRef`] (one pointer wide: the header starts the cell,
+//! and the header's vtable knows the concrete types), the caller holds one
+//! in its [`Call`](crate::Call) handle.
+
+use std::{
+    mem::MaybeUninit,
+    panic::{catch_unwind, AssertUnwindSafe},
+    ptr::NonNull,
+    sync::Arc,
+    task::Waker,
+};
+
+use atomic_waker::AtomicWaker;
+
+use crate::{
+    sync::{AtomicU32, Ordering, UnsafeCell},
+    worker::panics,
+    Error, Signal, Task,
+};
+
+/// Arguments are in the cell, waiting for a worker.
+pub(crate) const QUEUED: u32 = 0;
+/// A worker moved the arguments out and runs the task.
+pub(crate) const RUNNING: u32 = 1;
+/// One party (worker, or a failure path) is writing the result.
+pub(crate) const COMPLETING: u32 = 2;
+/// The result is written and belongs to the handle.
+pub(crate) const DONE: u32 = 3;
+/// The handle moved the result out.
+pub(crate) const TAKEN: u32 = 4;
+
+/// The type-independent start of every cell.
+#[repr(C)]
+pub(crate) struct Header {
+    /// # State table
+    ///
+    /// | state        | `args` owned by        | `result` owned by        |
+    /// |--------------|------------------------|--------------------------|
+    /// | `QUEUED`     | whoever CASes it away  | nobody (uninit)          |
+    /// | `RUNNING`    | moved out (uninit)     | nobody (uninit)          |
+    /// | `COMPLETING` | the CAS winner         | the CAS winner (writing) |
+    /// | `DONE`       | moved out or dropped   | the handle (init)        |
+    /// | `TAKEN`      | moved out or dropped   | moved out (uninit)       |
+    ///
+    /// `QUEUED → RUNNING` is the worker's claim; `QUEUED | RUNNING →
+    /// COMPLETING` is the claim to complete, by the worker or a failure path
+    /// (cancel, shutdown); `COMPLETING → DONE` publishes; `DONE → TAKEN` is
+    /// the handle's alone.
+    state: AtomicU32,
+    signal: Signal,
+    waker: AtomicWaker,
+    vtable: &'static VTable,
+}
+
+struct VTable {
+    /// Runs the call on the current thread. Consumes one reference.
+    run: unsafe fn(NonNull<Header>),
+    /// Completes the call with an error unless it is completing or done
+    /// (or, with `only_queued`, unless it has started).
+    fail: unsafe fn(NonNull<Header>, Error, bool) -> bool,
+    /// Moves the result out; only after `DONE`.
+    take: unsafe fn(NonNull<Header>, *mut ()),
+    /// Adds one reference.
+    clone_ref: unsafe fn(NonNull<Header>),
+    /// Drops one reference.
+    drop_ref: unsafe fn(NonNull<Header>),
+    /// The task's name, for diagnostics.
+    task_name: unsafe fn(NonNull<Header>) -> &'static str,
+}
+
+#[repr(C)]
+struct Cell<T: Task> {
+    header: Header,
+    task: T,
+    args: UnsafeCell<MaybeUninit<T::Args>>,
+    result: UnsafeCell<MaybeUninit<Result<T::Output, Error>>>,
+}
+
+impl<T: Task> Cell<T> {
+    const VTABLE: VTable = VTable {
+        run: run::<T>,
+        fail: fail::<T>,
+        take: take::<T>,
+        clone_ref: clone_ref::<T>,
+        drop_ref: drop_ref::<T>,
+        task_name: task_name::<T>,
+    };
+
+    /// # Safety
+    ///
+    /// `ptr` must come from [`CallRef::new::<T>`] (or a clone of it) and the
+    /// reference it stands for must still be held.
+    unsafe fn from_header<'a>(ptr: NonNull<Header>) -> &'a Self {
+        // SAFETY: `Cell<T>` is `repr(C)` with the header first, so the
+        // header pointer is the cell pointer; the caller guarantees the type
+        // and that a reference keeps the allocation alive.
+        unsafe { ptr.cast::<Self>().as_ref() }
+    }
+
+    /// Claims the right to complete, from `QUEUED` or `RUNNING`.
+    /// Returns the state it was claimed from.
+    fn claim_completion(&self, only_queued: bool) -> Option<u32> {
+        let mut state = self.header.state.load(Ordering::Acquire);
+        loop {
+            if state != QUEUED && (only_queued || state != RUNNING) {
+                return None;
+            }
+            // Acquire: a claim from QUEUED must see the arguments the caller
+            // wrote (they were published by the cell's creation and the
+            // queue's hand-off, Acquire keeps that edge for the failure path).
+            match self.header.state.compare_exchange_weak(
+                state,
+                COMPLETING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(state),
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Writes the result and publishes it; caller holds the `COMPLETING`
+    /// claim.
+    fn publish(&self, result: Result<T::Output, Error>) {
+        self.result.with_mut(|cell| {
+            // SAFETY: we hold the COMPLETING claim, which by the state table
+            // makes us the only writer of `result`, and it is uninit.
+            unsafe { (*cell).write(result) };
+        });
+        // SYNC POINT: Release publishes the result to the handle's Acquire
+        // load of DONE.
+        self.header.state.store(DONE, Ordering::Release);
+        self.header.waker.wake();
+    }
+}
+
+impl<T: Task> Drop for Cell<T> {
+    fn drop(&mut self) {
+        // `&mut self`: no other reference exists, so plain reads are fine.
+        match self.header.state.load(Ordering::Relaxed) {
+            QUEUED => self.args.with_mut(|cell| {
+                // SAFETY: QUEUED means the arguments were never moved out.
+                unsafe { (*cell).assume_init_drop() }
+            }),
+            DONE => self.result.with_mut(|cell| {
+                // SAFETY: DONE means the result is written and not taken.
+                unsafe { (*cell).assume_init_drop() }
+            }),
+            _ => {}
+        }
+    }
+}
+
+unsafe fn run<T: Task>(ptr: NonNull<Header>) {
+    // The queue's reference is released when `_job` drops, after the result
+    // is published.
+    let _job = JobRef(ptr);
+    // SAFETY: `_job` holds a reference to a `Cell<T>` (vtable of `T`).
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    // Acquire: the arguments written before the hand-off are visible.
+    if cell
+        .header
+        .state
+        .compare_exchange(QUEUED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // Cancelled or failed before it started: nothing to run.
+        return;
+    }
+    let args = cell.args.with(|cell| {
+        // SAFETY: we won QUEUED → RUNNING, which hands us the arguments; from
+        // now on the state is never QUEUED again, so nobody else reads them.
+        unsafe { (*cell).assume_init_read() }
+    });
+    let name = cell.task.info().name();
+    let result = panics::catch(|| T::run(args, &cell.header.signal)).map_err(|e| e.with_task(name));
+    match cell.claim_completion(false) {
+        Some(_) => cell.publish(result),
+        // Someone failed the call meanwhile (shutdown timeout); the value is
+        // not wanted. User `Drop` code runs here: keep its panic contained.
+        None => drop_quietly(result),
+    }
+}
+
+unsafe fn fail<T: Task>(ptr: NonNull<Header>, error: Error, only_queued: bool) -> bool {
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    let Some(from) = cell.claim_completion(only_queued) else {
+        return false;
+    };
+    if from == QUEUED {
+        let args = cell.args.with(|cell| {
+            // SAFETY: claimed from QUEUED: the arguments are ours to drop.
+            unsafe { (*cell).assume_init_read() }
+        });
+        drop_quietly(args);
+    }
+    cell.publish(Err(error.with_task(cell.task.info().name())));
+    true
+}
+
+unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
+    // SAFETY: the caller (the handle) holds a reference to a `Cell<T>`.
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    let value = cell.result.with(|cell| {
+        // SAFETY: the caller saw DONE (Acquire), so the result is written,
+        // and the handle is its only owner.
+        unsafe { (*cell).assume_init_read() }
+    });
+    // Relaxed: only the handle reads the state after DONE for this purpose;
+    // TAKEN tells the cell's destructor the result is gone.
+    cell.header.state.store(TAKEN, Ordering::Relaxed);
+    // SAFETY: the caller passes a `*mut Result<T::Output, Error>` (the handle
+    // is typed on `T::Output`).
+    unsafe { out.cast::<Result<T::Output, Error>>().write(value) };
+}
+
+unsafe fn clone_ref<T: Task>(ptr: NonNull<Header>) {
+    // SAFETY: the caller holds a reference to an `Arc<Cell<T>>` made by
+    // `CallRef::new`, so the count is at least one.
+    unsafe { Arc::increment_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
+}
+
+unsafe fn drop_ref<T: Task>(ptr: NonNull<Header>) {
+    // SAFETY: the caller gives up one reference to an `Arc<Cell<T>>` made by
+    // `CallRef::new`.
+    unsafe { Arc::decrement_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
+}
+
+unsafe fn task_name<T: Task>(ptr: NonNull<Header>) -> &'static str {
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    unsafe { Cell::<T>::from_header(ptr) }.task.info().name()
+}
+
+fn drop_quietly<V>(value: V) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
+/// The queue's reference to a call: one pointer wide.
+#[derive(Debug)]
+pub(crate) struct JobRef(NonNull<Header>);
+
+// SAFETY: a job only moves arguments (`T::Args: Send`) and the result
+// (`T::Output: Send`) between threads; the header is made of atomics.
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    /// Runs the call here, then releases the reference.
+    pub(crate) fn run(self) {
+        let ptr = self.0;
+        std::mem::forget(self);
+        // SAFETY: we owned one reference and hand it to `run`, which
+        // releases it; the vtable matches the cell's type.
+        unsafe { (header(ptr).vtable.run)(ptr) }
+    }
+
+    /// Fails the call with `error` unless it already ended.
+    pub(crate) fn fail(&self, error: Error) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { (header(self.0).vtable.fail)(self.0, error, false) }
+    }
+
+    /// A second reference to the same call.
+    pub(crate) fn clone_ref(&self) -> JobRef {
+        // SAFETY: we hold a reference, so the count is at least one.
+        unsafe { (header(self.0).vtable.clone_ref)(self.0) };
+        JobRef(self.0)
+    }
+
+    /// Gives up ownership of the reference as a raw pointer.
+    pub(crate) fn into_raw(self) -> *mut Header {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Takes back a reference given up with [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `into_raw` and is taken back once.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> JobRef {
+        JobRef(ptr)
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { (header(self.0).vtable.drop_ref)(self.0) }
+    }
+}
+
+/// # Safety
+///
+/// `ptr` must be kept alive by a reference its caller holds.
+unsafe fn header<'a>(ptr: NonNull<Header>) -> &'a Header {
+    // SAFETY: per the contract, the cell (and its header) is alive.
+    unsafe { ptr.as_ref() }
+}
+
+/// The handle's reference to a call.
+pub(crate) struct CallRef(NonNull<Header>);
+
+// SAFETY: as for `JobRef`; the handle only takes the result, which is
+// `T::Output: Send`.
+unsafe impl Send for CallRef {}
+// SAFETY: `&CallRef` only touches atomics (state, signal, waker).
+unsafe impl Sync for CallRef {}
+
+impl CallRef {
+    /// Allocates the cell for one call and returns the handle's and the
+    /// queue's references.
+    pub(crate) fn new<T: Task>(task: T, args: T::Args) -> (CallRef, JobRef) {
+        let cell = Arc::new(Cell::<T> {
+            header: Header {
+                state: AtomicU32::new(QUEUED),
+                signal: Signal::new(),
+                waker: AtomicWaker::new(),
+                vtable: &Cell::<T>::VTABLE,
+            },
+            task,
+            args: UnsafeCell::new(MaybeUninit::new(args)),
+            result: UnsafeCell::new(MaybeUninit::uninit()),
+        });
+        let job = Arc::clone(&cell);
+        let ptr = |arc: Arc<Cell<T>>| {
+            // SAFETY: `Arc::into_raw` never returns null.
+            unsafe { NonNull::new_unchecked(Arc::into_raw(arc).cast_mut()) }.cast::<Header>()
+        };
+        (CallRef(ptr(cell)), JobRef(ptr(job)))
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the handle holds a reference.
+        unsafe { header(self.0) }
+    }
+
+    /// True once the result is ready to take.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        // SYNC POINT: Acquire pairs with `publish`'s Release store of DONE.
+        self.header().state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Registers `waker` to be woken when the call completes.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.header().waker.register(waker);
+    }
+
+    /// Moves the result out.
+    ///
+    /// # Safety
+    ///
+    /// [`is_done`](Self::is_done) returned true, the result was not taken
+    /// yet, and `R` is the `Output` type of the cell's task.
+    pub(crate) unsafe fn take<R>(&self) -> Result<R, Error> {
+        let mut out = MaybeUninit::<Result<R, Error>>::uninit();
+        // SAFETY: the caller vouches for DONE, single take, and `R`.
+        unsafe { (self.header().vtable.take)(self.0, out.as_mut_ptr().cast()) };
+        // SAFETY: `take` wrote the value.
+        unsafe { out.assume_init() }
+    }
+
+    /// Raises the call's abort signal.
+    pub(crate) fn abort(&self) {
+        self.header().signal.raise();
+    }
+
+    /// Fails the call with `error` unless it already ended.
+    pub(crate) fn fail(&self, error: Error) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { (self.header().vtable.fail)(self.0, error, false) }
+    }
+
+    /// Fails the call with `error` if no worker has started it.
+    pub(crate) fn fail_queued(&self, error: Error) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { (self.header().vtable.fail)(self.0, error, true) }
+    }
+
+    /// The name of the call's task.
+    pub(crate) fn task_name(&self) -> &'static str {
+        // SAFETY: we hold a reference; the vtable matches the cell.
+        unsafe { (self.header().vtable.task_name)(self.0) }
+    }
+}
+
+impl Drop for CallRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { (header(self.0).vtable.drop_ref)(self.0) }
+    }
+}

@@ -1,0 +1,366 @@
+//! `Call<T>`: the handle of one call in flight.
+
+pub(crate) mod cell;
+
+use std::{
+    fmt,
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Wake, Waker},
+    time::{Duration, Instant},
+};
+
+use self::cell::CallRef;
+use crate::Error;
+
+/// The handle of one call: a [`Future`] and a blocking waiter in one.
+///
+/// [`Pool::call`](crate::Pool::call) returns it at once; the call runs on a
+/// worker whether or not anybody waits. Get the result in any of these ways:
+///
+/// - `.await` it, in any executor (the crate depends on none);
+/// - [`wait`](Self::wait) for it, blocking the current thread;
+/// - [`wait_timeout`](Self::wait_timeout) / [`wait_deadline`](Self::wait_deadline)
+///   to block for a bounded time, or [`try_wait`](Self::try_wait) to look.
+///
+/// Every call ends: with the task's value, or with an [`Error`] saying why
+/// not (the task panicked or returned an error, the pool shut down, the
+/// call was cancelled).
+///
+/// ```
+/// #[knitting::task]
+/// fn square(v: i64) -> i64 { v * v }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(2).build()?;
+/// let a = pool.call(square, 3);
+/// let b = pool.call(square, 4);
+/// assert_eq!(a.wait()? + b.wait()?, 25);
+/// # Ok(()) }
+/// ```
+///
+/// # Dropping a `Call`
+///
+/// Dropping the handle **cancels** the call: a call still queued is never
+/// run, and a running call has its [`Signal`](crate::Signal) raised so a
+/// task that polls it can stop early; its result is discarded. To let a call
+/// run to the end without keeping the handle, use [`detach`](Self::detach).
+///
+/// # Cancel safety
+///
+/// Polling the future and dropping it before it completes cancels the call
+/// as above (for example the losing branch of a `select!`). A call whose
+/// handle is dropped after it completed loses nothing but its result.
+#[must_use = "dropping a `Call` cancels it; `.await` it, `.wait()` for it, or `.detach()` it"]
+pub struct Call<T> {
+    repr: Repr,
+    _output: PhantomData<fn() -> T>,
+}
+
+enum Repr {
+    /// In flight; the handle holds one reference to the call cell.
+    Pending(CallRef),
+    /// Ended before it was sent (for example: the pool is shut down).
+    Failed(Error),
+    /// The result was handed out.
+    Spent,
+}
+
+impl<T: Send + 'static> Call<T> {
+    pub(crate) fn pending(call: CallRef) -> Self {
+        Self {
+            repr: Repr::Pending(call),
+            _output: PhantomData,
+        }
+    }
+
+    pub(crate) fn failed(error: Error) -> Self {
+        Self {
+            repr: Repr::Failed(error),
+            _output: PhantomData,
+        }
+    }
+
+    /// Blocks the current thread until the call ends.
+    ///
+    /// Spins briefly first, so a fast call answers without a sleep.
+    ///
+    /// ```
+    /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// assert_eq!(pool.call(square, 5).wait().unwrap(), 25);
+    /// ```
+    pub fn wait(mut self) -> Result<T, Error> {
+        match self.wait_until(None) {
+            Some(result) => result,
+            None => unreachable!("an unbounded wait always ends with a result"),
+        }
+    }
+
+    /// Blocks for at most `timeout`; `None` if the call has not ended by
+    /// then. The call goes on and the handle can be waited on again.
+    ///
+    /// # Panics
+    ///
+    /// If the result was already taken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// fn slow() { std::thread::sleep(Duration::from_millis(200)) }
+    ///
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let mut call = pool.call(slow, ());
+    /// assert!(call.wait_timeout(Duration::from_millis(1)).is_none());
+    /// assert!(call.wait_timeout(Duration::from_secs(30)).unwrap().is_ok());
+    /// ```
+    #[track_caller]
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Result<T, Error>> {
+        // An overflowing deadline means "forever".
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Blocks until `deadline` at the latest; `None` if the call has not
+    /// ended by then.
+    ///
+    /// # Panics
+    ///
+    /// If the result was already taken.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let mut call = pool.call(square, 3);
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// assert_eq!(call.wait_deadline(deadline).unwrap().unwrap(), 9);
+    /// ```
+    #[track_caller]
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Option<Result<T, Error>> {
+        self.wait_until(Some(deadline))
+    }
+
+    /// The result if the call has ended, without blocking.
+    ///
+    /// # Panics
+    ///
+    /// If the result was already taken.
+    ///
+    /// ```
+    /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let mut call = pool.call(square, 3);
+    /// let result = loop {
+    ///     if let Some(result) = call.try_wait() { break result; }
+    ///     std::thread::yield_now();
+    /// };
+    /// assert_eq!(result.unwrap(), 9);
+    /// ```
+    #[track_caller]
+    pub fn try_wait(&mut self) -> Option<Result<T, Error>> {
+        self.poll_result()
+    }
+
+    /// True once the call has ended (its result is ready to take).
+    ///
+    /// ```
+    /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let call = pool.call(square, 3);
+    /// while !call.is_finished() { std::thread::yield_now(); }
+    /// assert_eq!(call.wait().unwrap(), 9);
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        match &self.repr {
+            Repr::Pending(call) => call.is_done(),
+            Repr::Failed(_) => true,
+            Repr::Spent => false,
+        }
+    }
+
+    /// Asks the task to stop: raises the call's [`Signal`](crate::Signal).
+    ///
+    /// Cooperative: a task that takes a `&Signal` sees
+    /// [`aborted`](crate::Signal::aborted) turn true and decides what to
+    /// return; a task that does not look runs to its end. The handle stays
+    /// valid, and the call still ends with whatever the task returns.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn spin(signal: &knitting::Signal) -> &'static str {
+    ///     while !signal.aborted() { std::hint::spin_loop(); }
+    ///     "stopped"
+    /// }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let call = pool.call(spin, ());
+    /// call.abort();
+    /// assert_eq!(call.wait().unwrap(), "stopped");
+    /// ```
+    pub fn abort(&self) {
+        if let Repr::Pending(call) = &self.repr {
+            call.abort();
+        }
+    }
+
+    /// Ends the call at once with an [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)
+    /// error (unless it already ended) and raises its signal, so the worker
+    /// is told to stop too. Returns the call's outcome.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn forever(signal: &knitting::Signal) {
+    ///     while !signal.aborted() { std::thread::yield_now(); }
+    /// }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let err = pool.call(forever, ()).cancel().unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// ```
+    pub fn cancel(mut self) -> Result<T, Error> {
+        if let Repr::Pending(call) = &self.repr {
+            call.abort();
+            call.fail(Error::cancelled());
+        }
+        // The result is there at once, or a worker is in the middle of
+        // publishing its own: either way this wait is short.
+        self.wait_until(None)
+            .expect("an unbounded wait always ends with a result")
+    }
+
+    /// Lets the call run to its end without a handle; its result is dropped.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn log_line(line: String) { eprintln!("{line}") }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// pool.call(log_line, "fire and forget".into()).detach();
+    /// pool.shutdown(); // waits for the detached call too
+    /// ```
+    pub fn detach(mut self) {
+        self.repr = Repr::Spent;
+    }
+
+    #[track_caller]
+    fn poll_result(&mut self) -> Option<Result<T, Error>> {
+        match &self.repr {
+            Repr::Pending(call) if call.is_done() => {
+                // SAFETY: `is_done` saw DONE; the handle takes the result
+                // once (it becomes `Spent` right after); the handle was made
+                // for a task whose output is `T`.
+                let result = unsafe { call.take::<T>() };
+                self.repr = Repr::Spent;
+                Some(result)
+            }
+            Repr::Pending(_) => None,
+            Repr::Failed(_) => match std::mem::replace(&mut self.repr, Repr::Spent) {
+                Repr::Failed(err) => Some(Err(err)),
+                _ => unreachable!(),
+            },
+            Repr::Spent => panic!("the result of this call was already taken"),
+        }
+    }
+
+    #[track_caller]
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, Error>> {
+        // SPIN: a worker that is awake answers a small call in well under a
+        // microsecond; catching that without a sleep is most of the latency.
+        for i in 0..SPIN_ROUNDS {
+            if let Some(result) = self.poll_result() {
+                return Some(result);
+            }
+            if i < SPIN_ROUNDS / 2 {
+                for _ in 0..(1u32 << (i / 8).min(6)) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        // PARK: register a waker that unparks this thread, then sleep until
+        // the worker publishes the result or the deadline passes.
+        let Repr::Pending(call) = &self.repr else {
+            return self.poll_result();
+        };
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        call.register(&waker);
+        loop {
+            if let Some(result) = self.poll_result() {
+                return Some(result);
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+        }
+    }
+}
+
+/// Spin rounds before a blocking wait parks: short enough to cost little
+/// CPU when the call is slow, long enough to catch a fast round trip.
+const SPIN_ROUNDS: u32 = 128;
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl<T: Send + 'static> Future for Call<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(result) = this.poll_result() {
+            return Poll::Ready(result);
+        }
+        if let Repr::Pending(call) = &this.repr {
+            call.register(cx.waker());
+        }
+        // Check again: the call may have ended between the first look and
+        // the registration, and then nobody would wake us.
+        match this.poll_result() {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+}
+
+// `Call` is `Unpin`: it holds a pointer, not the state itself.
+impl<T> Unpin for Call<T> {}
+
+impl<T> Drop for Call<T> {
+    fn drop(&mut self) {
+        if let Repr::Pending(call) = &self.repr {
+            call.abort();
+            call.fail(Error::cancelled());
+        }
+    }
+}
+
+impl<T> fmt::Debug for Call<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Call");
+        match &self.repr {
+            Repr::Pending(call) => d
+                .field("task", &call.task_name())
+                .field("finished", &call.is_done()),
+            Repr::Failed(err) => d.field("failed", err),
+            Repr::Spent => d.field("spent", &true),
+        };
+        d.finish()
+    }
+}

@@ -1,0 +1,404 @@
+//! `knitting::Error`: how every call that does not produce its value ends.
+
+use std::{error::Error as StdError, fmt, time::Duration};
+
+/// What went wrong with a call or a pool.
+///
+/// Match on it through [`Error::kind`], or use the `is_*` predicates.
+///
+/// ```
+/// use knitting::ErrorKind;
+///
+/// fn describe(err: &knitting::Error) -> &'static str {
+///     match err.kind() {
+///         ErrorKind::Panic => "the task panicked",
+///         ErrorKind::Task => "the task returned an error",
+///         ErrorKind::Closed => "the pool is shut down",
+///         _ => "something else",
+///     }
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task returned `Err(e)`; [`Error::source`](std::error::Error::source)
+    /// starts the chain at `e`.
+    Task,
+    /// The task panicked; the message and location are in the error.
+    Panic,
+    /// The pool is shut down (or shutting down) and the call was not run,
+    /// or was cut off by [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout).
+    Closed,
+    /// The call was cancelled from the caller's side before it finished.
+    Cancelled,
+    /// A wait ran out of time (for example
+    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
+    Timeout,
+    /// Two tasks in this program share one id; see
+    /// [`task`](macro@crate::task)'s `name` option.
+    DuplicateTask,
+    /// The pool could not be built (for example the OS refused a thread).
+    Build,
+}
+
+/// The error of a call or of a pool operation.
+///
+/// It is `Send + Sync + 'static`, so it works with `?`, `Box<dyn Error>`,
+/// `anyhow` and friends. A task's own error arrives as the
+/// [`source`](std::error::Error::source) of a [`ErrorKind::Task`] error, with
+/// the task error's whole `source()` chain behind it:
+///
+/// ```
+/// # use std::error::Error as _;
+/// #[knitting::task]
+/// fn parse(text: String) -> Result<i64, std::num::ParseIntError> {
+///     text.parse()
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// let err = pool.call(parse, "x".into()).wait().unwrap_err();
+/// assert!(err.is_task_error());
+/// assert_eq!(err.source().unwrap().to_string(), "invalid digit found in string");
+/// # Ok(()) }
+/// ```
+pub struct Error {
+    // Boxed so that `Result<T, Error>` stays small on the hot path.
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    task: Option<&'static str>,
+    location: Option<String>,
+    backtrace: Option<String>,
+    source: Option<RemoteError>,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                task: None,
+                location: None,
+                backtrace: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// What kind of failure this is.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// # #[knitting::task] fn noop() {}
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// pool.shutdown();
+    /// let err = pool.call(noop, ()).wait().unwrap_err();
+    /// assert_eq!(err.kind(), knitting::ErrorKind::Closed);
+    /// # Ok(()) }
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// True when the task returned `Err`.
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(!err.is_task_error());
+    /// ```
+    pub fn is_task_error(&self) -> bool {
+        self.kind() == ErrorKind::Task
+    }
+
+    /// True when the task panicked.
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(!err.is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        self.kind() == ErrorKind::Panic
+    }
+
+    /// True when the pool was shut down before the call could finish.
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(err.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.kind() == ErrorKind::Closed
+    }
+
+    /// True when the call was cancelled by its caller.
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(!err.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.kind() == ErrorKind::Cancelled
+    }
+
+    /// True when a wait ran out of time.
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(!err.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::Timeout
+    }
+
+    /// The name of the task the failed call was for, when known.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn boom() { panic!("no") }
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// let err = pool.call(boom, ()).wait().unwrap_err();
+    /// assert!(err.task().unwrap().ends_with("::boom"));
+    /// # Ok(()) }
+    /// ```
+    pub fn task(&self) -> Option<&'static str> {
+        self.inner.task
+    }
+
+    /// The message: the panic message for [`ErrorKind::Panic`], the task
+    /// error's `Display` for [`ErrorKind::Task`], a description otherwise.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn boom() { panic!("no {}", "way") }
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// let err = pool.call(boom, ()).wait().unwrap_err();
+    /// assert_eq!(err.message(), "no way");
+    /// # Ok(()) }
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// Where a panicking task panicked, as `file:line:column`.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn boom() { panic!("no") }
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// let err = pool.call(boom, ()).wait().unwrap_err();
+    /// assert!(err.location().unwrap().contains(".rs:"));
+    /// # Ok(()) }
+    /// ```
+    pub fn location(&self) -> Option<&str> {
+        self.inner.location.as_deref()
+    }
+
+    /// The backtrace of a panicking task, when one was captured (set
+    /// `RUST_BACKTRACE=1`, as for any panic).
+    ///
+    /// ```
+    /// # let err = knitting::Error::closed_for_doc();
+    /// assert!(err.backtrace().is_none());
+    /// ```
+    pub fn backtrace(&self) -> Option<&str> {
+        self.inner.backtrace.as_deref()
+    }
+
+    #[doc(hidden)]
+    pub fn closed_for_doc() -> Self {
+        Self::closed()
+    }
+
+    pub(crate) fn with_task(mut self, task: &'static str) -> Self {
+        self.inner.task = Some(task);
+        self
+    }
+
+    pub(crate) fn closed() -> Self {
+        Self::new(ErrorKind::Closed, "the pool is shut down")
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled, "the call was cancelled")
+    }
+
+    pub(crate) fn shutdown_timeout(waited: Duration, failed: usize) -> Self {
+        Self::new(
+            ErrorKind::Timeout,
+            format!(
+                "shutdown did not finish within {waited:?}; {failed} unfinished call(s) failed as closed"
+            ),
+        )
+    }
+
+    pub(crate) fn build(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Build, message)
+    }
+
+    pub(crate) fn duplicate_task(message: String) -> Self {
+        Self::new(ErrorKind::DuplicateTask, message)
+    }
+
+    pub(crate) fn panic(
+        message: String,
+        location: Option<String>,
+        backtrace: Option<String>,
+    ) -> Self {
+        let mut err = Self::new(ErrorKind::Panic, message);
+        err.inner.location = location;
+        err.inner.backtrace = backtrace;
+        err
+    }
+
+    /// Captures `err` and its whole `source()` chain as text.
+    pub(crate) fn from_task_error(err: &dyn StdError) -> Self {
+        let remote = RemoteError::capture(err);
+        let mut out = Self::new(ErrorKind::Task, remote.message.clone());
+        out.inner.source = Some(remote);
+        out
+    }
+
+    /// A task error that only has a `Display` (for example a `String`).
+    pub(crate) fn from_task_message(message: String) -> Self {
+        let remote = RemoteError {
+            message: message.clone(),
+            source: None,
+        };
+        let mut out = Self::new(ErrorKind::Task, message);
+        out.inner.source = Some(remote);
+        out
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let task = self.inner.task.unwrap_or("?");
+        match self.inner.kind {
+            ErrorKind::Task => write!(f, "task `{task}` returned an error"),
+            ErrorKind::Panic => {
+                write!(f, "task `{task}` panicked")?;
+                if let Some(loc) = &self.inner.location {
+                    write!(f, " at {loc}")?;
+                }
+                write!(f, ": {}", self.inner.message)
+            }
+            _ => f.write_str(&self.inner.message),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(task) = self.inner.task {
+            d.field("task", &task);
+        }
+        if let Some(loc) = &self.inner.location {
+            d.field("location", loc);
+        }
+        if let Some(src) = &self.inner.source {
+            d.field("source", src);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+/// One link of a task error's `source()` chain, captured as text where the
+/// task ran, so it can cross any boundary.
+///
+/// ```
+/// # use std::error::Error as _;
+/// #[knitting::task]
+/// fn open() -> Result<(), std::io::Error> {
+///     Err(std::io::Error::other("disk gone"))
+/// }
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// let err = pool.call(open, ()).wait().unwrap_err();
+/// let remote = err.source().unwrap();
+/// assert_eq!(remote.to_string(), "disk gone");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    message: String,
+    source: Option<Box<RemoteError>>,
+}
+
+impl RemoteError {
+    fn capture(err: &dyn StdError) -> Self {
+        let mut messages = vec![err.to_string()];
+        let mut next = err.source();
+        while let Some(e) = next {
+            messages.push(e.to_string());
+            next = e.source();
+        }
+        let mut chain: Option<Box<RemoteError>> = None;
+        while let Some(message) = messages.pop() {
+            chain = Some(Box::new(RemoteError {
+                message,
+                source: chain,
+            }));
+        }
+        *chain.expect("at least one message")
+    }
+
+    /// The `Display` text of this link.
+    ///
+    /// ```
+    /// # use std::error::Error as _;
+    /// # #[knitting::task] fn open() -> Result<(), std::io::Error> { Err(std::io::Error::other("disk gone")) }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let err = pool.call(open, ()).wait().unwrap_err();
+    /// let remote: &knitting::RemoteError = err.source().unwrap().downcast_ref().unwrap();
+    /// assert_eq!(remote.message(), "disk gone");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RemoteError");
+        d.field("message", &self.message);
+        if let Some(src) = &self.source {
+            d.field("source", src);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for RemoteError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}

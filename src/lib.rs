@@ -1,0 +1,195 @@
+//! Call plain Rust functions on a pool of worker threads as if they were
+//! local.
+//!
+//! Write a function once, mark it `#[knitting::task]`, and call it on a
+//! [`Pool`]. The call is type-checked at compile time, its arguments are
+//! moved to a worker through a lock-free queue, and the handle you get back
+//! is both a [`Future`](std::future::Future) (for any executor) and a
+//! blocking waiter. Around that boundary the crate gives you what is usually
+//! hand-rolled: errors that keep their source chain, panics that arrive as
+//! errors with their location, cancellation, and a clean shutdown in which
+//! no call is left pending.
+//!
+//! # Hello, pool
+//!
+//! ```
+//! #[knitting::task]
+//! fn square(value: i64) -> i64 {
+//!     value * value
+//! }
+//!
+//! #[knitting::task]
+//! fn greet(name: String) -> String {
+//!     format!("hello {name}")
+//! }
+//!
+//! fn main() -> Result<(), knitting::Error> {
+//!     let pool = knitting::Pool::builder().threads(2).build()?;
+//!
+//!     // Blocking:
+//!     let four = pool.call(square, 2).wait()?;
+//!
+//!     // Or awaited, in any executor:
+//!     let message = pollster::block_on(pool.call(greet, "knitting".into()))?;
+//!
+//!     assert_eq!((four, message.as_str()), (4, "hello knitting"));
+//!     Ok(())
+//! } // dropping the pool shuts it down
+//! ```
+//!
+//! # Tasks
+//!
+//! [`#[task]`](macro@task) goes on a free, non-generic function. Its
+//! parameters become the call's arguments: one parameter is passed as is,
+//! several as a tuple, none as `()`. It may return anything `Send +
+//! 'static`, or a `Result<T, E>` whose `Err` becomes an [`Error`] of kind
+//! [`ErrorKind::Task`] carrying `E`'s message and whole `source()` chain.
+//! The function stays callable locally under its own name.
+//!
+//! Every task registers itself at link time: [`tasks`] lists them, each
+//! with a stable [`TaskId`] derived from its path and name.
+//!
+//! # Calls
+//!
+//! [`Pool::call`] returns a [`Call`]. It never blocks; the call runs whether
+//! or not you wait. `.await` the call, [`wait`](Call::wait) for it, bound the
+//! wait with [`wait_timeout`](Call::wait_timeout), or look with
+//! [`try_wait`](Call::try_wait). Dropping a `Call` cancels it;
+//! [`detach`](Call::detach) lets it run without a handle.
+//!
+//! # Errors
+//!
+//! Every call ends with its value or an [`Error`]: the task returned an
+//! error ([`is_task_error`](Error::is_task_error)), panicked
+//! ([`is_panic`](Error::is_panic), with [`message`](Error::message) and
+//! [`location`](Error::location)), the pool was shut down
+//! ([`is_closed`](Error::is_closed)), or the call was cancelled
+//! ([`is_cancelled`](Error::is_cancelled)). A worker survives the panics of
+//! its tasks and goes on serving.
+//!
+//! # Cancellation
+//!
+//! A task that takes a `&`[`Signal`] can see when its caller gives up:
+//! [`Call::abort`] raises the signal and lets the task decide what to return;
+//! [`Call::cancel`] ends the call at once with a `Cancelled` error and raises
+//! the signal too.
+//!
+//! # Shutdown
+//!
+//! Dropping a [`Pool`] starts a shutdown without blocking; queued calls
+//! still run. [`Pool::shutdown`] waits for them; [`Pool::shutdown_timeout`]
+//! waits at most a given time and fails the rest. Calls made after a
+//! shutdown began fail at once.
+//!
+//! # Where code runs
+//!
+//! [`is_main`] is true in host code and false inside a worker.
+
+mod builder;
+mod call;
+mod error;
+mod pool;
+mod signal;
+mod sync;
+mod task;
+mod transport;
+mod worker;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+pub use crate::{
+    builder::PoolBuilder,
+    call::Call,
+    error::{Error, ErrorKind, RemoteError},
+    pool::{LaneStats, Pool, PoolStats},
+    signal::Signal,
+    task::{tasks, Task, TaskId, TaskInfo},
+    worker::is_main,
+};
+
+/// Turns a plain function into a task that a [`Pool`] can run.
+///
+/// ```
+/// #[knitting::task]
+/// fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// assert_eq!(pool.call(add, (2, 3)).wait()?, 5);
+/// assert_eq!(add(2, 3), 5); // still callable locally
+/// # Ok(()) }
+/// ```
+///
+/// The function must be a free function, not generic, not `async`. Its
+/// arguments and return value must be `Send + 'static`.
+///
+/// # Options
+///
+/// - `name = "..."`: the task's name, and so its [`TaskId`]. It defaults to
+///   `module::path::function`. Set it to keep the id stable when the code
+///   moves, or to tell apart two tasks that would otherwise collide; two
+///   tasks with the same name make [`PoolBuilder::build`] fail with
+///   [`ErrorKind::DuplicateTask`].
+///
+/// # The signal parameter
+///
+/// A parameter of type `&knitting::Signal` is not a call argument: the
+/// worker passes the call's [`Signal`].
+///
+/// ```
+/// #[knitting::task]
+/// fn until_stopped(limit: u64, signal: &knitting::Signal) -> u64 {
+///     (0..limit).take_while(|_| !signal.aborted()).count() as u64
+/// }
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// assert_eq!(pool.call(until_stopped, 10).wait().unwrap(), 10);
+/// ```
+///
+/// # Errors from tasks
+///
+/// A return type written `Result<T, E>` (any path ending in `Result`) makes
+/// the call yield `T`; `Err(e)` becomes an [`Error`] of kind
+/// [`ErrorKind::Task`]. `E` may be any `std::error::Error` (its whole source
+/// chain is kept), a `Box<dyn Error + Send + Sync>`, or anything that
+/// implements `Display`, such as `String`.
+///
+/// ```
+/// #[knitting::task]
+/// fn check(v: i32) -> Result<i32, String> {
+///     if v >= 0 { Ok(v) } else { Err(format!("{v} is negative")) }
+/// }
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// let err = pool.call(check, -1).wait().unwrap_err();
+/// assert_eq!(err.message(), "-1 is negative");
+/// ```
+///
+/// A task's arguments must be `Send`:
+///
+/// ```compile_fail
+/// #[knitting::task]
+/// fn shared(v: std::rc::Rc<i32>) -> i32 { *v }
+/// ```
+pub use knitting_macros::task;
+
+/// What the expansion of `#[task]` refers to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+
+    pub use crate::task::{
+        failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
+        TaskResult, TASKS,
+    };
+
+    /// Builds a task's [`TaskInfo`](crate::TaskInfo) in a `static`.
+    pub const fn task_info(
+        name: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> crate::TaskInfo {
+        crate::TaskInfo::new(name, file, line)
+    }
+}

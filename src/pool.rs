@@ -1,0 +1,388 @@
+//! `Pool`: where calls are made, and how a pool shuts down.
+
+use std::{
+    fmt,
+    sync::{Arc, Condvar, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    call::{cell::CallRef, Call},
+    sync::{AtomicBool, AtomicUsize, Ordering},
+    transport::ring::CachePadded,
+    worker::thread::{run_worker, Lane, SpinPolicy},
+    Error, PoolBuilder, Task,
+};
+
+/// A pool of worker threads that runs [tasks](macro@crate::task).
+///
+/// Build one with [`Pool::builder`], make calls with [`Pool::call`].
+/// `Pool` is `Send + Sync`: share it by reference (or in an `Arc`) between
+/// threads and async tasks.
+///
+/// ```
+/// #[knitting::task]
+/// fn square(v: i64) -> i64 { v * v }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(2).build()?;
+/// assert_eq!(pool.call(square, 7).wait()?, 49);
+/// # Ok(()) }
+/// ```
+///
+/// # Shutting down
+///
+/// - Dropping the pool starts a shutdown and returns at once: calls already
+///   made still run to their end (their handles resolve), new ones cannot
+///   be made, and the worker threads exit when their queues are empty.
+/// - [`shutdown`](Self::shutdown) does the same and waits for the workers.
+/// - [`shutdown_timeout`](Self::shutdown_timeout) waits at most a given time,
+///   then fails every call still queued or running with a
+///   [`Closed`](crate::ErrorKind::Closed) error.
+///
+/// After a shutdown began, [`call`](Self::call) returns a handle that fails at
+/// once with a `Closed` error.
+pub struct Pool {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub(crate) struct Shared {
+    lanes: Box<[Lane]>,
+    /// Set once, when shutdown begins.
+    closed: AtomicBool,
+    next_lane: CachePadded<AtomicUsize>,
+    live_workers: Mutex<usize>,
+    workers_exited: Condvar,
+}
+
+impl Pool {
+    /// A builder to configure a pool.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(4).build().unwrap();
+    /// assert_eq!(pool.threads(), 4);
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    pub(crate) fn start(builder: &PoolBuilder) -> Result<Self, Error> {
+        crate::task::check_unique_ids()?;
+        crate::worker::panics::install_hook();
+        let threads = builder.thread_count();
+        let shared = Arc::new(Shared {
+            lanes: (0..threads)
+                .map(|_| Lane::new(builder.queue_capacity))
+                .collect(),
+            closed: AtomicBool::new(false),
+            next_lane: CachePadded(AtomicUsize::new(0)),
+            live_workers: Mutex::new(threads),
+            workers_exited: Condvar::new(),
+        });
+        let spin = SpinPolicy {
+            budget: builder.spin_budget,
+        };
+        let mut handles = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let worker_shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{index}", builder.thread_name))
+                .spawn(move || {
+                    let shared = worker_shared;
+                    run_worker(&shared.lanes[index], &shared.closed, spin);
+                    shared.worker_exited();
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(err) => {
+                    // Wind down the workers already started before failing.
+                    *shared.live_workers.lock().unwrap_or_else(|e| e.into_inner()) = index;
+                    shared.close();
+                    return Err(Error::build(format!(
+                        "could not start worker thread {index}: {err}"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            shared,
+            threads: Mutex::new(handles),
+        })
+    }
+
+    /// Calls `task` with `args` on a worker and returns the call's handle.
+    ///
+    /// `args` is the task's parameter, a tuple of its parameters when it has
+    /// several, or `()` when it has none; the compiler checks it against the
+    /// task's signature. The arguments are *moved* to the worker: nothing is
+    /// serialized or copied.
+    ///
+    /// Never blocks: the call is queued on a lane (round-robin) and runs
+    /// whether or not the handle is awaited. See [`Call`] for how to get the
+    /// result and what dropping the handle does.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn greet(name: String, excited: bool) -> String {
+    ///     format!("hello {name}{}", if excited { "!" } else { "" })
+    /// }
+    ///
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// let call = pool.call(greet, ("knitting".to_string(), true));
+    /// assert_eq!(call.wait()?, "hello knitting!");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A call made after shutdown began fails at once:
+    ///
+    /// ```
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.call(noop, ()).wait().unwrap_err().is_closed());
+    /// ```
+    #[inline]
+    pub fn call<T: Task>(&self, task: T, args: T::Args) -> Call<T::Output> {
+        let shared = &*self.shared;
+        // Acquire: pairs with `close`; a fast path, the check after the push
+        // below is the one that matters.
+        if shared.closed.load(Ordering::Acquire) {
+            return Call::failed(Error::closed().with_task(task.info().name()));
+        }
+        let (call, job) = CallRef::new(task, args);
+        let lane = shared.pick_lane();
+        lane.push(job);
+        // `notify` starts with a SeqCst fence, which also orders the push
+        // before the `closed` load below (the Dekker pair of the worker's
+        // exit check in `run_worker`).
+        lane.wake.notify();
+        if shared.closed.load(Ordering::Relaxed) {
+            // Shutdown raced with this call and the worker may already have
+            // exited: fail it unless a worker has claimed it.
+            call.fail_queued(Error::closed());
+        }
+        Call::pending(call)
+    }
+
+    /// The number of worker threads.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(3).build().unwrap();
+    /// assert_eq!(pool.threads(), 3);
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.shared.lanes.len()
+    }
+
+    /// A snapshot of per-lane counters.
+    ///
+    /// ```
+    /// # #[knitting::task] fn noop() {}
+    /// let pool = knitting::Pool::builder().threads(2).build().unwrap();
+    /// pool.call(noop, ()).wait().unwrap();
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.lanes.len(), 2);
+    /// assert_eq!(stats.lanes.iter().map(|l| l.completed).sum::<usize>(), 1);
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            lanes: self
+                .shared
+                .lanes
+                .iter()
+                .map(|lane| LaneStats {
+                    in_flight: lane.in_flight(),
+                    completed: lane.completed(),
+                })
+                .collect(),
+            closed: self.shared.closed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// True once a shutdown began.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// assert!(!pool.is_closed());
+    /// pool.shutdown();
+    /// assert!(pool.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Relaxed)
+    }
+
+    /// Shuts the pool down and waits: calls already made run to their end,
+    /// new calls fail with a [`Closed`](crate::ErrorKind::Closed) error, and
+    /// the worker threads are joined.
+    ///
+    /// Calling it again (or after [`shutdown_timeout`](Self::shutdown_timeout))
+    /// waits again and returns. Do not call it from a task running on the
+    /// same pool: the worker would wait for itself.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn slow(v: u32) -> u32 { std::thread::sleep(std::time::Duration::from_millis(20)); v }
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let call = pool.call(slow, 1);
+    /// pool.shutdown();
+    /// assert_eq!(call.wait().unwrap(), 1); // it was finished, not dropped
+    /// ```
+    pub fn shutdown(&self) {
+        self.shared.close();
+        self.shared.wait_workers(None);
+        self.join_threads();
+    }
+
+    /// Shuts the pool down, waits at most `timeout` for calls in flight,
+    /// then fails what is left with a [`Closed`](crate::ErrorKind::Closed)
+    /// error.
+    ///
+    /// Returns `Ok(())` when every call finished in time, or an error of
+    /// kind [`Timeout`](crate::ErrorKind::Timeout) that says how many calls
+    /// were failed. A worker thread stuck in a long task cannot be stopped
+    /// (no thread can be killed safely): it is left to finish on its own and
+    /// its result is discarded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let long = pool.call(nap, 2_000);
+    /// let err = pool.shutdown_timeout(Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert!(long.wait().unwrap_err().is_closed());
+    /// ```
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.shared.close();
+        let deadline = Instant::now().checked_add(timeout);
+        if self.shared.wait_workers(deadline) {
+            self.join_threads();
+            return Ok(());
+        }
+        let failed: usize = self
+            .shared
+            .lanes
+            .iter()
+            .map(|lane| lane.fail_all(Error::closed))
+            .sum();
+        Err(Error::shutdown_timeout(timeout, failed))
+    }
+
+    fn join_threads(&self) {
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in handles {
+            // A worker thread never unwinds (runtime code aborts instead), so
+            // a join error cannot carry anything worth reporting.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    #[inline]
+    fn pick_lane(&self) -> &Lane {
+        // Relaxed: only spreads calls; no data hangs on the counter.
+        let n = self.next_lane.0.fetch_add(1, Ordering::Relaxed);
+        &self.lanes[n % self.lanes.len()]
+    }
+
+    fn close(&self) {
+        // SYNC POINT: Release pairs with the workers' Acquire load in
+        // `run_worker`; SeqCst for the Dekker pair with `Pool::call`.
+        self.closed.store(true, Ordering::SeqCst);
+        for lane in self.lanes.iter() {
+            lane.wake.notify();
+        }
+    }
+
+    fn worker_exited(&self) {
+        let mut live = self.live_workers.lock().unwrap_or_else(|e| e.into_inner());
+        *live -= 1;
+        if *live == 0 {
+            self.workers_exited.notify_all();
+        }
+    }
+
+    /// Waits for every worker to exit; false if `deadline` passed first.
+    fn wait_workers(&self, deadline: Option<Instant>) -> bool {
+        let mut live = self.live_workers.lock().unwrap_or_else(|e| e.into_inner());
+        while *live > 0 {
+            match deadline {
+                None => {
+                    live = self
+                        .workers_exited
+                        .wait(live)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    live = self
+                        .workers_exited
+                        .wait_timeout(live, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Pool {
+    /// Starts a shutdown and returns without waiting; see
+    /// [Shutting down](Pool#shutting-down).
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.threads())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of a pool's counters, from [`Pool::stats`].
+///
+/// ```
+/// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// let stats = pool.stats();
+/// assert_eq!(stats.lanes[0].in_flight, 0);
+/// assert!(!stats.closed);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// One entry per lane (worker), in lane order.
+    pub lanes: Vec<LaneStats>,
+    /// True once a shutdown began.
+    pub closed: bool,
+}
+
+/// Counters of one lane, in [`PoolStats`].
+///
+/// ```
+/// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// assert_eq!(pool.stats().lanes[0].completed, 0);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct LaneStats {
+    /// Calls queued or running on the lane.
+    pub in_flight: usize,
+    /// Calls the lane's worker finished.
+    pub completed: usize,
+}

@@ -1,0 +1,92 @@
+//! `Signal`: what a running task can ask about its own call.
+
+use std::{fmt, sync::OnceLock, time::Duration, time::Instant};
+
+use crate::sync::{AtomicU32, Ordering};
+
+/// The abort flag of one call, as seen by the task running it.
+///
+/// A task asks for it by taking a `&knitting::Signal` parameter; the
+/// parameter is not part of the call's arguments. The task polls
+/// [`aborted`](Self::aborted) at points where stopping early is safe; the
+/// caller raises the flag with [`Call::abort`](crate::Call::abort) or by
+/// dropping the call handle.
+///
+/// ```
+/// #[knitting::task]
+/// fn count_until_stopped(limit: u64, signal: &knitting::Signal) -> u64 {
+///     let mut n = 0;
+///     while n < limit && !signal.aborted() {
+///         n += 1;
+///     }
+///     n
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// let call = pool.call(count_until_stopped, u64::MAX);
+/// call.abort();
+/// assert!(call.wait()? < u64::MAX);
+/// # Ok(()) }
+/// ```
+#[repr(transparent)]
+pub struct Signal {
+    /// 0 = running, 1 = abort requested. A `u32` so that the same word can
+    /// live in shared memory and be waited on with a futex.
+    word: AtomicU32,
+}
+
+impl Signal {
+    pub(crate) fn new() -> Self {
+        Self {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// True once the caller asked this call to stop.
+    ///
+    /// Cheap (one relaxed load): poll it in loops.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn was_aborted(signal: &knitting::Signal) -> bool { signal.aborted() }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// assert!(!pool.call(was_aborted, ()).wait().unwrap());
+    /// ```
+    #[inline]
+    pub fn aborted(&self) -> bool {
+        // Relaxed: the flag carries no data; a task that sees it late only
+        // runs a little longer.
+        self.word.load(Ordering::Relaxed) != 0
+    }
+
+    /// Monotonic time since an arbitrary fixed point of this process, for
+    /// measuring progress without a second clock.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn elapsed(signal: &knitting::Signal) -> std::time::Duration {
+    ///     let start = signal.now();
+    ///     signal.now() - start
+    /// }
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// assert!(pool.call(elapsed, ()).wait().unwrap() < std::time::Duration::from_secs(5));
+    /// ```
+    pub fn now(&self) -> Duration {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        EPOCH.get_or_init(Instant::now).elapsed()
+    }
+
+    pub(crate) fn raise(&self) {
+        // Relaxed: see `aborted`.
+        self.word.store(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal")
+            .field("aborted", &self.aborted())
+            .finish()
+    }
+}

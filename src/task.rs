@@ -1,0 +1,274 @@
+//! Tasks: the `Task` trait the `#[task]` attribute implements, task ids, and
+//! the link-time registry that lists every task of the program.
+
+use std::{collections::HashMap, fmt};
+
+use crate::{Error, Signal};
+
+/// A function that can run on a pool, made by [`#[knitting::task]`](macro@crate::task).
+///
+/// You do not implement this trait by hand: put `#[knitting::task]` on a
+/// function and pass the function's name to [`Pool::call`](crate::Pool::call).
+/// The attribute turns the name into a zero-sized value of a type that
+/// implements `Task`, and still lets you call the function locally:
+///
+/// ```
+/// #[knitting::task]
+/// fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// assert_eq!(add(1, 2), 3); // still a plain local call
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// assert_eq!(pool.call(add, (1, 2)).wait()?, 3); // the same, on a worker
+/// # Ok(()) }
+/// ```
+///
+/// A task with several parameters takes them as one tuple (`Args`), a task
+/// with one parameter takes the value itself, and a task with none takes `()`.
+pub trait Task: Copy + Send + Sync + 'static {
+    /// The call arguments: `()`, the single parameter's type, or a tuple.
+    type Args: Send + 'static;
+    /// What a successful call yields. For a task returning `Result<T, E>`
+    /// this is `T`; `E` becomes an [`Error`] of kind
+    /// [`Task`](crate::ErrorKind::Task).
+    type Output: Send + 'static;
+
+    /// The task's name, id and definition site.
+    fn info(&self) -> &'static TaskInfo;
+
+    /// Runs the task body. Called by workers; not meant for user code.
+    #[doc(hidden)]
+    fn run(args: Self::Args, signal: &Signal) -> Result<Self::Output, Error>;
+}
+
+/// A stable task id: a 64-bit FNV-1a hash of the task's name.
+///
+/// The name is the task's module path and function name
+/// (`my_crate::jobs::resize`) unless `#[task(name = "...")]` sets it, so the
+/// id is the same in every build of the program and in every process.
+///
+/// ```
+/// #[knitting::task(name = "resize")]
+/// fn resize(width: u32) -> u32 { width / 2 }
+///
+/// use knitting::Task as _;
+/// assert_eq!(resize.info().id(), knitting::TaskId::of("resize"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    /// The id of the task called `name`.
+    ///
+    /// ```
+    /// assert_eq!(knitting::TaskId::of("a"), knitting::TaskId::of("a"));
+    /// assert_ne!(knitting::TaskId::of("a"), knitting::TaskId::of("b"));
+    /// ```
+    pub const fn of(name: &str) -> Self {
+        let bytes = name.as_bytes();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        Self(hash)
+    }
+
+    /// The raw 64-bit value.
+    ///
+    /// ```
+    /// let id = knitting::TaskId::of("x");
+    /// assert_eq!(format!("{id}"), format!("{:016x}", id.as_u64()));
+    /// ```
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({:016x})", self.0)
+    }
+}
+
+/// What the program knows about one task: its name, id and where it is
+/// defined.
+///
+/// ```
+/// #[knitting::task]
+/// fn square(v: i64) -> i64 { v * v }
+///
+/// use knitting::Task as _;
+/// let info = square.info();
+/// assert!(info.name().ends_with("::square"));
+/// assert!(info.file().ends_with(".rs"));
+/// ```
+#[derive(Debug)]
+pub struct TaskInfo {
+    name: &'static str,
+    id: TaskId,
+    file: &'static str,
+    line: u32,
+}
+
+impl TaskInfo {
+    pub(crate) const fn new(name: &'static str, file: &'static str, line: u32) -> Self {
+        Self {
+            name,
+            id: TaskId::of(name),
+            file,
+            line,
+        }
+    }
+
+    /// The task's name: `module::path::function`, or the `name` option.
+    ///
+    /// ```
+    /// # #[knitting::task(name = "n")] fn t() {}
+    /// # use knitting::Task as _;
+    /// assert_eq!(t.info().name(), "n");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The task's stable id.
+    ///
+    /// ```
+    /// # #[knitting::task(name = "n")] fn t() {}
+    /// # use knitting::Task as _;
+    /// assert_eq!(t.info().id(), knitting::TaskId::of("n"));
+    /// ```
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The source file of the task's definition.
+    ///
+    /// ```
+    /// # #[knitting::task] fn t() {}
+    /// # use knitting::Task as _;
+    /// assert!(t.info().file().ends_with(".rs"));
+    /// ```
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the task's definition.
+    ///
+    /// ```
+    /// # #[knitting::task] fn t() {}
+    /// # use knitting::Task as _;
+    /// assert!(t.info().line() > 0);
+    /// ```
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+}
+
+/// Every task of the program, gathered at link time.
+#[linkme::distributed_slice]
+pub static TASKS: [&'static TaskInfo];
+
+/// All tasks linked into this program, in link order.
+///
+/// ```
+/// #[knitting::task]
+/// fn listed() {}
+///
+/// assert!(knitting::tasks().iter().any(|t| t.name().ends_with("::listed")));
+/// ```
+pub fn tasks() -> &'static [&'static TaskInfo] {
+    &TASKS
+}
+
+/// Fails when two tasks of the program share an id.
+pub(crate) fn check_unique_ids() -> Result<(), Error> {
+    let mut seen: HashMap<TaskId, &TaskInfo> = HashMap::with_capacity(TASKS.len());
+    for info in TASKS.iter() {
+        if let Some(first) = seen.insert(info.id, info) {
+            return Err(Error::duplicate_task(format!(
+                "two tasks share the id {}: `{}` at {}:{} and `{}` at {}:{}; \
+                 give one of them another #[task(name = \"...\")]",
+                info.id, first.name, first.file, first.line, info.name, info.file, info.line
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Support for the expansion of `#[task]`: turning a task's `Err(e)` into an
+/// [`Error`], picked by the type of `e` (autoref specialization: the
+/// most specific impl that applies wins, at compile time).
+pub(crate) mod failure {
+    use std::{error::Error as StdError, fmt::Display};
+
+    use crate::Error;
+
+    /// Wraps a reference to a task's error value.
+    #[derive(Debug)]
+    pub struct Failure<'a, E>(pub &'a E);
+
+    /// `E: std::error::Error`: keep the message and the whole source chain.
+    pub trait ViaStdError {
+        /// Converts the task error.
+        fn knitting_error(&self) -> Error;
+    }
+    impl<E: StdError> ViaStdError for &Failure<'_, E> {
+        fn knitting_error(&self) -> Error {
+            Error::from_task_error(self.0)
+        }
+    }
+
+    /// `Box<dyn Error ...>`: the boxed error and its chain.
+    pub trait ViaBoxedError {
+        /// Converts the task error.
+        fn knitting_error(&self) -> Error;
+    }
+    impl ViaBoxedError for &&Failure<'_, Box<dyn StdError + Send + Sync>> {
+        fn knitting_error(&self) -> Error {
+            Error::from_task_error(&**self.0)
+        }
+    }
+    impl ViaBoxedError for &&Failure<'_, Box<dyn StdError + Send>> {
+        fn knitting_error(&self) -> Error {
+            Error::from_task_error(&**self.0)
+        }
+    }
+    impl ViaBoxedError for &&Failure<'_, Box<dyn StdError>> {
+        fn knitting_error(&self) -> Error {
+            Error::from_task_error(&**self.0)
+        }
+    }
+
+    /// Anything else that can be displayed (`String`, `&str`, ...).
+    pub trait ViaDisplay {
+        /// Converts the task error.
+        fn knitting_error(&self) -> Error;
+    }
+    impl<E: Display> ViaDisplay for Failure<'_, E> {
+        fn knitting_error(&self) -> Error {
+            Error::from_task_message(self.0.to_string())
+        }
+    }
+}
+
+/// Names the `Ok` type of a task's `Result` return type.
+pub trait TaskResult {
+    /// The success type.
+    type Ok;
+}
+
+impl<T, E> TaskResult for Result<T, E> {
+    type Ok = T;
+}

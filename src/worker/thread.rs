@@ -1,0 +1,212 @@
+//! Thread lanes: a lane queue, its wake word, and the worker loop that
+//! drains it.
+
+use std::{
+    collections::VecDeque,
+    ptr::{self, NonNull},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    call::cell::{Header, JobRef},
+    sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
+    transport::{ring::Ring, wake::WakeWord},
+    worker::panics::AbortIfPanic,
+    Error,
+};
+
+/// One execution target: a queue of calls and the worker thread serving it.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    ring: Ring<JobRef>,
+    /// Calls that did not fit in the ring. While it is non-empty, new calls
+    /// go here too, so the lane stays first-in first-out.
+    backlog: Mutex<VecDeque<JobRef>>,
+    backlog_len: AtomicUsize,
+    pub(crate) wake: WakeWord,
+    /// The call the worker runs right now: a raw reference owned by whoever
+    /// swaps it out (the worker when done, or shutdown when it gives up).
+    running: AtomicPtr<Header>,
+    /// Calls handed to this lane, finished or not (diagnostics).
+    submitted: AtomicUsize,
+    /// Calls this lane's worker finished.
+    completed: AtomicUsize,
+}
+
+impl Lane {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            ring: Ring::with_capacity(capacity),
+            backlog: Mutex::new(VecDeque::new()),
+            backlog_len: AtomicUsize::new(0),
+            wake: WakeWord::new(),
+            running: AtomicPtr::new(ptr::null_mut()),
+            submitted: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues a call. Never blocks on the worker; the caller must
+    /// [`notify`](WakeWord::notify) afterwards.
+    #[inline]
+    pub(crate) fn push(&self, job: JobRef) {
+        // Relaxed: statistics only.
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: a stale zero only lets this call overtake a backlog that
+        // began at the same instant, which concurrent callers cannot observe.
+        if self.backlog_len.load(Ordering::Relaxed) == 0 {
+            match self.ring.push(job) {
+                Ok(()) => return,
+                Err(back) => return self.push_backlog(back),
+            }
+        }
+        self.push_backlog(job);
+    }
+
+    #[cold]
+    fn push_backlog(&self, job: JobRef) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        backlog.push_back(job);
+        // Release: pairs with the Acquire in `pop`; the length is only a
+        // hint, the deque itself is guarded by the mutex.
+        self.backlog_len.store(backlog.len(), Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        if let Some(job) = self.ring.pop() {
+            return Some(job);
+        }
+        // Acquire: pairs with `push_backlog`'s Release.
+        if self.backlog_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.pop_backlog()
+    }
+
+    #[cold]
+    fn pop_backlog(&self) -> Option<JobRef> {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        let job = backlog.pop_front();
+        self.backlog_len.store(backlog.len(), Ordering::Release);
+        job
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ring.is_empty() && self.backlog_len.load(Ordering::Acquire) == 0
+    }
+
+    /// Calls queued or running on this lane right now (approximate).
+    pub(crate) fn in_flight(&self) -> usize {
+        let submitted = self.submitted.load(Ordering::Relaxed);
+        let completed = self.completed.load(Ordering::Relaxed);
+        submitted.saturating_sub(completed)
+    }
+
+    pub(crate) fn completed(&self) -> usize {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Runs one call, keeping a reference in `running` so that a shutdown
+    /// that gives up on the worker can still fail it.
+    fn run(&self, job: JobRef) {
+        // Release: the pointer is dereferenced by whoever swaps it out.
+        self.running
+            .store(job.clone_ref().into_raw(), Ordering::Release);
+        job.run();
+        // Acquire: pairs with the store above (same thread) and keeps the
+        // reference count edge if shutdown stole it meanwhile.
+        let still_ours = self.running.swap(ptr::null_mut(), Ordering::Acquire);
+        if let Some(ptr) = NonNull::new(still_ours) {
+            // SAFETY: `ptr` came from `into_raw` above and the swap made us
+            // its only owner.
+            drop(unsafe { JobRef::from_raw(ptr) });
+        }
+        // Relaxed: statistics only.
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fails every call of this lane, queued or running, with `error`;
+    /// returns how many it failed. Used by a shutdown that stops waiting.
+    pub(crate) fn fail_all(&self, error: impl Fn() -> Error) -> usize {
+        let mut failed = 0;
+        let running = self.running.swap(ptr::null_mut(), Ordering::Acquire);
+        if let Some(ptr) = NonNull::new(running) {
+            // SAFETY: the pointer came from `into_raw` in `run`; the swap
+            // made us its only owner.
+            let job = unsafe { JobRef::from_raw(ptr) };
+            failed += usize::from(job.fail(error()));
+        }
+        while let Some(job) = self.pop() {
+            failed += usize::from(job.fail(error()));
+        }
+        failed
+    }
+}
+
+/// How an idle worker spins before it parks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpinPolicy {
+    pub(crate) budget: Duration,
+}
+
+/// The worker loop of one thread lane.
+pub(crate) fn run_worker(lane: &Lane, closed: &AtomicBool, spin: SpinPolicy) {
+    // Runtime code must not unwind: task panics are caught inside `run`, so
+    // a panic reaching this guard is a bug in the crate, and aborting beats
+    // leaving callers waiting on a lane nobody serves.
+    let guard = AbortIfPanic;
+    lane.wake.register_sleeper();
+    super::mark_worker_thread();
+    loop {
+        // BUSY: run everything queued.
+        while let Some(job) = lane.pop() {
+            lane.run(job);
+        }
+        // IDLE: spin on loads for the budget, then announce and park.
+        if spin_until_work(lane, spin) {
+            continue;
+        }
+        // SHUTDOWN: exit once the pool is closed and this lane is drained.
+        // Acquire: pairs with the Release store that closes the pool.
+        if closed.load(Ordering::Acquire) {
+            // SeqCst: a caller pushes, fences, then reads `closed`; we read
+            // `closed`, fence, then look at the queue. One of us sees the
+            // other (see `Pool::call`).
+            crate::sync::fence(Ordering::SeqCst);
+            if lane.is_empty() {
+                break;
+            }
+            continue;
+        }
+        lane.wake
+            .sleep(|| !lane.is_empty() || closed.load(Ordering::Relaxed));
+    }
+    std::mem::forget(guard);
+}
+
+/// Spins with loads only; true as soon as the lane has work.
+fn spin_until_work(lane: &Lane, spin: SpinPolicy) -> bool {
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        if !lane.is_empty() {
+            return true;
+        }
+        if round < 64 {
+            for _ in 0..1u32 << (round / 8) {
+                crate::sync::spin_loop();
+            }
+        } else {
+            // Let the caller threads run: on a machine with fewer cores than
+            // busy threads, a hard spin would slow the very calls it waits for.
+            std::thread::yield_now();
+        }
+        round += 1;
+        if round % 16 == 0 && start.elapsed() >= spin.budget {
+            return !lane.is_empty();
+        }
+    }
+}
