@@ -146,8 +146,7 @@ impl PoolBuilder {
     }
 
     pub(crate) fn thread_count(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
-        })
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
     }
 }

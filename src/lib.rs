@@ -95,7 +95,7 @@ mod task;
 mod transport;
 mod worker;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, knitting_loom))]
 mod loom_tests;
 
 pub use crate::{
@@ -185,11 +185,7 @@ pub mod __private {
     };
 
     /// Builds a task's [`TaskInfo`](crate::TaskInfo) in a `static`.
-    pub const fn task_info(
-        name: &'static str,
-        file: &'static str,
-        line: u32,
-    ) -> crate::TaskInfo {
+    pub const fn task_info(name: &'static str, file: &'static str, line: u32) -> crate::TaskInfo {
         crate::TaskInfo::new(name, file, line)
     }
 }

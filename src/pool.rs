@@ -10,7 +10,7 @@ use std::{
 use crate::{
     call::{cell::CallRef, Call},
     sync::{AtomicBool, AtomicUsize, Ordering},
-    transport::ring::CachePadded,
+    transport::{ring::CachePadded, wake::Notified},
     worker::thread::{run_worker, Lane, SpinPolicy},
     Error, PoolBuilder, Task,
 };
@@ -98,7 +98,10 @@ impl Pool {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
                     // Wind down the workers already started before failing.
-                    *shared.live_workers.lock().unwrap_or_else(|e| e.into_inner()) = index;
+                    *shared
+                        .live_workers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = index;
                     shared.close();
                     return Err(Error::build(format!(
                         "could not start worker thread {index}: {err}"
@@ -155,13 +158,9 @@ impl Pool {
         let (call, job) = CallRef::new(task, args);
         let lane = shared.pick_lane();
         lane.push(job);
-        // `notify` starts with a SeqCst fence, which also orders the push
-        // before the `closed` load below (the Dekker pair of the worker's
-        // exit check in `run_worker`).
-        lane.wake.notify();
-        if shared.closed.load(Ordering::Relaxed) {
-            // Shutdown raced with this call and the worker may already have
-            // exited: fail it unless a worker has claimed it.
+        if lane.wake.notify() == Notified::Exited {
+            // Shutdown raced with this call and the lane's worker is gone:
+            // fail the call unless the worker claimed it on its way out.
             call.fail_queued(Error::closed());
         }
         Call::pending(call)
@@ -295,10 +294,11 @@ impl Shared {
 
     fn close(&self) {
         // SYNC POINT: Release pairs with the workers' Acquire load in
-        // `run_worker`; SeqCst for the Dekker pair with `Pool::call`.
-        self.closed.store(true, Ordering::SeqCst);
+        // `run_worker`.
+        self.closed.store(true, Ordering::Release);
         for lane in self.lanes.iter() {
-            lane.wake.notify();
+            // A worker that already exited needs no wake-up.
+            let _ = lane.wake.notify();
         }
     }
 

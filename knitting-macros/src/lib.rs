@@ -102,7 +102,10 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         ));
     }
     if let Some(v) = &sig.variadic {
-        return Err(syn::Error::new(v.span(), "variadic tasks are not supported"));
+        return Err(syn::Error::new(
+            v.span(),
+            "variadic tasks are not supported",
+        ));
     }
     if let Some(u) = &sig.unsafety {
         return Err(syn::Error::new(u.span(), "a task cannot be an `unsafe fn`"));
@@ -130,7 +133,10 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         fn_ptr_types.push(quote!(#ty));
         if is_signal_ref(ty) {
             if signal_seen {
-                return Err(syn::Error::new(ty.span(), "a task takes at most one signal"));
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "a task takes at most one signal",
+                ));
             }
             signal_seen = true;
             call_exprs.push(quote!(__knitting_signal));

@@ -397,3 +397,145 @@ impl Drop for CallRef {
         unsafe { (header(self.0).vtable.drop_ref)(self.0) }
     }
 }
+
+#[cfg(all(test, not(knitting_loom)))]
+mod tests {
+    //! The call cell's ownership rules, driven without a pool so that Miri
+    //! can check every path (`cargo +nightly miri test --lib call::`).
+
+    use std::sync::{atomic::AtomicBool, Arc};
+
+    use super::*;
+    use crate::TaskInfo;
+
+    /// A task whose argument and output count their live copies.
+    #[derive(Clone, Copy)]
+    struct Echo;
+
+    static ECHO: TaskInfo = TaskInfo::new("cell::echo", file!(), line!());
+
+    impl Task for Echo {
+        type Args = (Arc<()>, bool);
+        type Output = Arc<()>;
+
+        fn info(&self) -> &'static TaskInfo {
+            &ECHO
+        }
+
+        fn run((value, panic): Self::Args, _: &Signal) -> Result<Arc<()>, Error> {
+            assert!(!panic, "asked to panic");
+            Ok(value)
+        }
+    }
+
+    fn wait_done(call: &CallRef) {
+        while !call.is_done() {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn runs_on_another_thread_and_hands_back_the_result() {
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), false));
+        std::thread::spawn(move || job.run()).join().unwrap();
+        wait_done(&call);
+        // SAFETY: done, taken once, output type of `Echo`.
+        let out = unsafe { call.take::<Arc<()>>() }.unwrap();
+        assert!(Arc::ptr_eq(&out, &marker));
+        drop((out, call));
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    #[test]
+    fn a_failed_queued_call_drops_its_arguments_and_never_runs() {
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), true));
+        assert!(call.fail_queued(Error::cancelled()));
+        assert_eq!(Arc::strong_count(&marker), 1, "arguments dropped at once");
+        job.run(); // would panic inside the task if it ran
+        assert!(call.is_done());
+        // SAFETY: done, taken once, output type of `Echo`.
+        let err = unsafe { call.take::<Arc<()>>() }.unwrap_err();
+        assert!(err.is_cancelled());
+    }
+
+    #[test]
+    fn an_untaken_result_is_dropped_with_the_cell() {
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), false));
+        job.run();
+        assert!(!call.fail_queued(Error::closed()), "already done");
+        assert!(!call.fail(Error::closed()), "already done");
+        assert_eq!(Arc::strong_count(&marker), 2, "the result holds it");
+        drop(call);
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_drops_its_arguments() {
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), false));
+        drop(job);
+        drop(call);
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_and_the_arguments_are_dropped() {
+        crate::worker::panics::install_hook();
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), true));
+        job.run();
+        // SAFETY: done, taken once, output type of `Echo`.
+        let err = unsafe { call.take::<Arc<()>>() }.unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(err.message(), "asked to panic");
+        assert_eq!(err.task(), Some("cell::echo"));
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    /// Runs until its signal is raised, then returns its argument.
+    #[derive(Clone, Copy)]
+    struct UntilAborted;
+
+    static UNTIL_ABORTED: TaskInfo = TaskInfo::new("cell::until_aborted", file!(), line!());
+    static STARTED: AtomicBool = AtomicBool::new(false);
+
+    impl Task for UntilAborted {
+        type Args = Arc<()>;
+        type Output = Arc<()>;
+
+        fn info(&self) -> &'static TaskInfo {
+            &UNTIL_ABORTED
+        }
+
+        fn run(value: Arc<()>, signal: &Signal) -> Result<Arc<()>, Error> {
+            STARTED.store(true, Ordering::SeqCst);
+            while !signal.aborted() {
+                std::thread::yield_now();
+            }
+            Ok(value)
+        }
+    }
+
+    #[test]
+    fn failing_a_running_call_wins_and_the_late_result_is_dropped() {
+        let marker = Arc::new(());
+        let (call, job) = CallRef::new(UntilAborted, Arc::clone(&marker));
+        let worker = std::thread::spawn(move || job.run());
+        while !STARTED.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // A shutdown that gave up fails the running call...
+        assert!(call.fail(Error::closed()));
+        assert!(call.is_done());
+        // ...and the task, told to stop, returns a result nobody takes.
+        call.abort();
+        worker.join().unwrap();
+        // SAFETY: done, taken once, output type of `UntilAborted`.
+        assert!(unsafe { call.take::<Arc<()>>() }.unwrap_err().is_closed());
+        drop(call);
+        assert_eq!(Arc::strong_count(&marker), 1);
+    }
+}

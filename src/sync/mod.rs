@@ -1,47 +1,47 @@
 //! The one door to atomics, cells and threads: std in production, loom under
-//! `--cfg loom`, so the lock-free code can be model-checked unchanged.
+//! `--cfg knitting_loom`, so the lock-free code can be model-checked unchanged.
 
-#[cfg(loom)]
+#[cfg(knitting_loom)]
 pub(crate) use loom::{
-    sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering},
     thread,
 };
-#[cfg(not(loom))]
+#[cfg(not(knitting_loom))]
 pub(crate) use std::{
-    sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering},
     thread,
 };
 
 /// A cell reached only through closures, so that loom can track every access.
 #[derive(Debug)]
 pub(crate) struct UnsafeCell<T>(
-    #[cfg(loom)] loom::cell::UnsafeCell<T>,
-    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+    #[cfg(knitting_loom)] loom::cell::UnsafeCell<T>,
+    #[cfg(not(knitting_loom))] std::cell::UnsafeCell<T>,
 );
 
 impl<T> UnsafeCell<T> {
     pub(crate) fn new(value: T) -> Self {
-        #[cfg(loom)]
+        #[cfg(knitting_loom)]
         return Self(loom::cell::UnsafeCell::new(value));
-        #[cfg(not(loom))]
+        #[cfg(not(knitting_loom))]
         Self(std::cell::UnsafeCell::new(value))
     }
 
     /// Runs `f` with a shared raw pointer to the contents.
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-        #[cfg(loom)]
+        #[cfg(knitting_loom)]
         return self.0.with(f);
-        #[cfg(not(loom))]
+        #[cfg(not(knitting_loom))]
         f(self.0.get())
     }
 
     /// Runs `f` with an exclusive raw pointer to the contents.
     #[inline]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        #[cfg(loom)]
+        #[cfg(knitting_loom)]
         return self.0.with_mut(f);
-        #[cfg(not(loom))]
+        #[cfg(not(knitting_loom))]
         f(self.0.get())
     }
 }
@@ -50,8 +50,8 @@ impl<T> UnsafeCell<T> {
 /// yield, so the model checker lets the other threads make progress.
 #[inline]
 pub(crate) fn spin_loop() {
-    #[cfg(loom)]
+    #[cfg(knitting_loom)]
     loom::thread::yield_now();
-    #[cfg(not(loom))]
+    #[cfg(not(knitting_loom))]
     std::hint::spin_loop();
 }

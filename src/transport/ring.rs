@@ -199,7 +199,7 @@ impl<T> std::fmt::Debug for Ring<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(knitting_loom)))]
 mod tests {
     use std::{collections::VecDeque, sync::Arc};
 

@@ -170,19 +170,19 @@ pub(crate) fn run_worker(lane: &Lane, closed: &AtomicBool, spin: SpinPolicy) {
             continue;
         }
         // SHUTDOWN: exit once the pool is closed and this lane is drained.
-        // Acquire: pairs with the Release store that closes the pool.
+        // SYNC POINT: Acquire pairs with the Release store that closes the
+        // pool.
         if closed.load(Ordering::Acquire) {
-            // SeqCst: a caller pushes, fences, then reads `closed`; we read
-            // `closed`, fence, then look at the queue. One of us sees the
-            // other (see `Pool::call`).
-            crate::sync::fence(Ordering::SeqCst);
-            if lane.is_empty() {
+            // Announce the exit, then look once more: a caller whose notify
+            // came first is visible now; one whose notify comes later sees
+            // the announcement and fails its own call.
+            if lane.wake.retire(|| !lane.is_empty()) {
                 break;
             }
             continue;
         }
         lane.wake
-            .sleep(|| !lane.is_empty() || closed.load(Ordering::Relaxed));
+            .sleep(|| !lane.is_empty() || closed.load(Ordering::Acquire));
     }
     std::mem::forget(guard);
 }

@@ -1,34 +1,45 @@
 //! The park/wake word of a lane: how an idle worker goes to sleep without
-//! missing work, and how a producer wakes it only when it really sleeps.
+//! missing work, how a producer wakes it only when it really sleeps, and
+//! how a producer learns that the worker is gone.
 //!
 //! The protocol, its states and a proof sketch are in `README.md` beside
 //! this file.
 
 use std::sync::OnceLock;
 
-use crate::sync::{fence, thread, AtomicU32, Ordering};
+use crate::sync::{thread, AtomicU32, Ordering};
 
-/// The worker is running or spinning; producers need not do anything.
-const AWAKE: u32 = 0;
-/// The worker announced it is about to park. A producer that sees this
-/// must flip it to [`NOTIFIED`] and unpark the worker.
-const SLEEPING: u32 = 1;
-/// A producer flipped `SLEEPING` and owes (or has made) the unpark call.
-const NOTIFIED: u32 = 2;
+/// The worker announced it is about to park (or is parked).
+const SLEEPING: u32 = 1 << 0;
+/// A producer added work since the worker's last announcement.
+const NOTIFIED: u32 = 1 << 1;
+/// The worker decided to exit (pool closed, queue empty).
+const EXITED: u32 = 1 << 2;
+
+/// What a producer learns from [`WakeWord::notify`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Notified {
+    /// The worker is alive and will see the work.
+    Alive,
+    /// The worker has exited: the work may never be seen.
+    Exited,
+}
 
 /// The wake word of one lane.
 ///
-/// # State table
+/// # Bit map
 ///
-/// | state      | set by                  | means                                         |
-/// |------------|-------------------------|-----------------------------------------------|
-/// | `AWAKE`    | worker                  | worker will look at its queue again by itself |
-/// | `SLEEPING` | worker, before parking  | worker may be parked; producers must wake it  |
-/// | `NOTIFIED` | the one producer whose swap saw `SLEEPING` | an unpark is on its way |
+/// | bit        | set by                          | cleared by | gives |
+/// |------------|---------------------------------|------------|-------|
+/// | `SLEEPING` | worker, before its last look    | worker     | producers must unpark the worker |
+/// | `NOTIFIED` | every producer, after its push  | worker (each announcement) | the worker will not park |
+/// | `EXITED`   | worker, before its last look    | worker (only if it found work) | producers fail their own call |
 ///
-/// Only the worker moves the word back to `AWAKE`, so wake-ups are counted
-/// by state, never inferred from `park` returning: spurious returns are
-/// harmless.
+/// Every access is a read-modify-write with `AcqRel`: the word is one
+/// release sequence, so whoever reads it synchronizes with every producer
+/// and worker step before it, and no plain load can see a stale value.
+/// Wake-ups are counted by the `NOTIFIED` bit, never inferred from `park`
+/// returning: spurious returns are harmless.
 #[derive(Debug)]
 pub(crate) struct WakeWord {
     state: AtomicU32,
@@ -38,7 +49,7 @@ pub(crate) struct WakeWord {
 impl WakeWord {
     pub(crate) fn new() -> Self {
         Self {
-            state: AtomicU32::new(AWAKE),
+            state: AtomicU32::new(0),
             sleeper: OnceLock::new(),
         }
     }
@@ -50,27 +61,28 @@ impl WakeWord {
     }
 
     /// Producer side: call after making work visible (a push, a shutdown
-    /// flag). Costs a fence and a load unless the worker sleeps.
+    /// flag). One RMW unless the worker sleeps.
     #[inline]
-    pub(crate) fn notify(&self) {
-        // SeqCst fence, not just Release: this is a store-buffer (Dekker)
-        // pattern. The producer stores work then loads the state; the worker
-        // stores the state then loads the queue. Only a full fence on both
-        // sides forbids both loads from seeing the old value.
-        fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) == SLEEPING {
-            self.notify_cold();
+    pub(crate) fn notify(&self) -> Notified {
+        // SYNC POINT: AcqRel. Release: the worker's next RMW on this word
+        // reads this value (or a later one of the same release sequence) and
+        // so sees the work published before it. Acquire: a producer that
+        // sees EXITED also sees everything the worker did before leaving.
+        let prev = self.state.fetch_or(NOTIFIED, Ordering::AcqRel);
+        if prev & EXITED != 0 {
+            return Notified::Exited;
         }
+        if prev == SLEEPING {
+            // The first producer since the announcement pays for the unpark.
+            self.unpark_cold();
+        }
+        Notified::Alive
     }
 
     #[cold]
-    fn notify_cold(&self) {
-        // Only one producer wins the flip and pays for the unpark.
-        // AcqRel: the winner's unpark must follow the worker's announcement.
-        if self.state.swap(NOTIFIED, Ordering::AcqRel) == SLEEPING {
-            if let Some(sleeper) = self.sleeper.get() {
-                sleeper.unpark();
-            }
+    fn unpark_cold(&self) {
+        if let Some(sleeper) = self.sleeper.get() {
+            sleeper.unpark();
         }
     }
 
@@ -79,21 +91,38 @@ impl WakeWord {
     /// should look at its queue again.
     #[cold]
     pub(crate) fn sleep(&self, has_work: impl Fn() -> bool) {
-        self.state.store(SLEEPING, Ordering::Relaxed);
-        // SeqCst: the other half of the Dekker pattern in `notify`.
-        fence(Ordering::SeqCst);
+        // SYNC POINT: AcqRel; reading the word synchronizes with every
+        // producer's notify before this point, so `has_work` sees their work.
+        self.state.swap(SLEEPING, Ordering::AcqRel);
         if has_work() {
-            // Withdraw the announcement. A producer may have flipped it to
-            // NOTIFIED already; its unpark then leaves a token that makes a
-            // later `park` return at once, which the loop below tolerates.
-            self.state.store(AWAKE, Ordering::Relaxed);
+            self.wake_up();
             return;
         }
-        // SYNC POINT: Acquire pairs with the producer's AcqRel swap: once
-        // we see NOTIFIED, the work it published before notifying is visible.
-        while self.state.load(Ordering::Acquire) == SLEEPING {
+        // SYNC POINT: Acquire pairs with the producer's fetch_or.
+        while self.state.load(Ordering::Acquire) & NOTIFIED == 0 {
             thread::park();
         }
-        self.state.store(AWAKE, Ordering::Relaxed);
+        self.wake_up();
+    }
+
+    /// Worker side: announces that the worker exits unless `has_work`
+    /// (checked after the announcement) finds something. True if the worker
+    /// may exit; every later [`notify`](Self::notify) returns
+    /// [`Notified::Exited`].
+    pub(crate) fn retire(&self, has_work: impl Fn() -> bool) -> bool {
+        // SYNC POINT: AcqRel, as in `sleep`.
+        self.state.swap(EXITED, Ordering::AcqRel);
+        if has_work() {
+            self.wake_up();
+            return false;
+        }
+        true
+    }
+
+    fn wake_up(&self) {
+        // An RMW, not a store: a store would end the release sequence of the
+        // producers' fetch_or and a later announcement could then miss work
+        // pushed before it.
+        self.state.swap(0, Ordering::AcqRel);
     }
 }
