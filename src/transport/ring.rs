@@ -27,6 +27,14 @@ use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 #[repr(align(128))]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 struct Slot<T> {
     /// # State table
     ///
@@ -172,6 +180,13 @@ impl<T> Ring<T> {
             }
             crate::sync::spin_loop();
         }
+    }
+
+    /// Items in the ring (a racy snapshot).
+    pub(crate) fn len(&self) -> usize {
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        let head = self.head.0.load(Ordering::Relaxed);
+        tail.wrapping_sub(head).min(self.capacity())
     }
 
     /// True when no item is visible. Racy by nature: use it as a hint.

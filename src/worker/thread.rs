@@ -11,7 +11,10 @@ use std::{
 use crate::{
     call::cell::{Header, JobRef},
     sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
-    transport::{ring::Ring, wake::WakeWord},
+    transport::{
+        ring::{CachePadded, Ring},
+        wake::WakeWord,
+    },
     worker::panics::AbortIfPanic,
     Error,
 };
@@ -24,12 +27,18 @@ pub(crate) struct Lane {
     /// go here too, so the lane stays first-in first-out.
     backlog: Mutex<VecDeque<JobRef>>,
     backlog_len: AtomicUsize,
-    pub(crate) wake: WakeWord,
+    /// Written by producers and the worker: its own cache line.
+    pub(crate) wake: CachePadded<WakeWord>,
+    /// Written by the worker only: its own cache line, so that producers
+    /// do not pull it away on every call.
+    worker: CachePadded<WorkerSide>,
+}
+
+#[derive(Debug)]
+struct WorkerSide {
     /// The call the worker runs right now: a raw reference owned by whoever
     /// swaps it out (the worker when done, or shutdown when it gives up).
     running: AtomicPtr<Header>,
-    /// Calls handed to this lane, finished or not (diagnostics).
-    submitted: AtomicUsize,
     /// Calls this lane's worker finished.
     completed: AtomicUsize,
 }
@@ -40,10 +49,11 @@ impl Lane {
             ring: Ring::with_capacity(capacity),
             backlog: Mutex::new(VecDeque::new()),
             backlog_len: AtomicUsize::new(0),
-            wake: WakeWord::new(),
-            running: AtomicPtr::new(ptr::null_mut()),
-            submitted: AtomicUsize::new(0),
-            completed: AtomicUsize::new(0),
+            wake: CachePadded(WakeWord::new()),
+            worker: CachePadded(WorkerSide {
+                running: AtomicPtr::new(ptr::null_mut()),
+                completed: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -51,8 +61,6 @@ impl Lane {
     /// [`notify`](WakeWord::notify) afterwards.
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
-        // Relaxed: statistics only.
-        self.submitted.fetch_add(1, Ordering::Relaxed);
         // Relaxed: a stale zero only lets this call overtake a backlog that
         // began at the same instant, which concurrent callers cannot observe.
         if self.backlog_len.load(Ordering::Relaxed) == 0 {
@@ -98,41 +106,41 @@ impl Lane {
         self.ring.is_empty() && self.backlog_len.load(Ordering::Acquire) == 0
     }
 
-    /// Calls queued or running on this lane right now (approximate).
+    /// Calls queued or running on this lane right now (a racy snapshot).
     pub(crate) fn in_flight(&self) -> usize {
-        let submitted = self.submitted.load(Ordering::Relaxed);
-        let completed = self.completed.load(Ordering::Relaxed);
-        submitted.saturating_sub(completed)
+        let running = !self.worker.running.load(Ordering::Relaxed).is_null();
+        self.ring.len() + self.backlog_len.load(Ordering::Relaxed) + usize::from(running)
     }
 
     pub(crate) fn completed(&self) -> usize {
-        self.completed.load(Ordering::Relaxed)
+        self.worker.completed.load(Ordering::Relaxed)
     }
 
     /// Runs one call, keeping a reference in `running` so that a shutdown
     /// that gives up on the worker can still fail it.
     fn run(&self, job: JobRef) {
         // Release: the pointer is dereferenced by whoever swaps it out.
-        self.running
+        self.worker
+            .running
             .store(job.clone_ref().into_raw(), Ordering::Release);
         job.run();
         // Acquire: pairs with the store above (same thread) and keeps the
         // reference count edge if shutdown stole it meanwhile.
-        let still_ours = self.running.swap(ptr::null_mut(), Ordering::Acquire);
+        let still_ours = self.worker.running.swap(ptr::null_mut(), Ordering::Acquire);
         if let Some(ptr) = NonNull::new(still_ours) {
             // SAFETY: `ptr` came from `into_raw` above and the swap made us
             // its only owner.
             drop(unsafe { JobRef::from_raw(ptr) });
         }
         // Relaxed: statistics only.
-        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.worker.completed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Fails every call of this lane, queued or running, with `error`;
     /// returns how many it failed. Used by a shutdown that stops waiting.
     pub(crate) fn fail_all(&self, error: impl Fn() -> Error) -> usize {
         let mut failed = 0;
-        let running = self.running.swap(ptr::null_mut(), Ordering::Acquire);
+        let running = self.worker.running.swap(ptr::null_mut(), Ordering::Acquire);
         if let Some(ptr) = NonNull::new(running) {
             // SAFETY: the pointer came from `into_raw` in `run`; the swap
             // made us its only owner.
