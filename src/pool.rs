@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     lanes: Box<[Lane]>,
     /// Set once, when shutdown begins.
     closed: AtomicBool,
+    /// Set once, when a shutdown stops waiting and fails what is left.
+    abandoned: AtomicBool,
     next_lane: CachePadded<AtomicUsize>,
     live_workers: Mutex<usize>,
     workers_exited: Condvar,
@@ -77,6 +79,7 @@ impl Pool {
                 .map(|_| Lane::new(builder.queue_capacity))
                 .collect(),
             closed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             next_lane: CachePadded(AtomicUsize::new(0)),
             live_workers: Mutex::new(threads),
             workers_exited: Condvar::new(),
@@ -91,7 +94,12 @@ impl Pool {
                 .name(format!("{}-{index}", builder.thread_name))
                 .spawn(move || {
                     let shared = worker_shared;
-                    run_worker(&shared.lanes[index], &shared.closed, spin);
+                    run_worker(
+                        &shared.lanes[index],
+                        &shared.closed,
+                        &shared.abandoned,
+                        spin,
+                    );
                     shared.worker_exited();
                 });
             match spawned {
@@ -265,6 +273,8 @@ impl Pool {
             self.join_threads();
             return Ok(());
         }
+        // SeqCst: see `Lane::run`.
+        self.shared.abandoned.store(true, Ordering::SeqCst);
         let failed: usize = self
             .shared
             .lanes

@@ -118,11 +118,18 @@ impl Lane {
 
     /// Runs one call, keeping a reference in `running` so that a shutdown
     /// that gives up on the worker can still fail it.
-    fn run(&self, job: JobRef) {
-        // Release: the pointer is dereferenced by whoever swaps it out.
+    fn run(&self, job: JobRef, abandoned: &AtomicBool) {
+        // SeqCst, with the SeqCst load below and the two SeqCst operations of
+        // `Pool::shutdown_timeout` (store `abandoned`, then swap `running` in
+        // `fail_all`): either shutdown finds this call in `running`, or this
+        // worker sees `abandoned` and fails the call itself. Without it, a
+        // call popped just before `fail_all` would slip through both.
         self.worker
             .running
-            .store(job.clone_ref().into_raw(), Ordering::Release);
+            .store(job.clone_ref().into_raw(), Ordering::SeqCst);
+        if abandoned.load(Ordering::SeqCst) {
+            job.fail(Error::closed());
+        }
         job.run();
         // Acquire: pairs with the store above (same thread) and keeps the
         // reference count edge if shutdown stole it meanwhile.
@@ -140,7 +147,8 @@ impl Lane {
     /// returns how many it failed. Used by a shutdown that stops waiting.
     pub(crate) fn fail_all(&self, error: impl Fn() -> Error) -> usize {
         let mut failed = 0;
-        let running = self.worker.running.swap(ptr::null_mut(), Ordering::Acquire);
+        // SeqCst: see `run`.
+        let running = self.worker.running.swap(ptr::null_mut(), Ordering::SeqCst);
         if let Some(ptr) = NonNull::new(running) {
             // SAFETY: the pointer came from `into_raw` in `run`; the swap
             // made us its only owner.
@@ -161,7 +169,12 @@ pub(crate) struct SpinPolicy {
 }
 
 /// The worker loop of one thread lane.
-pub(crate) fn run_worker(lane: &Lane, closed: &AtomicBool, spin: SpinPolicy) {
+pub(crate) fn run_worker(
+    lane: &Lane,
+    closed: &AtomicBool,
+    abandoned: &AtomicBool,
+    spin: SpinPolicy,
+) {
     // Runtime code must not unwind: task panics are caught inside `run`, so
     // a panic reaching this guard is a bug in the crate, and aborting beats
     // leaving callers waiting on a lane nobody serves.
@@ -171,7 +184,7 @@ pub(crate) fn run_worker(lane: &Lane, closed: &AtomicBool, spin: SpinPolicy) {
     loop {
         // BUSY: run everything queued.
         while let Some(job) = lane.pop() {
-            lane.run(job);
+            lane.run(job, abandoned);
         }
         // IDLE: spin on loads for the budget, then announce and park.
         if spin_until_work(lane, spin) {
