@@ -130,7 +130,8 @@ impl Pool {
     /// task's signature. The arguments are *moved* to the worker: nothing is
     /// serialized or copied.
     ///
-    /// Never blocks: the call is queued on a lane (round-robin) and runs
+    /// Never blocks: the call is queued on the first idle lane (or, when
+    /// every lane is busy, on the next one in round-robin order) and runs
     /// whether or not the handle is awaited. See [`Call`] for how to get the
     /// result and what dropping the handle does.
     ///
@@ -297,6 +298,18 @@ impl Pool {
 impl Shared {
     #[inline]
     fn pick_lane(&self) -> &Lane {
+        if let [only] = &*self.lanes {
+            return only;
+        }
+        // The first idle lane, in index order: a trickle of calls keeps
+        // one worker hot and lets the others park (on a machine with fewer
+        // free cores than workers, idle spinners slow the busy one down).
+        for lane in self.lanes.iter() {
+            if lane.is_idle() {
+                return lane;
+            }
+        }
+        // All busy: spread round-robin.
         // Relaxed: only spreads calls; no data hangs on the counter.
         let n = self.next_lane.0.fetch_add(1, Ordering::Relaxed);
         &self.lanes[n % self.lanes.len()]

@@ -1,1 +1,104 @@
-fn main() {}
+//! `knitting-bench`: knitting and its peers, side by side, in one run.
+//!
+//! ```sh
+//! cargo run --release -p knitting-bench            # full run, under 2 minutes
+//! cargo run --release -p knitting-bench -- --quick # under a minute
+//! cargo run --release -p knitting-bench -- --smoke # every workload, a few samples
+//! ```
+//!
+//! The workloads, peers and targets are those of BENCHMARKS.md:
+//!
+//! - W1, echo one `f64`, whole-batch latency at batch 1, 10, 100:
+//!   `knitting-threads`, `tokio` (current-thread), `tokio-mt`, `crossbeam`,
+//!   and the spin ping-pong `limit` at batch 1;
+//! - W2, 1 MiB round copy at batch 1, 10, 100: `knitting-threads`, `tokio`,
+//!   `tokio-mt`, and the `memcpy` `limit`.
+//!
+//! It prints a markdown table (median, p99, ratio to knitting) and the
+//! targets it covers, and writes `results.json`, `results.csv` and
+//! `chart.svg` under `target/bench/` (or `$CARGO_TARGET_DIR/bench/`).
+//!
+//! Layout: [`workloads`] says what is measured and drives the rounds,
+//! [`baselines`] holds the peers and limits, [`measure`] the sampling,
+//! [`report`], [`targets`] and [`chart`] the output.
+
+mod baselines;
+mod chart;
+mod measure;
+mod mode;
+mod report;
+mod targets;
+mod workloads;
+
+use std::{process::ExitCode, time::Instant};
+
+use mode::Mode;
+
+/// Errors of the harness: anything, with its message.
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    match Mode::from_args(std::env::args().skip(1)) {
+        Ok(Some(mode)) => match run(&mode) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("knitting-bench: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(None) => {
+            println!("{}", mode::USAGE);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("knitting-bench: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(mode: &Mode) -> Result<()> {
+    let start = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "knitting-bench: {} mode, {} rounds per point, {cores} cores",
+        mode.name, mode.rounds
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        // Other work on the machine shows up in every number: say so.
+        let load = load.split_whitespace().take(3).collect::<Vec<_>>();
+        eprintln!("load average at start: {}", load.join(" "));
+    }
+
+    let mut records = Vec::new();
+    // One workload at a time: its runtimes are dropped (threads gone)
+    // before the next one starts.
+    for build in [workloads::w1::workload, workloads::w2::workload] {
+        let mut workload = build()?;
+        records.extend(workloads::measure(&mut workload, mode)?);
+    }
+
+    println!(
+        "## knitting-bench ({} mode, {cores} cores, {} workers)\n",
+        mode.name,
+        workloads::workers()
+    );
+    println!("{}", report::table(&records));
+    println!("### Targets (not asserted)\n");
+    println!("{}", targets::table(&records));
+
+    let dir = report::output_dir();
+    let mut written = report::write_files(&records, &dir)?;
+    let chart = dir.join("chart.svg");
+    chart::write(&records, &chart)?;
+    written.push(chart);
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!(
+        "knitting-bench: done in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::{
 };
 
 use self::cell::CallRef;
-use crate::Error;
+use crate::{transport::wake::spin::Backoff, Error};
 
 /// The handle of one call: a [`Future`] and a blocking waiter in one.
 ///
@@ -266,17 +266,15 @@ impl<T: Send + 'static> Call<T> {
     fn wait_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, Error>> {
         // SPIN: a worker that is awake answers a small call in well under a
         // microsecond; catching that without a sleep is most of the latency.
-        for i in 0..SPIN_ROUNDS {
+        let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
+        while !backoff.is_completed() {
             if let Some(result) = self.poll_result() {
                 return Some(result);
             }
-            if i < SPIN_ROUNDS / 2 {
-                for _ in 0..(1u32 << (i / 8).min(6)) {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
             }
+            backoff.snooze();
         }
         // PARK: register a waker that unparks this thread, then sleep until
         // the worker publishes the result or the deadline passes.
@@ -303,9 +301,10 @@ impl<T: Send + 'static> Call<T> {
     }
 }
 
-/// Spin rounds before a blocking wait parks: short enough to cost little
-/// CPU when the call is slow, long enough to catch a fast round trip.
-const SPIN_ROUNDS: u32 = 128;
+/// How long a blocking wait spins (then yields) before it parks: short
+/// enough to cost little CPU when the call is slow, long enough to catch a
+/// fast round trip without the microseconds of a wake-up.
+const WAIT_SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 struct ThreadWaker(std::thread::Thread);
 

@@ -5,7 +5,7 @@ use std::{
     collections::VecDeque,
     ptr::{self, NonNull},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
     sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
     transport::{
         ring::{CachePadded, Ring},
-        wake::WakeWord,
+        wake::{spin::Backoff, WakeWord},
     },
     worker::panics::AbortIfPanic,
     Error,
@@ -104,6 +104,12 @@ impl Lane {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.ring.is_empty() && self.backlog_len.load(Ordering::Acquire) == 0
+    }
+
+    /// No call queued or running (a racy snapshot).
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.is_empty() && self.worker.running.load(Ordering::Relaxed).is_null()
     }
 
     /// Calls queued or running on this lane right now (a racy snapshot).
@@ -210,24 +216,14 @@ pub(crate) fn run_worker(
 
 /// Spins with loads only; true as soon as the lane has work.
 fn spin_until_work(lane: &Lane, spin: SpinPolicy) -> bool {
-    let start = Instant::now();
-    let mut round = 0u32;
+    let mut backoff = Backoff::new(spin.budget);
     loop {
         if !lane.is_empty() {
             return true;
         }
-        if round < 64 {
-            for _ in 0..1u32 << (round / 8) {
-                crate::sync::spin_loop();
-            }
-        } else {
-            // Let the caller threads run: on a machine with fewer cores than
-            // busy threads, a hard spin would slow the very calls it waits for.
-            std::thread::yield_now();
+        if backoff.is_completed() {
+            return false;
         }
-        round += 1;
-        if round % 16 == 0 && start.elapsed() >= spin.budget {
-            return !lane.is_empty();
-        }
+        backoff.snooze();
     }
 }

@@ -5,6 +5,8 @@
 //! The protocol, its states and a proof sketch are in `README.md` beside
 //! this file.
 
+pub(crate) mod spin;
+
 use std::sync::OnceLock;
 
 use crate::sync::{thread, AtomicU32, Ordering};

@@ -1,0 +1,105 @@
+//! Run modes (`--quick`, `--smoke`, the full default) and argument parsing.
+
+use std::time::Duration;
+
+use crate::{measure::Plan, Result};
+
+pub const USAGE: &str = "\
+usage: cargo run --release -p knitting-bench [-- OPTIONS]
+
+options:
+  --quick    shorter blocks, under a minute in all
+  --smoke    a handful of samples per point, every workload (wins over --quick)
+  -h, --help this text";
+
+/// How long and how often every point is measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Mode {
+    pub name: &'static str,
+    /// Every runtime is measured in `rounds` interleaved blocks per point,
+    /// so that slow drift of a shared machine hits all of them alike.
+    pub rounds: usize,
+    /// The plan of one block.
+    pub plan: Plan,
+}
+
+impl Mode {
+    /// The default: under two minutes.
+    pub const FULL: Self = Self {
+        name: "full",
+        rounds: 5,
+        plan: Plan {
+            warmup_iters: 3,
+            warmup_time: Duration::from_millis(100),
+            min_samples: 10,
+            max_samples: 200_000,
+            budget: Duration::from_millis(600),
+        },
+    };
+
+    /// `--quick`: well under a minute.
+    pub const QUICK: Self = Self {
+        name: "quick",
+        rounds: 3,
+        plan: Plan {
+            warmup_iters: 2,
+            warmup_time: Duration::from_millis(30),
+            min_samples: 5,
+            max_samples: 100_000,
+            budget: Duration::from_millis(150),
+        },
+    };
+
+    /// `--smoke`: proves every workload runs; its numbers mean nothing.
+    pub const SMOKE: Self = Self {
+        name: "smoke",
+        rounds: 1,
+        plan: Plan {
+            warmup_iters: 1,
+            warmup_time: Duration::ZERO,
+            min_samples: 5,
+            max_samples: 5,
+            budget: Duration::ZERO,
+        },
+    };
+
+    /// Parses the command line (without the program name); `None` when
+    /// help was asked for.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Option<Self>> {
+        let (mut quick, mut smoke) = (false, false);
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--smoke" => smoke = true,
+                "-h" | "--help" => return Ok(None),
+                other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
+            }
+        }
+        Ok(Some(match (smoke, quick) {
+            (true, _) => Self::SMOKE,
+            (false, true) => Self::QUICK,
+            (false, false) => Self::FULL,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Mode>> {
+        Mode::from_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn smoke_wins_over_quick() {
+        assert_eq!(parse(&[]).unwrap().unwrap().name, "full");
+        assert_eq!(parse(&["--quick"]).unwrap().unwrap().name, "quick");
+        assert_eq!(
+            parse(&["--quick", "--smoke"]).unwrap().unwrap().name,
+            "smoke"
+        );
+        assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["--fast"]).is_err());
+    }
+}

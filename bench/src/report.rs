@@ -1,0 +1,241 @@
+//! Results: the markdown table on stdout, and `results.json` /
+//! `results.csv` under `target/bench/`.
+//!
+//! The JSON shape is documented in BENCHMARKS.md ("Machine-readable
+//! results") and read by tools outside the crate: one object per measured
+//! point, fields `workload`, `runtime`, `batch`, `bytes`, `median_ns`,
+//! `p99_ns`, `samples`. Keep it stable.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use crate::{measure::Summary, workloads::Workload, Result};
+
+/// The runtime every ratio is taken against.
+pub const KNITTING: &str = "knitting-threads";
+
+/// One measured point.
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    pub workload: &'static str,
+    #[serde(skip)]
+    pub title: &'static str,
+    pub runtime: &'static str,
+    pub batch: usize,
+    pub bytes: usize,
+    pub median_ns: u64,
+    pub p99_ns: u64,
+    pub samples: usize,
+}
+
+impl Record {
+    pub fn new(workload: &Workload, runtime: &'static str, batch: usize, summary: Summary) -> Self {
+        Self {
+            workload: workload.id,
+            title: workload.title,
+            runtime,
+            batch,
+            bytes: workload.bytes,
+            median_ns: summary.median_ns,
+            p99_ns: summary.p99_ns,
+            samples: summary.samples,
+        }
+    }
+}
+
+/// The median of `runtime` at the point of `workload` and `batch`.
+pub fn median_of(records: &[Record], workload: &str, batch: usize, runtime: &str) -> Option<u64> {
+    records
+        .iter()
+        .find(|r| r.workload == workload && r.batch == batch && r.runtime == runtime)
+        .map(|r| r.median_ns)
+}
+
+/// The markdown table: one row per point, with each runtime's median
+/// divided by knitting's at the same point.
+pub fn table(records: &[Record]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| workload | batch | runtime | median | p99 | samples | knitting speed-up |\n\
+         |---|---:|---|---:|---:|---:|---:|\n",
+    );
+    let mut previous = None;
+    for r in records {
+        let point = (r.workload, r.batch);
+        let first = previous != Some(point);
+        previous = Some(point);
+        let knitting = median_of(records, r.workload, r.batch, KNITTING);
+        let speedup = match knitting {
+            _ if r.runtime == KNITTING => "—".to_owned(),
+            Some(k) if k > 0 => format!("{}×", ratio(r.median_ns as f64 / k as f64)),
+            _ => "n/a".to_owned(),
+        };
+        let (workload, batch) = if first {
+            (
+                format!("{} {} ({})", r.workload, r.title, bytes(r.bytes)),
+                r.batch.to_string(),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let _ = writeln!(
+            out,
+            "| {workload} | {batch} | {} | {} | {} | {} | {speedup} |",
+            r.runtime,
+            duration(r.median_ns),
+            duration(r.p99_ns),
+            r.samples,
+        );
+    }
+    out.push_str(
+        "\nknitting speed-up = the runtime's median ÷ knitting-threads' median \
+         (above 1: knitting is that many times faster).\n",
+    );
+    out
+}
+
+/// Where the machine-readable files go: `$CARGO_TARGET_DIR/bench` if set,
+/// else the workspace's `target/bench`.
+pub fn output_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).join("target")
+        });
+    target.join("bench")
+}
+
+/// Writes `results.json` and `results.csv` into `dir`; returns their paths.
+pub fn write_files(records: &[Record], dir: &Path) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let json_path = dir.join("results.json");
+    fs::write(&json_path, json(records)?)?;
+    let csv_path = dir.join("results.csv");
+    fs::write(&csv_path, csv(records))?;
+    Ok(vec![json_path, csv_path])
+}
+
+/// A JSON array, one object per line.
+fn json(records: &[Record]) -> Result<String> {
+    let lines = records
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(format!("[\n{}\n]\n", lines.join(",\n")))
+}
+
+fn csv(records: &[Record]) -> String {
+    let mut out = String::from("workload,runtime,batch,bytes,median_ns,p99_ns,samples\n");
+    for r in records {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            r.workload, r.runtime, r.batch, r.bytes, r.median_ns, r.p99_ns, r.samples
+        );
+    }
+    out
+}
+
+/// A ratio with at least two decimals and two significant digits.
+pub fn ratio(value: f64) -> String {
+    let decimals = if value > 0.0 && value.is_finite() {
+        (1 - value.log10().floor() as i32).clamp(2, 6) as usize
+    } else {
+        2
+    };
+    format!("{value:.decimals$}")
+}
+
+/// A duration in nanoseconds, with three significant digits and a unit.
+pub fn duration(ns: u64) -> String {
+    if ns < 1_000 {
+        return format!("{ns} ns");
+    }
+    let ns = ns as f64;
+    let (value, unit) = if ns < 1e6 {
+        (ns / 1e3, "µs")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let decimals = if value < 10.0 {
+        2
+    } else if value < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+fn bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(runtime: &'static str, median_ns: u64) -> Record {
+        Record {
+            workload: "W1",
+            title: "echo one f64",
+            runtime,
+            batch: 100,
+            bytes: 8,
+            median_ns,
+            p99_ns: median_ns * 2,
+            samples: 500,
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let text = json(&[record(KNITTING, 21_000)]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!([{"workload": "W1", "runtime": "knitting-threads", "batch": 100,
+                "bytes": 8, "median_ns": 21000, "p99_ns": 42000, "samples": 500}])
+        );
+    }
+
+    #[test]
+    fn table_shows_ratios_to_knitting() {
+        let text = table(&[record(KNITTING, 1_000), record("tokio", 5_500)]);
+        assert!(text.contains("| W1 echo one f64 (8 B) | 100 | knitting-threads | 1.00 µs"));
+        assert!(text.contains("| tokio | 5.50 µs | 11.0 µs | 500 | 5.50× |"));
+    }
+
+    #[test]
+    fn csv_has_a_header_and_a_row_per_point() {
+        let text = csv(&[record(KNITTING, 1_000), record("tokio", 5_500)]);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "W1,tokio,100,8,5500,11000,500");
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(duration(950), "950 ns");
+        assert_eq!(duration(1_234), "1.23 µs");
+        assert_eq!(duration(56_780_000), "56.8 ms");
+        assert_eq!(ratio(5.5), "5.50");
+        assert_eq!(ratio(0.0024), "0.0024");
+        assert_eq!(ratio(0.09), "0.090");
+        assert_eq!(ratio(130.4), "130.40");
+        assert_eq!(bytes(1 << 20), "1 MiB");
+        assert_eq!(bytes(8), "8 B");
+    }
+}

@@ -1,0 +1,79 @@
+//! W1: echo one `f64`; the latency of a whole batch of `n` calls, all
+//! submitted first, then all waited for.
+
+use std::hint::black_box;
+
+use knitting::{Call, Pool};
+
+use super::{check, workers, Runner, Workload, BATCHES, CHANNEL_CAPACITY};
+use crate::{
+    baselines::{crossbeam, limits::PingPong, tokio},
+    Result,
+};
+
+#[knitting::task]
+fn echo(value: f64) -> f64 {
+    value
+}
+
+pub fn workload() -> Result<Workload> {
+    Ok(Workload {
+        id: "W1",
+        title: "echo one f64",
+        bytes: std::mem::size_of::<f64>(),
+        batches: BATCHES,
+        runners: vec![
+            knitting_threads()?,
+            tokio(tokio::Flavor::CurrentThread)?,
+            tokio(tokio::Flavor::MultiThread { workers: workers() })?,
+            crossbeam()?,
+            spin_ping_pong(),
+        ],
+    })
+}
+
+fn knitting_threads() -> Result<Runner> {
+    let pool = Pool::builder().threads(workers()).build()?;
+    check(
+        pool.call(echo, 1.5).wait()? == 1.5,
+        "knitting echoes its argument",
+    )?;
+    let mut calls: Vec<Call<f64>> = Vec::with_capacity(CHANNEL_CAPACITY);
+    Ok(Runner::new("knitting-threads", move |batch, sampler| {
+        sampler.run(|| {
+            calls.extend((0..batch).map(|i| pool.call(echo, i as f64)));
+            for call in calls.drain(..) {
+                black_box(call.wait()?);
+            }
+            Ok(())
+        })
+    }))
+}
+
+fn tokio(flavor: tokio::Flavor) -> Result<Runner> {
+    let mut service = tokio::Service::start(flavor, |value: f64| value)?;
+    check(service.call(1.5)? == 1.5, "tokio echoes its argument")?;
+    Ok(Runner::new(flavor.runtime(), move |batch, sampler| {
+        service.measure(batch, sampler, |i| i as f64)
+    }))
+}
+
+fn crossbeam() -> Result<Runner> {
+    let mut service = crossbeam::Service::start(|value: f64| value)?;
+    check(service.call(1.5)? == 1.5, "crossbeam echoes its argument")?;
+    Ok(Runner::new("crossbeam", move |batch, sampler| {
+        service.measure(batch, sampler, |i| i as f64)
+    }))
+}
+
+/// The spin ping-pong round trip: only meaningful for one call at a time.
+fn spin_ping_pong() -> Runner {
+    Runner::new("limit", |_batch, sampler| {
+        let mut pair = PingPong::start()?;
+        sampler.run(|| {
+            pair.round_trip();
+            Ok(())
+        })
+    })
+    .only_batches(&[1])
+}
