@@ -1,5 +1,9 @@
 //! The call handle as a future (tokio, pollster, a hand-written executor) and as a bounded blocking waiter.
 
+mod common;
+
+use common::{pool, LONG};
+
 use std::{
     future::Future,
     panic::AssertUnwindSafe,
@@ -12,17 +16,6 @@ use std::{
     thread::Thread,
     time::{Duration, Instant},
 };
-
-use knitting::Pool;
-
-const LONG: Duration = Duration::from_secs(10);
-
-fn pool(threads: usize) -> Pool {
-    Pool::builder()
-        .threads(threads)
-        .build()
-        .expect("pool builds")
-}
 
 // ---------------------------------------------------------------------------
 // Tasks.

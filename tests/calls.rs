@@ -1,5 +1,9 @@
 //! Calls of every shape, many concurrent callers, the task registry and `is_main`.
 
+mod common;
+
+use common::{pool, LONG};
+
 use std::{
     collections::BTreeSet,
     sync::{
@@ -10,15 +14,6 @@ use std::{
 };
 
 use knitting::{Pool, Signal, Task as _, TaskId};
-
-const LONG: Duration = Duration::from_secs(10);
-
-fn pool(threads: usize) -> Pool {
-    Pool::builder()
-        .threads(threads)
-        .build()
-        .expect("pool builds")
-}
 
 // ---------------------------------------------------------------------------
 // Tasks of several arities and types.

@@ -1,20 +1,15 @@
 //! Giving up on calls: dropping handles, `abort`, `cancel`, `detach`, and the task's `Signal`.
 
+mod common;
+
+use common::{pool, LONG};
+
 use std::{
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
-use knitting::{Pool, Signal, Task as _};
-
-const LONG: Duration = Duration::from_secs(10);
-
-fn pool(threads: usize) -> Pool {
-    Pool::builder()
-        .threads(threads)
-        .build()
-        .expect("pool builds")
-}
+use knitting::{Signal, Task as _};
 
 /// Waits (at most 10 s) until `flag` is set.
 fn wait_for(flag: &AtomicBool, what: &str) {

@@ -1,15 +1,12 @@
 //! How calls fail: panics, task errors with their source chain, and the `Error` type itself.
 
+mod common;
+
+use common::pool;
+
 use std::{error::Error as StdError, fmt, panic::AssertUnwindSafe, thread::ThreadId};
 
 use knitting::{ErrorKind, Pool, RemoteError, Task as _};
-
-fn pool(threads: usize) -> Pool {
-    Pool::builder()
-        .threads(threads)
-        .build()
-        .expect("pool builds")
-}
 
 // ---------------------------------------------------------------------------
 // Panics.

@@ -1,13 +1,15 @@
 //! Shutting a pool down: `shutdown`, `shutdown_timeout`, dropping the pool, and calls made afterwards.
 
+mod common;
+
+use common::LONG;
+
 use std::{
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
 use knitting::{ErrorKind, Pool, Task as _};
-
-const LONG: Duration = Duration::from_secs(10);
 
 #[knitting::task]
 fn nap_then_echo(ms: u64, value: u32) -> u32 {

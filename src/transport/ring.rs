@@ -108,10 +108,8 @@ impl<T> Ring<T> {
                 ) {
                     Ok(_) => {
                         slot.value.with_mut(|cell| {
-                            // SAFETY: stamp == pos and we won `tail == pos`,
-                            // so by the state table this producer is the only
-                            // one allowed to touch the slot until it bumps the
-                            // stamp.
+                            // SAFETY: stamp == pos and we won `tail == pos`:
+                            // the slot is ours alone until we bump the stamp.
                             unsafe { (*cell).write(value) };
                         });
                         // SYNC POINT: publishes the value to the consumer of `pos`.
