@@ -109,7 +109,10 @@ impl Error {
     /// True when the task returned `Err`.
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(!err.is_task_error());
     /// ```
     pub fn is_task_error(&self) -> bool {
@@ -119,7 +122,10 @@ impl Error {
     /// True when the task panicked.
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(!err.is_panic());
     /// ```
     pub fn is_panic(&self) -> bool {
@@ -129,7 +135,10 @@ impl Error {
     /// True when the pool was shut down before the call could finish.
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(err.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
@@ -139,7 +148,10 @@ impl Error {
     /// True when the call was cancelled by its caller.
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(!err.is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
@@ -149,7 +161,10 @@ impl Error {
     /// True when a wait ran out of time.
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(!err.is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
@@ -206,16 +221,14 @@ impl Error {
     /// `RUST_BACKTRACE=1`, as for any panic).
     ///
     /// ```
-    /// # let err = knitting::Error::closed_for_doc();
+    /// # #[knitting::task] fn noop() {}
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// # pool.shutdown();
+    /// # let err = pool.call(noop, ()).wait().unwrap_err(); // a closed error
     /// assert!(err.backtrace().is_none());
     /// ```
     pub fn backtrace(&self) -> Option<&str> {
         self.inner.backtrace.as_deref()
-    }
-
-    #[doc(hidden)]
-    pub fn closed_for_doc() -> Self {
-        Self::closed()
     }
 
     pub(crate) fn with_task(mut self, task: &'static str) -> Self {
