@@ -128,6 +128,27 @@ impl PoolBuilder {
         self
     }
 
+    /// Makes a pool of `processes` worker *processes* instead of threads:
+    /// see [`ProcessPool`](crate::ProcessPool). The spin budget carries
+    /// over; the other thread options do not apply.
+    ///
+    /// # Panics
+    ///
+    /// If `processes` is 0.
+    ///
+    /// ```no_run
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder().processes(2).build()?;
+    /// assert_eq!(pool.processes(), 2);
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    #[cfg(target_os = "linux")]
+    #[track_caller]
+    pub fn processes(self, processes: usize) -> crate::ProcessPoolBuilder {
+        assert!(processes > 0, "a pool needs at least one worker process");
+        crate::ProcessPoolBuilder::new(processes, self.spin_budget)
+    }
+
     /// Starts the workers.
     ///
     /// # Errors

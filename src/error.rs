@@ -40,6 +40,30 @@ pub enum ErrorKind {
     DuplicateTask,
     /// The pool could not be built (for example the OS refused a thread).
     Build,
+    /// An argument or a result is bigger than the pool's
+    /// [`max_payload_bytes`](crate::ProcessPoolBuilder::max_payload_bytes);
+    /// the message names the limit and the actual size. Nothing was sent.
+    TooLarge,
+    /// An argument or a result could not be encoded or decoded for the trip
+    /// between processes (for example a serde error, or an imported task
+    /// whose declared types differ from the worker's).
+    Codec,
+    /// The worker has no task with the requested id (see
+    /// [`ImportedTask`](crate::ImportedTask)).
+    UnknownTask,
+    /// The worker process running the call died; the message names the
+    /// worker, its pid and how it died (exit code or signal). A replacement
+    /// worker takes later calls.
+    WorkerDied,
+    /// The worker process broke the shared-memory protocol (wrote
+    /// something the host cannot trust); it was killed and replaced.
+    Protocol,
+    /// A worker process could not be started, or kept dying while it
+    /// started.
+    Startup,
+    /// The call cannot run on this kind of pool (for example an
+    /// [`ImportedTask`](crate::ImportedTask) on a thread pool).
+    Unsupported,
 }
 
 /// The error of a call or of a pool operation.
@@ -257,6 +281,50 @@ impl Error {
         Self::new(ErrorKind::Build, message)
     }
 
+    /// An error of `kind` with `message`, for the process runtime.
+    pub(crate) fn of(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, message)
+    }
+
+    pub(crate) fn too_large(what: &str, actual: usize, limit: usize) -> Self {
+        Self::new(
+            ErrorKind::TooLarge,
+            format!("the encoded {what} is {actual} bytes, over the pool's max_payload_bytes of {limit}"),
+        )
+    }
+
+    /// The error as it crosses from a worker process to the host.
+    pub(crate) fn to_wire(&self) -> WireError {
+        let mut chain = Vec::new();
+        let mut next = self.inner.source.as_ref();
+        while let Some(link) = next {
+            chain.push(link.message.clone());
+            next = link.source.as_deref();
+        }
+        WireError {
+            kind: self.inner.kind.wire_code(),
+            message: self.inner.message.clone(),
+            location: self.inner.location.clone(),
+            backtrace: self.inner.backtrace.clone(),
+            chain,
+        }
+    }
+
+    /// Rebuilds an error a worker process sent. Unknown kinds (a newer
+    /// worker) arrive as [`ErrorKind::Protocol`].
+    pub(crate) fn from_wire(wire: WireError) -> Self {
+        let kind = ErrorKind::from_wire_code(wire.kind).unwrap_or(ErrorKind::Protocol);
+        let mut err = Self::new(kind, wire.message);
+        err.inner.location = wire.location;
+        err.inner.backtrace = wire.backtrace;
+        let mut source: Option<Box<RemoteError>> = None;
+        for message in wire.chain.into_iter().rev() {
+            source = Some(Box::new(RemoteError { message, source }));
+        }
+        err.inner.source = source.map(|b| *b);
+        err
+    }
+
     pub(crate) fn duplicate_task(message: String) -> Self {
         Self::new(ErrorKind::DuplicateTask, message)
     }
@@ -290,6 +358,45 @@ impl Error {
         out.inner.source = Some(remote);
         out
     }
+}
+
+impl ErrorKind {
+    /// Wire codes: the index in this list. Append only.
+    const WIRE: [ErrorKind; 14] = [
+        ErrorKind::Task,
+        ErrorKind::Panic,
+        ErrorKind::Closed,
+        ErrorKind::Cancelled,
+        ErrorKind::Timeout,
+        ErrorKind::DuplicateTask,
+        ErrorKind::Build,
+        ErrorKind::TooLarge,
+        ErrorKind::Codec,
+        ErrorKind::UnknownTask,
+        ErrorKind::WorkerDied,
+        ErrorKind::Protocol,
+        ErrorKind::Startup,
+        ErrorKind::Unsupported,
+    ];
+
+    fn wire_code(self) -> u8 {
+        Self::WIRE.iter().position(|k| *k == self).unwrap_or(0) as u8
+    }
+
+    fn from_wire_code(code: u8) -> Option<Self> {
+        Self::WIRE.get(usize::from(code)).copied()
+    }
+}
+
+/// An [`Error`] as a worker process encodes it for the host.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WireError {
+    kind: u8,
+    message: String,
+    location: Option<String>,
+    backtrace: Option<String>,
+    /// The source chain's messages, outermost first.
+    chain: Vec<String>,
 }
 
 impl fmt::Display for Error {

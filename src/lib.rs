@@ -88,7 +88,10 @@
 mod builder;
 mod call;
 mod error;
+mod imported;
 mod pool;
+#[cfg(target_os = "linux")]
+mod process;
 mod signal;
 mod sync;
 mod task;
@@ -98,8 +101,14 @@ mod worker;
 #[cfg(all(test, knitting_loom))]
 mod loom_tests;
 
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use crate::process::shared_memory_objects_of;
+#[cfg(target_os = "linux")]
+pub use crate::process::{ProcessPool, ProcessPoolBuilder};
 pub use crate::{
     builder::PoolBuilder,
+    imported::ImportedTask,
     call::Call,
     error::{Error, ErrorKind, RemoteError},
     pool::{LaneStats, Pool, PoolStats},
@@ -174,6 +183,57 @@ pub use crate::{
 /// ```
 pub use knitting_macros::task;
 
+/// The entry point of process workers: call it first thing in `main`.
+///
+/// In the host it returns at once and does nothing. In a process that a
+/// [`ProcessPool`] started as a worker (it finds a `KNITTING_WORKER`
+/// variable in its environment), it never returns: it maps the lane the
+/// host made, serves calls, and exits when the host shuts the pool down.
+/// Code before it runs in every worker too, so put nothing before it.
+///
+/// ```
+/// fn main() {
+///     knitting::init();
+///     // ... build pools, make calls ...
+/// }
+/// # main();
+/// ```
+///
+/// Test binaries have no `main` of their own: use
+/// [`init_before_main!`] once in each test file that builds process pools.
+pub fn init() {
+    #[cfg(target_os = "linux")]
+    process::worker::enter_if_worker();
+}
+
+/// Runs [`init`] before `main`, from the program's initialisers: for test
+/// binaries (whose `main` the test harness writes) and for programs that
+/// cannot edit `main`. Use it once per binary, at the top level of a file.
+///
+/// ```
+/// knitting::init_before_main!();
+/// # fn main() {}
+/// ```
+///
+/// On Linux it places a function pointer in the ELF `.init_array` section,
+/// which the loader runs before `main`; elsewhere it does nothing.
+#[macro_export]
+macro_rules! init_before_main {
+    () => {
+        #[cfg(target_os = "linux")]
+        const _: () = {
+            #[used]
+            #[link_section = ".init_array"]
+            static __KNITTING_INIT_BEFORE_MAIN: extern "C" fn() = {
+                extern "C" fn __knitting_init_before_main() {
+                    $crate::init();
+                }
+                __knitting_init_before_main
+            };
+        };
+    };
+}
+
 /// What the expansion of `#[task]` refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
@@ -181,11 +241,17 @@ pub mod __private {
 
     pub use crate::task::{
         failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
-        TaskResult, TASKS,
+        probe::{NoSerde, Probe, ViaSerde},
+        TaskResult, WorkerEntry, TASKS,
     };
 
     /// Builds a task's [`TaskInfo`](crate::TaskInfo) in a `static`.
-    pub const fn task_info(name: &'static str, file: &'static str, line: u32) -> crate::TaskInfo {
-        crate::TaskInfo::new(name, file, line)
+    pub const fn task_info(
+        name: &'static str,
+        file: &'static str,
+        line: u32,
+        entry: fn() -> Option<WorkerEntry>,
+    ) -> crate::TaskInfo {
+        crate::TaskInfo::new(name, file, line).with_entry(entry)
     }
 }

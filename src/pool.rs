@@ -204,6 +204,8 @@ impl Pool {
                 .map(|lane| LaneStats {
                     in_flight: lane.in_flight(),
                     completed: lane.completed(),
+                    pid: None,
+                    restarts: 0,
                 })
                 .collect(),
             closed: self.shared.closed.load(Ordering::Relaxed),
@@ -408,4 +410,10 @@ pub struct LaneStats {
     pub in_flight: usize,
     /// Calls the lane's worker finished.
     pub completed: usize,
+    /// The pid of the lane's worker process (process pools only; `None`
+    /// while a worker is being replaced).
+    pub pid: Option<u32>,
+    /// How many times the lane's worker process died and was replaced
+    /// (process pools only).
+    pub restarts: usize,
 }

@@ -36,7 +36,7 @@ pub trait Task: Copy + Send + Sync + 'static {
     type Output: Send + 'static;
 
     /// The task's name, id and definition site.
-    fn info(&self) -> &'static TaskInfo;
+    fn info(&self) -> &TaskInfo;
 
     /// Runs the task body. Called by workers; not meant for user code.
     #[doc(hidden)]
@@ -113,12 +113,26 @@ impl fmt::Debug for TaskId {
 /// assert!(info.name().ends_with("::square"));
 /// assert!(info.file().ends_with(".rs"));
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Copy)]
 pub struct TaskInfo {
     name: &'static str,
     id: TaskId,
     file: &'static str,
     line: u32,
+    /// How a process worker runs the task; `None` when its arguments or
+    /// output are not serde types (or the task is imported).
+    entry: Option<fn() -> Option<WorkerEntry>>,
+}
+
+impl fmt::Debug for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskInfo")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TaskInfo {
@@ -128,7 +142,18 @@ impl TaskInfo {
             id: TaskId::of(name),
             file,
             line,
+            entry: None,
         }
+    }
+
+    pub(crate) const fn with_entry(mut self, entry: fn() -> Option<WorkerEntry>) -> Self {
+        self.entry = Some(entry);
+        self
+    }
+
+    /// How a process worker runs this task, if it can.
+    pub(crate) fn worker_entry(&self) -> Option<WorkerEntry> {
+        self.entry.and_then(|entry| entry())
     }
 
     /// The task's name: `module::path::function`, or the `name` option.
@@ -259,6 +284,72 @@ pub(crate) mod failure {
     impl<E: Display> ViaDisplay for Failure<'_, E> {
         fn knitting_error(&self) -> Error {
             Error::from_task_message(self.0.to_string())
+        }
+    }
+}
+
+/// How a process worker runs one task: decode the arguments, run, encode
+/// the reply. Made by [`probe`]'s autoref pick, so tasks whose types are not
+/// serde types still compile (they just cannot run on process workers).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerEntry(
+    #[cfg(target_os = "linux")] pub(crate) crate::process::worker::EntryFn,
+    #[cfg(not(target_os = "linux"))] (),
+);
+
+/// Support for the expansion of `#[task]`: the worker entry of a task whose
+/// arguments and output are serde types, `None` otherwise (autoref
+/// specialization, as in [`failure`]).
+pub(crate) mod probe {
+    use std::marker::PhantomData;
+
+    use super::WorkerEntry;
+    use crate::Task;
+
+    /// Stands for a task type.
+    #[derive(Debug)]
+    pub struct Probe<T>(PhantomData<T>);
+
+    impl<T> Probe<T> {
+        /// The probe of `T`.
+        pub const fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Arguments and output are serde types: the task can run in a process.
+    pub trait ViaSerde {
+        /// The entry, if any.
+        fn knitting_entry(&self) -> Option<WorkerEntry>;
+    }
+    impl<T: Task> ViaSerde for &Probe<T>
+    where
+        T::Args: serde::de::DeserializeOwned,
+        T::Output: serde::Serialize,
+    {
+        fn knitting_entry(&self) -> Option<WorkerEntry> {
+            #[cfg(target_os = "linux")]
+            return Some(WorkerEntry(crate::process::worker::entry::<T>));
+            #[cfg(not(target_os = "linux"))]
+            None
+        }
+    }
+
+    /// Anything else: thread workers only.
+    pub trait NoSerde {
+        /// The entry, if any.
+        fn knitting_entry(&self) -> Option<WorkerEntry>;
+    }
+    impl<T> NoSerde for Probe<T> {
+        fn knitting_entry(&self) -> Option<WorkerEntry> {
+            None
         }
     }
 }

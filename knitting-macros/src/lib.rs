@@ -221,10 +221,17 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #[allow(clippy::needless_pass_by_value)]
             fn #body_ident(#inputs) #output #block
 
+            fn __knitting_entry() -> ::core::option::Option<::knitting::__private::WorkerEntry> {
+                #[allow(unused_imports)]
+                use ::knitting::__private::{NoSerde, ViaSerde};
+                (&&::knitting::__private::Probe::<#ident>::new()).knitting_entry()
+            }
+
             static __KNITTING_INFO: ::knitting::TaskInfo = ::knitting::__private::task_info(
                 #name_expr,
                 ::core::file!(),
                 ::core::line!(),
+                __knitting_entry,
             );
 
             #[::knitting::__private::linkme::distributed_slice(::knitting::__private::TASKS)]
@@ -235,7 +242,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 type Args = #args_ty;
                 type Output = #output_ty;
 
-                fn info(&self) -> &'static ::knitting::TaskInfo {
+                fn info(&self) -> &::knitting::TaskInfo {
                     &__KNITTING_INFO
                 }
 

@@ -16,6 +16,8 @@ use std::{
 
 use atomic_waker::AtomicWaker;
 
+#[cfg(target_os = "linux")]
+use crate::process::shm::Window;
 use crate::{
     sync::{AtomicU32, Ordering, UnsafeCell},
     worker::panics,
@@ -241,6 +243,127 @@ fn drop_quietly<V>(value: V) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
+/// What the process runtime needs to move a call's arguments and result
+/// across the process boundary, for one task type.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) struct RemoteOps {
+    /// Claims the call (`QUEUED → RUNNING`) and encodes its arguments.
+    encode: unsafe fn(NonNull<Header>, &mut Window, usize) -> Encoded,
+    /// Completes a `RUNNING` call from the worker's response.
+    complete: unsafe fn(NonNull<Header>, Result<&[u8], Error>),
+}
+
+/// The outcome of [`JobRef::encode`].
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) enum Encoded {
+    /// The call was cancelled before it was sent: nothing to send.
+    Cancelled,
+    /// The arguments are in the window, this many bytes.
+    Written(usize),
+    /// The window was too small but the arguments are within the limit:
+    /// here they are, to be copied in when there is room.
+    Spilled(Vec<u8>),
+    /// Encoding failed; the call has already been failed with the reason.
+    Failed,
+}
+
+#[cfg(target_os = "linux")]
+impl RemoteOps {
+    /// The ops of task type `T`.
+    pub(crate) fn of<T: Task>() -> &'static RemoteOps
+    where
+        T::Args: serde::Serialize,
+        T::Output: serde::de::DeserializeOwned,
+    {
+        struct Ops<T>(std::marker::PhantomData<T>);
+        impl<T: Task> Ops<T>
+        where
+            T::Args: serde::Serialize,
+            T::Output: serde::de::DeserializeOwned,
+        {
+            const OPS: RemoteOps = RemoteOps {
+                encode: encode::<T>,
+                complete: complete::<T>,
+            };
+        }
+        &Ops::<T>::OPS
+    }
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window, max: usize) -> Encoded
+where
+    T::Args: serde::Serialize,
+{
+    // SAFETY: the caller holds a reference to a `Cell<T>` (the ops were
+    // taken for the same `T` as the cell).
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    // Acquire: the arguments written before the hand-off are visible.
+    if cell
+        .header
+        .state
+        .compare_exchange(QUEUED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return Encoded::Cancelled;
+    }
+    let args = cell.args.with(|cell| {
+        // SAFETY: we won QUEUED → RUNNING, which hands us the arguments.
+        unsafe { (*cell).assume_init_read() }
+    });
+    let name = cell.task.info().name();
+    let codec_error = |e: postcard::Error| {
+        Error::of(
+            crate::ErrorKind::Codec,
+            format!("could not encode the arguments: {e}"),
+        )
+    };
+    let outcome = match crate::process::wire::encode_into(&args, window) {
+        Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
+        Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
+        Ok(_) => crate::process::wire::encode_vec(&args)
+            .map(Encoded::Spilled)
+            .map_err(codec_error),
+        Err(e) => Err(codec_error(e)),
+    };
+    drop_quietly(args);
+    match outcome {
+        Ok(encoded) => encoded,
+        Err(err) => {
+            if cell.claim_completion(false).is_some() {
+                cell.publish(Err(err.with_task(name)));
+            }
+            Encoded::Failed
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn complete<T: Task>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>)
+where
+    T::Output: serde::de::DeserializeOwned,
+{
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    let name = cell.task.info().name();
+    let result = outcome
+        .and_then(|bytes| {
+            crate::process::wire::decode::<T::Output>(bytes).map_err(|e| {
+                Error::of(
+                    crate::ErrorKind::Codec,
+                    format!("could not decode the result: {e}"),
+                )
+            })
+        })
+        .map_err(|e| e.with_task(name));
+    match cell.claim_completion(false) {
+        Some(_) => cell.publish(result),
+        None => drop_quietly(result),
+    }
+}
+
 /// The queue's reference to a call: one pointer wide.
 #[derive(Debug)]
 pub(crate) struct JobRef(NonNull<Header>);
@@ -263,6 +386,22 @@ impl JobRef {
     pub(crate) fn fail(&self, error: Error) -> bool {
         // SAFETY: we hold a reference.
         unsafe { (header(self.0).vtable.fail)(self.0, error, false) }
+    }
+
+    /// Claims the call and encodes its arguments into `window` (at most
+    /// `max` bytes). See [`Encoded`].
+    #[cfg(target_os = "linux")]
+    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window, max: usize) -> Encoded {
+        // SAFETY: we hold a reference; `ops` belong to the cell's task type
+        // (the pool takes both from the same `T`).
+        unsafe { (ops.encode)(self.0, window, max) }
+    }
+
+    /// Completes the call from its response (bytes to decode, or an error).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) {
+        // SAFETY: as for `encode`.
+        unsafe { (ops.complete)(self.0, outcome) }
     }
 
     /// A second reference to the same call.
@@ -418,7 +557,7 @@ mod tests {
         type Args = (Arc<()>, bool);
         type Output = Arc<()>;
 
-        fn info(&self) -> &'static TaskInfo {
+        fn info(&self) -> &TaskInfo {
             &ECHO
         }
 
@@ -506,7 +645,7 @@ mod tests {
         type Args = Arc<()>;
         type Output = Arc<()>;
 
-        fn info(&self) -> &'static TaskInfo {
+        fn info(&self) -> &TaskInfo {
             &UNTIL_ABORTED
         }
 

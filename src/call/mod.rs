@@ -56,6 +56,10 @@ use crate::{transport::wake::spin::Backoff, Error};
 #[must_use = "dropping a `Call` cancels it; `.await` it, `.wait()` for it, or `.detach()` it"]
 pub struct Call<T> {
     repr: Repr,
+    /// For calls on a process lane: the lane, whose responses a waiting
+    /// caller takes itself while it spins.
+    #[cfg(target_os = "linux")]
+    lane: Option<Arc<crate::process::host::Lane>>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -72,6 +76,18 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn pending(call: CallRef) -> Self {
         Self {
             repr: Repr::Pending(call),
+            #[cfg(target_os = "linux")]
+            lane: None,
+            _output: PhantomData,
+        }
+    }
+
+    /// A call sent to a process lane.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn remote(call: CallRef, lane: Arc<crate::process::host::Lane>) -> Self {
+        Self {
+            repr: Repr::Pending(call),
+            lane: Some(lane),
             _output: PhantomData,
         }
     }
@@ -79,6 +95,8 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn failed(error: Error) -> Self {
         Self {
             repr: Repr::Failed(error),
+            #[cfg(target_os = "linux")]
+            lane: None,
             _output: PhantomData,
         }
     }
@@ -267,14 +285,33 @@ impl<T: Send + 'static> Call<T> {
         // SPIN: a worker that is awake answers a small call in well under a
         // microsecond; catching that without a sleep is most of the latency.
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
-        while !backoff.is_completed() {
+        #[cfg(target_os = "linux")]
+        let spinning = self.lane.clone().map(|lane| {
+            let mapping = lane.spin_begin();
+            (lane, mapping)
+        });
+        let spun = loop {
             if let Some(result) = self.poll_result() {
-                return Some(result);
+                break Some(Some(result));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
+                break Some(None);
+            }
+            if backoff.is_completed() {
+                break None;
+            }
+            #[cfg(target_os = "linux")]
+            if let Some((lane, _)) = &spinning {
+                lane.poll();
             }
             backoff.snooze();
+        };
+        #[cfg(target_os = "linux")]
+        if let Some((lane, mapping)) = spinning {
+            lane.spin_end(mapping);
+        }
+        if let Some(outcome) = spun {
+            return outcome;
         }
         // PARK: register a waker that unparks this thread, then sleep until
         // the worker publishes the result or the deadline passes.
@@ -323,6 +360,10 @@ impl<T: Send + 'static> Future for Call<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        #[cfg(target_os = "linux")]
+        if let Some(lane) = &this.lane {
+            lane.poll();
+        }
         if let Some(result) = this.poll_result() {
             return Poll::Ready(result);
         }

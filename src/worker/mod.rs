@@ -30,5 +30,9 @@ pub(crate) fn mark_worker_thread() {
 /// # Ok(()) }
 /// ```
 pub fn is_main() -> bool {
+    #[cfg(target_os = "linux")]
+    if crate::process::is_process_worker() {
+        return false;
+    }
     !IS_WORKER.with(Cell::get)
 }

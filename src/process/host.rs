@@ -1,0 +1,929 @@
+//! The host side of a process lane: sending calls, taking responses,
+//! watching the worker, and replacing it when it dies or misbehaves.
+//!
+//! # Who completes calls
+//!
+//! Each lane has one *reactor* thread. It starts the worker (so that the
+//! worker's parent-death signal is tied to a thread that lives as long as
+//! the lane), takes responses when nobody else does, notices a dead worker
+//! and starts its replacement. Callers that block in [`Call::wait`]
+//! (crate::Call::wait) take responses themselves while they spin: the
+//! answer then reaches the waiting thread without a second thread hop. A
+//! spinning caller counts itself in the mapping's `spinners` word, and the
+//! worker rings the reactor only when no caller spins and the reactor
+//! sleeps, so a busy lane makes no system calls at all. One reactor per
+//! lane (rather than per pool) keeps a slow decode or a dying worker on one
+//! lane from delaying the others, at the cost of one mostly-sleeping thread
+//! per worker process.
+//!
+//! # Trust
+//!
+//! Everything the worker writes is checked before use: the response
+//! counter must lie between what the host consumed and what it sent; a
+//! response slot must name the expected request, a known status, and a
+//! payload range inside the response arena and under the payload limit.
+//! Payload bytes are copied into host memory before they are decoded. A
+//! worker that fails any check is killed; its calls fail with a
+//! [`Protocol`](crate::ErrorKind::Protocol) error and a new worker takes
+//! the lane. Host-side positions (where the next request goes, what is
+//! free) are computed from host state only, never read back.
+
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    os::unix::process::{CommandExt, ExitStatusExt},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+        mpsc, Arc, Condvar, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use super::{
+    futex,
+    shm::{self, Dir, Layout, Locator, Mapping},
+    ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
+};
+use crate::{
+    call::cell::{Encoded, JobRef, RemoteOps},
+    error::WireError,
+    Error, ErrorKind,
+};
+
+/// Pool-wide settings of a process pool.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) exe: PathBuf,
+    pub(crate) prefix: Vec<OsString>,
+    pub(crate) named: bool,
+    pub(crate) layout: Layout,
+    pub(crate) max_payload: usize,
+    pub(crate) spin: Duration,
+    pub(crate) start_timeout: Duration,
+    pub(crate) start_attempts: u32,
+}
+
+/// State shared by the pool and its lanes.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) closed: AtomicBool,
+    pub(crate) abandoned: AtomicBool,
+    /// Calls failed because a shutdown stopped waiting.
+    pub(crate) abandoned_calls: AtomicUsize,
+    live: Mutex<usize>,
+    exited: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: Config, lanes: usize) -> Self {
+        Self {
+            cfg,
+            closed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            abandoned_calls: AtomicUsize::new(0),
+            live: Mutex::new(lanes),
+            exited: Condvar::new(),
+        }
+    }
+
+    fn lane_exited(&self) {
+        let mut live = lock(&self.live);
+        *live -= 1;
+        if *live == 0 {
+            self.exited.notify_all();
+        }
+    }
+
+    /// Waits until every reactor has exited; false if `deadline` passed.
+    pub(crate) fn wait_lanes(&self, deadline: Option<Instant>) -> bool {
+        let mut live = lock(&self.live);
+        while *live > 0 {
+            match deadline {
+                None => live = self.exited.wait(live).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    live = self
+                        .exited
+                        .wait_timeout(live, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        true
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A call that has not been sent yet.
+enum Queued {
+    Fresh {
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: u64,
+    },
+    /// Encoded already (it did not fit when it was tried), waiting for room.
+    Spilled {
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: u64,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Queued {
+    fn job(&self) -> &JobRef {
+        match self {
+            Queued::Fresh { job, .. } | Queued::Spilled { job, .. } => job,
+        }
+    }
+}
+
+/// A call sent to the worker, waiting for its response.
+struct InFlight {
+    job: JobRef,
+    ops: &'static RemoteOps,
+    /// Request-arena stream position just past its arguments.
+    req_end: u64,
+}
+
+/// One worker process and the host's side of its mapping.
+struct Gen {
+    shm: Arc<Mapping>,
+    child: Child,
+    pid: u32,
+    /// Requests published (the host's own copy of `req_head`).
+    req_head: u64,
+    /// Responses consumed (the host's own copy of `resp_tail`).
+    resp_tail: u64,
+    /// Request-arena stream positions: next write, freed so far.
+    req_write: u64,
+    req_freed: u64,
+    /// Response-arena stream position freed so far.
+    resp_freed: u64,
+    inflight: VecDeque<InFlight>,
+    /// The worker broke the protocol and was killed; nothing more is read.
+    broken: bool,
+}
+
+/// Why the worker's memory cannot be trusted.
+struct Violation(String);
+
+impl Gen {
+    fn slots(&self) -> u64 {
+        self.shm.layout().slots as u64
+    }
+
+    /// Where the next request may start and how many contiguous bytes it
+    /// may use (wrapping to the arena start when that leaves more room).
+    fn request_room(&mut self) -> (u64, usize) {
+        let arena = self.shm.layout().arena as u64;
+        let used = self.req_write - self.req_freed;
+        let free = arena - used;
+        let offset = self.req_write % arena;
+        if used == 0 && offset != 0 {
+            // Empty: restart at the beginning, keeping the touched pages few.
+            self.req_write += arena - offset;
+            self.req_freed = self.req_write;
+            return (self.req_write, arena as usize);
+        }
+        let tail = (arena - offset).min(free);
+        let wrapped = free - tail;
+        if wrapped > tail && offset != 0 {
+            (self.req_write + (arena - offset), wrapped as usize)
+        } else {
+            (self.req_write, tail as usize)
+        }
+    }
+
+    /// Sends `q` now if the ring and the arena have room; hands it back
+    /// otherwise.
+    fn try_send(&mut self, q: Queued, max_payload: usize) -> Option<Queued> {
+        if self.broken || self.req_head - self.resp_tail >= self.slots() {
+            return Some(q);
+        }
+        let arena = self.shm.layout().arena as u64;
+        let (start, room) = self.request_room();
+        let room = room.min(max_payload);
+        let offset = (start % arena) as usize;
+        let mut window = self
+            .shm
+            .window(Dir::Request, offset, room)
+            .expect("request room lies inside the arena");
+        match q {
+            Queued::Fresh { job, ops, task } => match job.encode(ops, &mut window, max_payload) {
+                Encoded::Cancelled | Encoded::Failed => None,
+                Encoded::Written(len) => {
+                    self.publish(job, ops, task, start, len);
+                    None
+                }
+                Encoded::Spilled(bytes) => Some(Queued::Spilled {
+                    job,
+                    ops,
+                    task,
+                    bytes,
+                }),
+            },
+            Queued::Spilled {
+                job,
+                ops,
+                task,
+                bytes,
+            } => {
+                if bytes.len() > room {
+                    return Some(Queued::Spilled {
+                        job,
+                        ops,
+                        task,
+                        bytes,
+                    });
+                }
+                window.write(0, &bytes);
+                self.publish(job, ops, task, start, bytes.len());
+                None
+            }
+        }
+    }
+
+    fn publish(&mut self, job: JobRef, ops: &'static RemoteOps, task: u64, start: u64, len: usize) {
+        let seq = self.req_head;
+        let index = (seq % self.slots()) as usize;
+        let slot = &self.shm.req_slots()[index];
+        // Relaxed: published by the store of `req_head` below.
+        slot.seq.store(seq, Ordering::Relaxed);
+        slot.task.store(task, Ordering::Relaxed);
+        slot.start.store(start, Ordering::Relaxed);
+        slot.len.store(len as u64, Ordering::Relaxed);
+        self.shm.aborts()[index].store(0, Ordering::Relaxed);
+        self.req_write = start + len as u64;
+        self.inflight.push_back(InFlight {
+            job,
+            ops,
+            req_end: self.req_write,
+        });
+        self.req_head += 1;
+        let control = self.shm.control();
+        // SYNC POINT: SeqCst: a Release store (slot and bytes before it) and
+        // the host's half of the Dekker pair with the worker's sleeping flag.
+        control.req_head.store(self.req_head, Ordering::SeqCst);
+        ring_if_sleeping(&control.worker_bell);
+    }
+
+    /// Takes every response the worker published. Returns how many.
+    fn drain(&mut self, scratch: &mut Vec<u8>, max_payload: usize) -> Result<usize, Violation> {
+        if self.broken {
+            return Ok(0);
+        }
+        let layout = *self.shm.layout();
+        let arena = layout.arena as u64;
+        let control = self.shm.control();
+        // SYNC POINT: Acquire pairs with the worker's store of `resp_head`
+        // (slots and payload bytes before it). SeqCst for the spinner exit
+        // re-check (see `Lane::spin_end`).
+        let head = control.resp_head.load(Ordering::SeqCst);
+        if head < self.resp_tail || head > self.req_head {
+            return Err(Violation(format!(
+                "its response counter reads {head}, outside [{}, {}]",
+                self.resp_tail, self.req_head
+            )));
+        }
+        let taken = (head - self.resp_tail) as usize;
+        while self.resp_tail < head {
+            let seq = self.resp_tail;
+            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
+            // Relaxed: ordered by the Acquire load of `resp_head` above.
+            let got_seq = slot.seq.load(Ordering::Relaxed);
+            let status = slot.status.load(Ordering::Relaxed);
+            let start = slot.start.load(Ordering::Relaxed);
+            let len = slot.len.load(Ordering::Relaxed);
+            if got_seq != seq {
+                return Err(Violation(format!(
+                    "response slot for call {seq} names call {got_seq}"
+                )));
+            }
+            let offset = start % arena;
+            if len > max_payload as u64 || offset + len > arena || start < self.resp_freed {
+                return Err(Violation(format!(
+                    "response {seq} claims {len} bytes at stream position {start} \
+                     (arena {arena} bytes, freed up to {}, limit {max_payload})",
+                    self.resp_freed
+                )));
+            }
+            let len = len as usize;
+            let outcome = match status {
+                s if s == u64::from(shm::STATUS_OK) || s == u64::from(shm::STATUS_ERR) => {
+                    self.shm
+                        .copy_out(Dir::Response, offset as usize, len, scratch)
+                        .ok_or_else(|| Violation("response range check failed".to_owned()))?;
+                    if s == u64::from(shm::STATUS_OK) {
+                        Ok(&scratch[..])
+                    } else {
+                        Err(super::wire::decode::<WireError>(scratch)
+                            .map(Error::from_wire)
+                            .map_err(|e| Violation(format!("response {seq} holds an undecodable error: {e}")))?)
+                    }
+                }
+                other => {
+                    return Err(Violation(format!("response {seq} has unknown status {other}")));
+                }
+            };
+            let call = self
+                .inflight
+                .pop_front()
+                .expect("every consumed response has a call in flight");
+            call.job.complete(call.ops, outcome);
+            self.resp_tail += 1;
+            self.resp_freed = start + len as u64;
+            self.req_freed = call.req_end;
+        }
+        if taken > 0 {
+            // Release: the worker reuses the freed bytes only after this.
+            control.resp_tail.store(self.resp_tail, Ordering::Release);
+            // SeqCst: the host's half of the Dekker pair with a worker that
+            // sleeps waiting for response room.
+            control.resp_freed.store(self.resp_freed, Ordering::SeqCst);
+            ring_if_sleeping(&control.worker_bell);
+        }
+        Ok(taken)
+    }
+
+    /// Fails every call in flight with the error `make` builds.
+    fn fail_inflight(&mut self, make: impl Fn() -> Error) -> usize {
+        let n = self.inflight.len();
+        for call in self.inflight.drain(..) {
+            call.job.fail(make());
+        }
+        n
+    }
+}
+
+/// Rings a bell if its sleeper sleeps.
+fn ring_if_sleeping(bell: &shm::Bell) {
+    // SeqCst: the other half of the sleeper's Dekker pair (flag, re-check).
+    if bell.sleeping.load(Ordering::SeqCst) == 1 {
+        ring(bell);
+    }
+}
+
+fn ring(bell: &shm::Bell) {
+    // Release: a woken sleeper sees what was published before the bump.
+    bell.word.fetch_add(1, Ordering::Release);
+    futex::wake_all(&bell.word);
+}
+
+struct State {
+    gen: Option<Gen>,
+    backlog: VecDeque<Queued>,
+    /// Set when the lane gave up for good (its workers kept dying at
+    /// start-up) or stopped at shutdown: new calls fail with this.
+    done: Option<Error>,
+    scratch: Vec<u8>,
+}
+
+/// One process lane: a worker process, its mapping, and its reactor.
+pub(crate) struct Lane {
+    pub(crate) index: usize,
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Calls submitted and not yet ended (for picking an idle lane).
+    pending: AtomicUsize,
+    pub(crate) completed: AtomicUsize,
+    pub(crate) restarts: AtomicUsize,
+    /// The current worker's pid, 0 while none runs.
+    pub(crate) pid: AtomicU32,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("index", &self.index)
+            .field("pid", &self.pid.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lane {
+    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
+        Self {
+            index,
+            shared,
+            state: Mutex::new(State {
+                gen: None,
+                backlog: VecDeque::new(),
+                done: None,
+                scratch: Vec::new(),
+            }),
+            pending: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
+            restarts: AtomicUsize::new(0),
+            pid: AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) == 0
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        lock(&self.state).done.is_some()
+    }
+
+    /// Sends a call, or queues it when the ring or the arena is full (or
+    /// the worker is being replaced).
+    pub(crate) fn submit(&self, job: JobRef, ops: &'static RemoteOps, task: u64) {
+        let mut st = lock(&self.state);
+        if let Some(err) = &st.done {
+            job.fail(clone_error(err));
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let q = Queued::Fresh { job, ops, task };
+        let State { gen, backlog, .. } = &mut *st;
+        let left = match gen {
+            Some(gen) if backlog.is_empty() => gen.try_send(q, self.shared.cfg.max_payload),
+            _ => Some(q),
+        };
+        if let Some(q) = left {
+            backlog.push_back(q);
+        }
+        drop(st);
+        // A call that ended at once (cancelled, too large) is no longer
+        // pending; the count is fixed up on the next drain.
+    }
+
+    /// Takes responses and sends queued calls, if nobody else is at it.
+    pub(crate) fn poll(&self) {
+        if let Ok(mut st) = self.state.try_lock() {
+            self.progress(&mut st);
+        }
+    }
+
+    /// Takes responses and sends what fits from the backlog.
+    fn progress(&self, st: &mut State) -> usize {
+        let max = self.shared.cfg.max_payload;
+        let State {
+            gen,
+            backlog,
+            scratch,
+            ..
+        } = st;
+        let Some(gen) = gen.as_mut() else {
+            return 0;
+        };
+        let taken = match gen.drain(scratch, max) {
+            Ok(n) => n,
+            Err(Violation(why)) => {
+                self.condemn(gen, &why);
+                return 0;
+            }
+        };
+        if taken > 0 {
+            self.pending.fetch_sub(taken, Ordering::Relaxed);
+            self.completed.fetch_add(taken, Ordering::Relaxed);
+        }
+        while let Some(q) = backlog.pop_front() {
+            if let Some(q) = gen.try_send(q, max) {
+                backlog.push_front(q);
+                break;
+            }
+        }
+        self.recount(gen, backlog);
+        taken
+    }
+
+    /// Sets the pending count from what is really queued and in flight
+    /// (calls can end without a response: cancelled before sending, too
+    /// large to send).
+    fn recount(&self, gen: &Gen, backlog: &VecDeque<Queued>) {
+        self.pending
+            .store(gen.inflight.len() + backlog.len(), Ordering::Relaxed);
+    }
+
+    /// Kills a worker that broke the protocol and fails its calls.
+    fn condemn(&self, gen: &mut Gen, why: &str) {
+        gen.broken = true;
+        let _ = gen.child.kill();
+        let (index, pid) = (self.index, gen.pid);
+        let failed = gen.fail_inflight(|| {
+            Error::of(
+                ErrorKind::Protocol,
+                format!(
+                    "worker {index} (pid {pid}) broke the shared-memory protocol: {why}; \
+                     it was killed and is being replaced"
+                ),
+            )
+        });
+        self.pending.fetch_sub(failed.min(self.in_flight()), Ordering::Relaxed);
+        // Wake the reactor: it reaps the worker and starts another.
+        ring(&gen.shm.control().host_bell);
+    }
+
+    /// A caller starts spinning on a response of this lane.
+    pub(crate) fn spin_begin(&self) -> Option<Arc<Mapping>> {
+        let st = lock(&self.state);
+        let shm = st.gen.as_ref().map(|g| Arc::clone(&g.shm))?;
+        // SeqCst: the caller's half of the Dekker pair with the worker's
+        // `resp_head` store and `spinners` load.
+        shm.control().host_bell.spinners.fetch_add(1, Ordering::SeqCst);
+        Some(shm)
+    }
+
+    /// The caller stops spinning: take one last look, under the lock, so a
+    /// response the worker published without ringing (it saw us spinning)
+    /// is not left for a reactor that sleeps.
+    pub(crate) fn spin_end(&self, shm: Option<Arc<Mapping>>) {
+        if let Some(shm) = shm {
+            // SeqCst: see `spin_begin`.
+            shm.control().host_bell.spinners.fetch_sub(1, Ordering::SeqCst);
+            let mut st = lock(&self.state);
+            self.progress(&mut st);
+        }
+    }
+
+    /// Wakes the reactor (shutdown began, or stopped waiting).
+    pub(crate) fn nudge(&self) {
+        let st = lock(&self.state);
+        if let Some(gen) = &st.gen {
+            ring(&gen.shm.control().host_bell);
+        }
+    }
+
+    /// The reactor thread: start the worker, serve, replace it when it
+    /// dies, stop it at shutdown.
+    pub(crate) fn run(self: Arc<Self>, started: mpsc::Sender<Result<(), Error>>) {
+        let mut started = Some(started);
+        let mut failures = 0u32;
+        loop {
+            if self.shared.abandoned.load(Ordering::Acquire) {
+                self.abandon();
+                break;
+            }
+            let needs_worker = lock(&self.state).gen.is_none();
+            if needs_worker {
+                if self.shared.closed.load(Ordering::Acquire) && self.stop_if_idle() {
+                    break;
+                }
+                match self.start_worker() {
+                    Ok(gen) => {
+                        failures = 0;
+                        self.pid.store(gen.pid, Ordering::Relaxed);
+                        let mut st = lock(&self.state);
+                        st.gen = Some(gen);
+                        self.progress(&mut st);
+                        drop(st);
+                        if let Some(tx) = started.take() {
+                            let _ = tx.send(Ok(()));
+                        }
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        if let Some(tx) = started.take() {
+                            // At build time one failed start fails the build.
+                            self.give_up(clone_error(&err));
+                            let _ = tx.send(Err(err));
+                            break;
+                        }
+                        if failures >= self.shared.cfg.start_attempts {
+                            let err = Error::of(
+                                ErrorKind::Startup,
+                                format!(
+                                    "{} (gave up after {failures} attempts in a row)",
+                                    err.message()
+                                ),
+                            );
+                            self.give_up(err);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20 << failures.min(5)));
+                    }
+                }
+                continue;
+            }
+            if let Some(sleep) = self.serve_once() {
+                futex::wait(&sleep.shm.control().host_bell.word, sleep.seen, Some(sleep.timeout));
+                sleep.shm.control().host_bell.sleeping.store(0, Ordering::Relaxed);
+            } else if lock(&self.state).done.is_some() {
+                break;
+            }
+        }
+        self.pid.store(0, Ordering::Relaxed);
+        self.shared.lane_exited();
+    }
+
+    /// One round of the reactor with a live worker. Returns how to sleep,
+    /// or `None` to loop again at once.
+    fn serve_once(&self) -> Option<Sleep> {
+        let mut st = lock(&self.state);
+        self.progress(&mut st);
+        let gen = st.gen.as_mut().expect("serve_once runs with a worker");
+        match gen.child.try_wait() {
+            Ok(Some(status)) => {
+                let how = describe_exit(status);
+                let (index, pid) = (self.index, gen.pid);
+                gen.fail_inflight(|| {
+                    Error::of(
+                        ErrorKind::WorkerDied,
+                        format!("worker {index} (pid {pid}) {how} while running this call"),
+                    )
+                });
+                st.gen = None;
+                self.pid.store(0, Ordering::Relaxed);
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                let State { backlog, .. } = &*st;
+                self.pending.store(backlog.len(), Ordering::Relaxed);
+                return None;
+            }
+            Ok(None) => {}
+            Err(_) => {}
+        }
+        if self.shared.closed.load(Ordering::Acquire) && gen.inflight.is_empty() && st.backlog.is_empty() {
+            let gen = st.gen.take().expect("checked above");
+            st.done = Some(Error::closed());
+            drop(st);
+            stop_worker(gen);
+            return None;
+        }
+        let gen = st.gen.as_ref().expect("checked above");
+        let bell = &gen.shm.control().host_bell;
+        // Acquire: see what the worker published before its bump.
+        let seen = bell.word.load(Ordering::Acquire);
+        // SeqCst: our half of the Dekker pair with the worker's store of
+        // `resp_head` and load of `sleeping`.
+        bell.sleeping.store(1, Ordering::SeqCst);
+        if gen.shm.control().resp_head.load(Ordering::SeqCst) != gen.resp_tail {
+            bell.sleeping.store(0, Ordering::Relaxed);
+            return None;
+        }
+        Some(Sleep {
+            shm: Arc::clone(&gen.shm),
+            seen,
+            // Death is noticed by polling: often while calls are in flight,
+            // rarely when idle.
+            timeout: if gen.inflight.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(5)
+            },
+        })
+    }
+
+    /// At shutdown with no worker running: stop for good when nothing is
+    /// queued. True when stopped.
+    fn stop_if_idle(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.backlog.is_empty() {
+            st.done = Some(Error::closed());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Shutdown stopped waiting: kill the worker and fail what is left.
+    fn abandon(&self) {
+        let mut st = lock(&self.state);
+        st.done = Some(Error::closed());
+        let mut failed = 0;
+        if let Some(mut gen) = st.gen.take() {
+            let _ = gen.child.kill();
+            let _ = gen.child.wait();
+            failed += gen.fail_inflight(Error::closed);
+        }
+        for q in st.backlog.drain(..) {
+            if q.job().fail(Error::closed()) {
+                failed += 1;
+            }
+        }
+        self.pending.store(0, Ordering::Relaxed);
+        self.shared.abandoned_calls.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// The lane cannot get a worker: fail its queue and later calls.
+    fn give_up(&self, err: Error) {
+        let mut st = lock(&self.state);
+        for q in st.backlog.drain(..) {
+            q.job().fail(clone_error(&err));
+        }
+        st.done = Some(err);
+        self.pending.store(0, Ordering::Relaxed);
+    }
+
+    /// Starts a worker process and waits until it is ready.
+    fn start_worker(&self) -> Result<Gen, Error> {
+        let cfg = &self.shared.cfg;
+        let name = cfg.named.then(|| super::names::fresh(self.index));
+        let shm = Mapping::create(cfg.layout, cfg.max_payload, name.as_deref())?;
+        let unlink = || {
+            if let Some(name) = &name {
+                let _ = rustix::shm::unlink(name.as_str());
+            }
+        };
+        let mut cmd = match cfg.prefix.split_first() {
+            None => Command::new(&cfg.exe),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&cfg.exe);
+                cmd
+            }
+        };
+        let locator = match &name {
+            Some(name) => Locator::Named(name.clone()),
+            None => Locator::Stdin,
+        };
+        let host_pid = std::process::id();
+        cmd.env(ENV_WORKER, shm::VERSION.to_string())
+            .env(ENV_SHM, locator.to_env())
+            .env(ENV_LANE, self.index.to_string())
+            .env(ENV_SPIN_NS, cfg.spin.as_nanos().to_string());
+        if cfg.prefix.is_empty() {
+            cmd.env(ENV_HOST_PID, host_pid.to_string());
+        }
+        match locator {
+            Locator::Stdin => {
+                let fd = shm.fd().try_clone().map_err(|e| {
+                    unlink();
+                    Error::of(ErrorKind::Startup, format!("could not hand the mapping to a worker: {e}"))
+                })?;
+                cmd.stdin(Stdio::from(fd));
+            }
+            Locator::Named(_) => {
+                cmd.stdin(Stdio::null());
+            }
+        }
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes two raw system calls (prctl, getppid), which are
+        // async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+                // The host may have died before the death signal was armed.
+                match rustix::process::getppid() {
+                    Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
+                    _ => Err(std::io::Error::other("the host exited")),
+                }
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            unlink();
+            Error::of(
+                ErrorKind::Startup,
+                format!(
+                    "worker {} could not be started ({}): {e}",
+                    self.index,
+                    describe_command(cfg)
+                ),
+            )
+        })?;
+        let pid = child.id();
+        let control = shm.control();
+        let deadline = Instant::now() + cfg.start_timeout;
+        loop {
+            // Acquire: pairs with the worker's Release store of READY.
+            if control.worker_state.load(Ordering::Acquire) == shm::READY {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                unlink();
+                return Err(Error::of(
+                    ErrorKind::Startup,
+                    format!(
+                        "worker {} (pid {pid}) {} before it was ready ({}){}",
+                        self.index,
+                        describe_exit(status),
+                        describe_command(cfg),
+                        startup_hint(status)
+                    ),
+                ));
+            }
+            if Instant::now() >= deadline || self.shared.abandoned.load(Ordering::Acquire) {
+                let _ = child.kill();
+                let _ = child.wait();
+                unlink();
+                return Err(Error::of(
+                    ErrorKind::Startup,
+                    format!(
+                        "worker {} (pid {pid}) was not ready within {:?} and was killed ({}); \
+                         does the program call knitting::init() first thing in main?",
+                        self.index,
+                        cfg.start_timeout,
+                        describe_command(cfg)
+                    ),
+                ));
+            }
+            let seen = control.host_bell.word.load(Ordering::Acquire);
+            if control.worker_state.load(Ordering::Acquire) != shm::READY {
+                futex::wait(&control.host_bell.word, seen, Some(Duration::from_millis(2)));
+            }
+        }
+        // The worker opened the object (and unlinked it itself); make sure
+        // no name is left even if it could not.
+        unlink();
+        Ok(Gen {
+            shm: Arc::new(shm),
+            child,
+            pid,
+            req_head: 0,
+            resp_tail: 0,
+            req_write: 0,
+            req_freed: 0,
+            resp_freed: 0,
+            inflight: VecDeque::new(),
+            broken: false,
+        })
+    }
+}
+
+struct Sleep {
+    shm: Arc<Mapping>,
+    seen: u32,
+    timeout: Duration,
+}
+
+/// Asks a worker to exit once its requests are done; kills it if it takes
+/// too long.
+fn stop_worker(mut gen: Gen) {
+    let control = gen.shm.control();
+    // Release: pairs with the worker's Acquire load of STOP.
+    control.host_ctl.store(shm::STOP, Ordering::SeqCst);
+    ring(&control.worker_bell);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match gen.child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = gen.child.kill();
+                let _ = gen.child.wait();
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// "exited with code 3", "was killed by signal 11 (SIGSEGV)".
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    match status.signal() {
+        Some(signal) => {
+            let name = match signal {
+                1 => " (SIGHUP)",
+                2 => " (SIGINT)",
+                4 => " (SIGILL)",
+                6 => " (SIGABRT)",
+                7 => " (SIGBUS)",
+                8 => " (SIGFPE)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                13 => " (SIGPIPE)",
+                15 => " (SIGTERM)",
+                31 => " (SIGSYS)",
+                _ => "",
+            };
+            let core = if status.core_dumped() { ", core dumped" } else { "" };
+            format!("was killed by signal {signal}{name}{core}")
+        }
+        None => format!("ended ({status})"),
+    }
+}
+
+fn startup_hint(status: ExitStatus) -> &'static str {
+    match status.code() {
+        Some(super::worker::EXIT_STARTUP) => "; its reason is on stderr",
+        Some(_) => {
+            "; a worker runs the same program: does main call knitting::init() first \
+             (or the test file use knitting::init_before_main!)?"
+        }
+        None => "",
+    }
+}
+
+fn describe_command(cfg: &Config) -> String {
+    let mut parts: Vec<String> = cfg
+        .prefix
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    parts.push(cfg.exe.display().to_string());
+    parts.join(" ")
+}
+
+/// Errors are not `Clone` (their sources are boxed); a lane-wide failure
+/// is handed to each call as a fresh error with the same kind and message.
+fn clone_error(err: &Error) -> Error {
+    Error::of(err.kind(), err.message().to_owned())
+}

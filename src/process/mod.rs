@@ -1,0 +1,532 @@
+//! Process workers: the same calls, run in child processes that share one
+//! mapping each with the host.
+//!
+//! - `shm`: the mapping's layout and the raw byte access (the unsafe part);
+//! - `wire`: postcard encoding straight into the arenas;
+//! - `futex`: shared (cross-process) futex waits and wakes;
+//! - `host`: the host side of a lane (sending, taking responses, watching
+//!   and replacing the worker);
+//! - `worker`: the worker process's loop;
+//! - `names`: named shared-memory objects and their clean-up.
+
+pub(crate) mod futex;
+pub(crate) mod host;
+pub(crate) mod names;
+pub(crate) mod shm;
+pub(crate) mod wire;
+pub(crate) mod worker;
+
+use std::{
+    ffi::OsString,
+    fmt,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use self::host::{Config, Lane, Shared};
+use crate::{
+    call::cell::{CallRef, RemoteOps},
+    Call, Error, ErrorKind, LaneStats, PoolStats, Task,
+};
+
+/// Set in a worker's environment: the protocol version it must speak.
+pub(crate) const ENV_WORKER: &str = "KNITTING_WORKER";
+/// Where the worker finds its mapping (`fd:0` or `name:/...`).
+pub(crate) const ENV_SHM: &str = "KNITTING_SHM";
+/// The worker's lane index, for diagnostics.
+pub(crate) const ENV_LANE: &str = "KNITTING_LANE";
+/// The worker's idle spin budget, in nanoseconds.
+pub(crate) const ENV_SPIN_NS: &str = "KNITTING_SPIN_NS";
+/// The host's pid, when the worker is its direct child.
+pub(crate) const ENV_HOST_PID: &str = "KNITTING_HOST_PID";
+
+static IS_PROCESS_WORKER: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn mark_process_worker() {
+    // Relaxed: set once at start-up, before any task runs.
+    IS_PROCESS_WORKER.store(true, Ordering::Relaxed);
+}
+
+/// True inside a process worker.
+pub(crate) fn is_process_worker() -> bool {
+    // Relaxed: see `mark_process_worker`.
+    IS_PROCESS_WORKER.load(Ordering::Relaxed)
+}
+
+/// Configures and builds a [`ProcessPool`]; made by
+/// [`PoolBuilder::processes`](crate::PoolBuilder::processes).
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// knitting::init(); // first thing in main: a worker process starts here
+/// let pool = knitting::Pool::builder()
+///     .processes(2)
+///     .max_payload_bytes(1 << 20)
+///     .start_timeout(Duration::from_secs(5))
+///     .build()?;
+/// # Ok::<(), knitting::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `.build()` is called"]
+pub struct ProcessPoolBuilder {
+    processes: usize,
+    exe: Option<PathBuf>,
+    prefix: Vec<OsString>,
+    named: bool,
+    slots: usize,
+    arena: usize,
+    max_payload: Option<usize>,
+    spin: Duration,
+    start_timeout: Duration,
+}
+
+impl ProcessPoolBuilder {
+    pub(crate) fn new(processes: usize, spin: Duration) -> Self {
+        Self {
+            processes,
+            exe: None,
+            prefix: Vec::new(),
+            named: false,
+            slots: 128,
+            arena: 64 << 20,
+            max_payload: None,
+            spin,
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The program each worker runs.
+    ///
+    /// The default is this program ([`std::env::current_exe`]), which must
+    /// call [`knitting::init`](crate::init) first thing in `main`. Another
+    /// program works too, as long as it calls `knitting::init()` and
+    /// defines the tasks the host calls (see [`ImportedTask`](crate::ImportedTask)).
+    pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.exe = Some(path.into());
+        self
+    }
+
+    /// Runs each worker behind a command, such as
+    /// `["bwrap", "--unshare-all", ...]` or `["systemd-run", "--user", ...]`:
+    /// the worker's command line becomes `prefix... <worker executable>`.
+    ///
+    /// The prefix must keep file descriptor 0 (bwrap and `env` do) unless
+    /// [`named_shared_memory`](Self::named_shared_memory) is on, and must let
+    /// the worker executable be seen: `bwrap --tmpfs /tmp` hides a program
+    /// built under `/tmp`, so bind its directory back
+    /// (`--ro-bind <dir> <dir>` after the `--tmpfs`). A worker that cannot
+    /// start fails [`build`](Self::build) with a
+    /// [`Startup`](crate::ErrorKind::Startup) error naming the command.
+    pub fn command_prefix<I, S>(mut self, prefix: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.prefix = prefix.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Hands each worker its mapping by name (a POSIX shared memory object
+    /// under `/dev/shm`) instead of as its file descriptor 0, for wrappers
+    /// and containers that replace stdin.
+    ///
+    /// The name is removed as soon as the worker has opened the object, so
+    /// nothing is left behind after a normal run or a crash; objects of a
+    /// host that was killed while a worker started are removed by the next
+    /// named pool. The worker needs to see the host's `/dev/shm`
+    /// (`bwrap --dev-bind /dev /dev`, `docker --ipc=host`). Default: off.
+    pub fn named_shared_memory(mut self, named: bool) -> Self {
+        self.named = named;
+        self
+    }
+
+    /// The size of each worker's request arena and of its response arena.
+    /// Memory is touched only as it is used. Default: 64 MiB.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is under 4096 or over 2^40.
+    #[track_caller]
+    pub fn arena_bytes(mut self, bytes: usize) -> Self {
+        assert!(
+            (4096..=1 << 40).contains(&bytes),
+            "arena_bytes must be between 4096 and 2^40, got {bytes}"
+        );
+        self.arena = bytes;
+        self
+    }
+
+    /// The largest encoded argument or result of one call. A call over the
+    /// limit fails with a [`TooLarge`](crate::ErrorKind::TooLarge) error
+    /// that names the limit and the size, before anything is sent; the
+    /// worker goes on. Default: an eighth of [`arena_bytes`](Self::arena_bytes)
+    /// (8 MiB).
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0 or larger than the arena.
+    #[track_caller]
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        assert!(bytes > 0, "max_payload_bytes must be positive");
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// How many calls each worker holds in its ring; more wait in the
+    /// host. Default: 128.
+    ///
+    /// # Panics
+    ///
+    /// If `slots` is 0 or over 65536.
+    #[track_caller]
+    pub fn ring_slots(mut self, slots: usize) -> Self {
+        assert!(
+            (1..=1 << 16).contains(&slots),
+            "ring_slots must be between 1 and 65536, got {slots}"
+        );
+        self.slots = slots;
+        self
+    }
+
+    /// How long an idle worker (and a waiting caller) spins before it
+    /// sleeps on its futex. Default: 50 µs.
+    pub fn spin_budget(mut self, budget: Duration) -> Self {
+        self.spin = budget;
+        self
+    }
+
+    /// How long a worker may take to start before it is killed and the
+    /// start counts as failed. Default: 10 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts the worker processes and waits until each is ready.
+    ///
+    /// # Errors
+    ///
+    /// - [`Startup`](crate::ErrorKind::Startup) if a worker cannot be
+    ///   spawned, exits before it is ready, or is not ready in time; or if
+    ///   this process is itself a process worker (workers do not start
+    ///   pools of their own);
+    /// - [`Unsupported`](crate::ErrorKind::Unsupported) off Linux;
+    /// - [`DuplicateTask`](crate::ErrorKind::DuplicateTask) if two tasks
+    ///   share an id;
+    /// - [`Build`](crate::ErrorKind::Build) if the shared memory cannot be
+    ///   made.
+    pub fn build(self) -> Result<ProcessPool, Error> {
+        ProcessPool::start(self)
+    }
+}
+
+/// A pool of worker processes that runs [tasks](macro@crate::task).
+///
+/// The same calls as [`Pool`](crate::Pool), in child processes: a task
+/// that crashes, aborts or exits costs one worker, never the host. Each
+/// worker shares one mapping with the host (request and response rings and
+/// a payload arena each way); arguments and results are encoded with
+/// postcard straight into it, so tasks' arguments must be `Serialize` and
+/// their outputs `Deserialize` (checked at compile time).
+///
+/// Workers run this program again (or the one set with
+/// [`worker_executable`](ProcessPoolBuilder::worker_executable)), which
+/// must call [`knitting::init`](crate::init) first thing in `main`
+/// (in test files: [`init_before_main!`](crate::init_before_main)).
+///
+/// ```no_run
+/// #[knitting::task]
+/// fn shout(text: String) -> String { text.to_uppercase() }
+///
+/// fn main() -> Result<(), knitting::Error> {
+///     knitting::init();
+///     let pool = knitting::Pool::builder().processes(2).build()?;
+///     assert_eq!(pool.call(shout, "hi".into()).wait()?, "HI");
+///     Ok(())
+/// }
+/// ```
+///
+/// # When a worker dies
+///
+/// Every call in flight on it fails with a
+/// [`WorkerDied`](crate::ErrorKind::WorkerDied) error that names the
+/// worker, its pid and the exit code or signal; calls queued behind them
+/// go to a replacement worker, started at once. A worker that keeps dying
+/// while it starts is given up after a few attempts, and calls on its lane
+/// fail with a [`Startup`](crate::ErrorKind::Startup) error. Workers die
+/// with the host (parent-death signal), so none outlives it.
+///
+/// # Shutting down
+///
+/// As for [`Pool`](crate::Pool#shutting-down): dropping starts a shutdown
+/// without waiting, [`shutdown`](Self::shutdown) waits,
+/// [`shutdown_timeout`](Self::shutdown_timeout) kills workers that are
+/// still busy when time runs out.
+pub struct ProcessPool {
+    shared: Arc<Shared>,
+    lanes: Box<[Arc<Lane>]>,
+    reactors: Mutex<Vec<JoinHandle<()>>>,
+    next_lane: AtomicUsize,
+}
+
+impl ProcessPool {
+    fn start(builder: ProcessPoolBuilder) -> Result<Self, Error> {
+        if is_process_worker() || std::env::var_os(ENV_WORKER).is_some() {
+            return Err(Error::of(
+                ErrorKind::Startup,
+                "this process is a knitting process worker: it cannot start process pools of its \
+                 own (if it should be a worker, call knitting::init() first thing in main)",
+            ));
+        }
+        crate::task::check_unique_ids()?;
+        let exe = match builder.exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(|e| {
+                Error::of(ErrorKind::Startup, format!("cannot find this program's path: {e}"))
+            })?,
+        };
+        let max_payload = builder.max_payload.unwrap_or(builder.arena / 8);
+        if max_payload > builder.arena {
+            return Err(Error::build(format!(
+                "max_payload_bytes ({max_payload}) is larger than arena_bytes ({})",
+                builder.arena
+            )));
+        }
+        let layout = shm::Layout::new(builder.slots, builder.arena)
+            .ok_or_else(|| Error::build("ring_slots or arena_bytes out of range"))?;
+        if builder.named {
+            names::sweep_stale();
+        }
+        let n = builder.processes;
+        let shared = Arc::new(Shared::new(
+            Config {
+                exe,
+                prefix: builder.prefix,
+                named: builder.named,
+                layout,
+                max_payload,
+                spin: builder.spin,
+                start_timeout: builder.start_timeout,
+                start_attempts: 3,
+            },
+            n,
+        ));
+        let lanes: Box<[Arc<Lane>]> = (0..n).map(|i| Arc::new(Lane::new(i, Arc::clone(&shared)))).collect();
+        let mut reactors = Vec::with_capacity(n);
+        let mut waits = Vec::with_capacity(n);
+        for lane in lanes.iter() {
+            let (tx, rx) = mpsc::channel();
+            let lane = Arc::clone(lane);
+            let spawned = std::thread::Builder::new()
+                .name(format!("knitting-lane-{}", lane.index))
+                .spawn(move || lane.run(tx));
+            match spawned {
+                Ok(handle) => {
+                    reactors.push(handle);
+                    waits.push(rx);
+                }
+                Err(e) => {
+                    let pool = Self::assemble(shared, lanes, reactors);
+                    pool.abandon_now();
+                    return Err(Error::build(format!("could not start a lane thread: {e}")));
+                }
+            }
+        }
+        let mut first_error = None;
+        for rx in waits {
+            let outcome = rx.recv().unwrap_or_else(|_| {
+                Err(Error::of(ErrorKind::Startup, "a lane thread ended while starting its worker"))
+            });
+            if let Err(err) = outcome {
+                first_error.get_or_insert(err);
+            }
+        }
+        let pool = Self::assemble(shared, lanes, reactors);
+        match first_error {
+            None => Ok(pool),
+            Some(err) => {
+                pool.abandon_now();
+                Err(err)
+            }
+        }
+    }
+
+    fn assemble(shared: Arc<Shared>, lanes: Box<[Arc<Lane>]>, reactors: Vec<JoinHandle<()>>) -> Self {
+        Self {
+            shared,
+            lanes,
+            reactors: Mutex::new(reactors),
+            next_lane: AtomicUsize::new(0),
+        }
+    }
+
+    /// Calls `task` with `args` on a worker process and returns the call's
+    /// handle.
+    ///
+    /// The arguments are encoded (postcard) into the worker's request arena
+    /// right here; when its ring or arena is full, the call waits in the
+    /// host and is sent as soon as there is room. An argument over
+    /// [`max_payload_bytes`](ProcessPoolBuilder::max_payload_bytes) fails
+    /// the call with a [`TooLarge`](crate::ErrorKind::TooLarge) error.
+    ///
+    /// Never blocks on the worker: see [`Call`] for how to get the result.
+    pub fn call<T>(&self, task: T, args: T::Args) -> Call<T::Output>
+    where
+        T: Task,
+        T::Args: Serialize,
+        T::Output: DeserializeOwned,
+    {
+        // Acquire: pairs with `close`; the lane re-checks under its lock.
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Call::failed(Error::closed().with_task(task.info().name()));
+        }
+        let id = task.info().id().as_u64();
+        let (call, job) = CallRef::new(task, args);
+        let lane = self.pick_lane();
+        lane.submit(job, RemoteOps::of::<T>(), id);
+        Call::remote(call, Arc::clone(lane))
+    }
+
+    fn pick_lane(&self) -> &Arc<Lane> {
+        if let [only] = &*self.lanes {
+            return only;
+        }
+        if let Some(idle) = self.lanes.iter().find(|l| l.is_idle() && !l.is_done()) {
+            return idle;
+        }
+        // Relaxed: only spreads calls.
+        let start = self.next_lane.fetch_add(1, Ordering::Relaxed);
+        let n = self.lanes.len();
+        (0..n)
+            .map(|i| &self.lanes[(start + i) % n])
+            .find(|l| !l.is_done())
+            .unwrap_or(&self.lanes[start % n])
+    }
+
+    /// The number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The pids of the worker processes running now, in lane order (`None`
+    /// for a lane whose worker is being replaced or has stopped).
+    pub fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.lanes
+            .iter()
+            .map(|l| Some(l.pid.load(Ordering::Relaxed)).filter(|&p| p != 0))
+            .collect()
+    }
+
+    /// A snapshot of per-lane counters, with each worker's pid and how many
+    /// times it was replaced.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            lanes: self
+                .lanes
+                .iter()
+                .map(|l| LaneStats {
+                    in_flight: l.in_flight(),
+                    completed: l.completed.load(Ordering::Relaxed),
+                    pid: Some(l.pid.load(Ordering::Relaxed)).filter(|&p| p != 0),
+                    restarts: l.restarts.load(Ordering::Relaxed),
+                })
+                .collect(),
+            closed: self.is_closed(),
+        }
+    }
+
+    /// True once a shutdown began.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) {
+        // Release: pairs with the reactors' Acquire loads.
+        self.shared.closed.store(true, Ordering::Release);
+        for lane in self.lanes.iter() {
+            lane.nudge();
+        }
+    }
+
+    /// Shuts the pool down and waits: calls already made run to their end,
+    /// new calls fail with a [`Closed`](crate::ErrorKind::Closed) error, and
+    /// every worker process exits and is reaped.
+    pub fn shutdown(&self) {
+        self.close();
+        self.shared.wait_lanes(None);
+        self.join_reactors();
+    }
+
+    /// Shuts the pool down, waits at most `timeout` for calls in flight,
+    /// then kills the workers still busy and fails what is left with a
+    /// [`Closed`](crate::ErrorKind::Closed) error.
+    ///
+    /// # Errors
+    ///
+    /// A [`Timeout`](crate::ErrorKind::Timeout) error saying how many calls
+    /// were failed, when time ran out.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.close();
+        let deadline = Instant::now().checked_add(timeout);
+        if self.shared.wait_lanes(deadline) {
+            self.join_reactors();
+            return Ok(());
+        }
+        self.abandon_now();
+        Err(Error::shutdown_timeout(
+            timeout,
+            self.shared.abandoned_calls.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Kills every worker and fails every call left; waits for the lanes.
+    fn abandon_now(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        // Release: pairs with the reactors' Acquire loads.
+        self.shared.abandoned.store(true, Ordering::Release);
+        for lane in self.lanes.iter() {
+            lane.nudge();
+        }
+        self.shared.wait_lanes(None);
+        self.join_reactors();
+    }
+
+    fn join_reactors(&self) {
+        let handles = std::mem::take(&mut *self.reactors.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for ProcessPool {
+    /// Starts a shutdown and returns without waiting.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("processes", &self.processes())
+            .field("worker_pids", &self.worker_pids())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The names of this process's POSIX shared memory objects that exist now
+/// (named mode), for leak checks in tests.
+#[doc(hidden)]
+pub fn shared_memory_objects_of(pid: u32) -> Vec<String> {
+    names::of_pid(pid)
+}

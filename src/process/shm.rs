@@ -1,0 +1,503 @@
+//! The shared mapping of one process lane: its layout, how it is created
+//! (an anonymous memfd, or a named POSIX object), and the only code that
+//! touches its raw bytes.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0        Control      cache-line separated words (below)
+//! CONTROL_BYTES   req slots    `slots` x 64 B, written by the host
+//!                 resp slots   `slots` x 64 B, written by the worker
+//!                 abort words  `slots` x 4 B, written by the host
+//! (page aligned)  req arena    `arena` bytes, written by the host
+//! (page aligned)  resp arena   `arena` bytes, written by the worker
+//! ```
+//!
+//! Every control word and slot field is an atomic: the two processes touch
+//! them concurrently, and relaxed atomics compile to plain loads and stores.
+//! Arena bytes are copied with raw pointer copies and never borrowed as
+//! Rust references on the host, where the worker is untrusted: the host
+//! reads a region once, into its own memory, and decodes that copy.
+//!
+//! Who writes what decides who trusts what: the worker trusts everything
+//! (the host made it); the host trusts only the words it writes itself and
+//! checks every word the worker writes before use (see `host.rs`).
+
+use std::{
+    os::fd::{AsFd, OwnedFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, AtomicU64},
+};
+
+use rustix::{
+    fs::{MemfdFlags, Mode},
+    mm::{MapFlags, ProtFlags},
+};
+
+use crate::Error;
+
+/// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
+/// Bumped whenever the layout or the meaning of a word changes.
+pub(crate) const VERSION: u32 = 1;
+
+/// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
+pub(crate) const READY: u32 = 1;
+
+/// `Control::host_ctl` (0 while running): finish the requests published so far, then exit.
+pub(crate) const STOP: u32 = 1;
+
+/// A response slot's status: the payload is the encoded value.
+pub(crate) const STATUS_OK: u32 = 1;
+/// A response slot's status: the payload is an encoded [`WireError`](super::wire::WireError).
+pub(crate) const STATUS_ERR: u32 = 2;
+
+const LINE: usize = 64;
+const PAGE: usize = 4096;
+
+/// Keeps its contents on a cache line of their own.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub(crate) struct Line<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Written once by the host before the worker starts.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Ident {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: AtomicU32,
+    pub(crate) slots: AtomicU32,
+    pub(crate) arena: AtomicU64,
+    pub(crate) max_payload: AtomicU64,
+}
+
+/// A doorbell: a futex word bumped by the ringing side and a flag the
+/// sleeping side raises before it sleeps.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Bell {
+    /// Futex word: bumped by the ringer, waited on by the sleeper.
+    pub(crate) word: AtomicU32,
+    /// 1 while the sleeper is (about to be) asleep.
+    pub(crate) sleeping: AtomicU32,
+    /// Host bell only: host threads spinning on responses right now; while
+    /// it is non-zero the worker need not ring.
+    pub(crate) spinners: AtomicU32,
+}
+
+/// The control block at offset 0.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Control {
+    pub(crate) ident: Line<Ident>,
+    /// Worker-written: `STARTING` then `READY`.
+    pub(crate) worker_state: Line<AtomicU32>,
+    /// Host-written: `RUN` or `STOP`.
+    pub(crate) host_ctl: Line<AtomicU32>,
+    /// Rung by the host when it publishes requests or frees response space.
+    pub(crate) worker_bell: Line<Bell>,
+    /// Rung by the worker when it publishes responses.
+    pub(crate) host_bell: Line<Bell>,
+    /// Host-written: requests published so far.
+    pub(crate) req_head: Line<AtomicU64>,
+    /// Worker-written: requests the worker has taken so far.
+    pub(crate) req_tail: Line<AtomicU64>,
+    /// Worker-written: responses published so far.
+    pub(crate) resp_head: Line<AtomicU64>,
+    /// Host-written: responses consumed so far.
+    pub(crate) resp_tail: Line<AtomicU64>,
+    /// Host-written: response arena bytes freed so far (a stream position).
+    pub(crate) resp_freed: Line<AtomicU64>,
+}
+
+/// One request: which task, where its arguments are.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub(crate) struct ReqSlot {
+    pub(crate) seq: AtomicU64,
+    pub(crate) task: AtomicU64,
+    /// Stream position of the arguments in the request arena.
+    pub(crate) start: AtomicU64,
+    pub(crate) len: AtomicU64,
+}
+
+/// One response: for which request, the outcome, where its payload is.
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub(crate) struct RespSlot {
+    pub(crate) seq: AtomicU64,
+    pub(crate) status: AtomicU64,
+    /// Stream position of the payload in the response arena.
+    pub(crate) start: AtomicU64,
+    pub(crate) len: AtomicU64,
+}
+
+const CONTROL_BYTES: usize = round_up(size_of::<Control>(), LINE);
+
+const fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// Where each region starts, from the two sizes in the ident words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) slots: usize,
+    pub(crate) arena: usize,
+    req_slots: usize,
+    resp_slots: usize,
+    aborts: usize,
+    req_arena: usize,
+    resp_arena: usize,
+    pub(crate) total: usize,
+}
+
+impl Layout {
+    /// The layout for `slots` ring slots and `arena` bytes per direction.
+    pub(crate) fn new(slots: usize, arena: usize) -> Option<Self> {
+        if slots == 0 || arena == 0 || slots > 1 << 16 || arena > 1 << 40 {
+            return None;
+        }
+        let req_slots = CONTROL_BYTES;
+        let resp_slots = req_slots + slots * size_of::<ReqSlot>();
+        let aborts = resp_slots + slots * size_of::<RespSlot>();
+        let req_arena = round_up(aborts + slots * size_of::<AtomicU32>(), PAGE);
+        let resp_arena = req_arena + round_up(arena, PAGE);
+        let total = resp_arena + round_up(arena, PAGE);
+        Some(Self {
+            slots,
+            arena,
+            req_slots,
+            resp_slots,
+            aborts,
+            req_arena,
+            resp_arena,
+            total,
+        })
+    }
+}
+
+/// How the worker finds the mapping: passed to it in `KNITTING_SHM`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Locator {
+    /// Inherited as the worker's file descriptor 0.
+    Stdin,
+    /// A POSIX shared memory object (`/dev/shm/<name>` on Linux).
+    Named(String),
+}
+
+impl Locator {
+    pub(crate) fn to_env(&self) -> String {
+        match self {
+            Locator::Stdin => "fd:0".to_owned(),
+            Locator::Named(name) => format!("name:{name}"),
+        }
+    }
+
+    pub(crate) fn from_env(value: &str) -> Option<Self> {
+        if value == "fd:0" {
+            Some(Locator::Stdin)
+        } else {
+            value
+                .strip_prefix("name:")
+                .filter(|n| n.starts_with('/') && n.len() > 1)
+                .map(|n| Locator::Named(n.to_owned()))
+        }
+    }
+}
+
+/// One mapping of a lane's shared memory, in this process.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    base: NonNull<u8>,
+    layout: Layout,
+    /// The memory object; the host hands it to the worker.
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory; every concurrent access goes
+// through atomics or through the raw copies below, whose callers follow the
+// ring protocol.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only hands out atomics and raw copies.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Creates a fresh mapping for the host: an anonymous memfd, or a named
+    /// object when `name` is given. Writes the ident words.
+    pub(crate) fn create(
+        layout: Layout,
+        max_payload: usize,
+        name: Option<&str>,
+    ) -> Result<Self, Error> {
+        let fd = match name {
+            None => rustix::fs::memfd_create("knitting-lane", MemfdFlags::CLOEXEC),
+            Some(name) => rustix::shm::open(
+                name,
+                rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+                Mode::RUSR | Mode::WUSR,
+            ),
+        }
+        .map_err(|e| Error::build(format!("could not create the worker's shared memory: {e}")))?;
+        let created = rustix::fs::ftruncate(&fd, layout.total as u64)
+            .map_err(|e| Error::build(format!("could not size the worker's shared memory: {e}")))
+            .and_then(|()| Self::map(fd, layout));
+        let mapping = match created {
+            Ok(mapping) => mapping,
+            Err(err) => {
+                if let Some(name) = name {
+                    let _ = rustix::shm::unlink(name);
+                }
+                return Err(err);
+            }
+        };
+        let ident = &mapping.control().ident;
+        // Relaxed: the worker reads these only after it is spawned, and
+        // spawning orders them (the child starts after these stores).
+        ident.magic.store(MAGIC, std::sync::atomic::Ordering::Relaxed);
+        ident.version.store(VERSION, std::sync::atomic::Ordering::Relaxed);
+        ident.slots.store(layout.slots as u32, std::sync::atomic::Ordering::Relaxed);
+        ident.arena.store(layout.arena as u64, std::sync::atomic::Ordering::Relaxed);
+        ident
+            .max_payload
+            .store(max_payload as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(mapping)
+    }
+
+    /// Maps an object the host made, in the worker: checks the magic word,
+    /// the version and the sizes before anything else is read.
+    pub(crate) fn open(fd: OwnedFd) -> Result<(Self, usize), String> {
+        let stat = rustix::fs::fstat(&fd).map_err(|e| format!("fstat of the shared memory: {e}"))?;
+        let size = usize::try_from(stat.st_size).map_err(|_| "shared memory size")?;
+        if size < CONTROL_BYTES {
+            return Err(format!("the shared memory is too small ({size} bytes)"));
+        }
+        // Map the control block alone first: the sizes of the rest are in it.
+        let probe_layout = Layout {
+            slots: 0,
+            arena: 0,
+            req_slots: CONTROL_BYTES,
+            resp_slots: CONTROL_BYTES,
+            aborts: CONTROL_BYTES,
+            req_arena: CONTROL_BYTES,
+            resp_arena: CONTROL_BYTES,
+            total: CONTROL_BYTES,
+        };
+        let probe = Self::map(fd, probe_layout).map_err(|e| e.to_string())?;
+        let ident = &probe.control().ident;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        if ident.magic.load(relaxed) != MAGIC {
+            return Err("the shared memory is not a knitting lane (bad magic word)".to_owned());
+        }
+        let version = ident.version.load(relaxed);
+        if version != VERSION {
+            return Err(format!(
+                "the host speaks shared-memory protocol version {version}, this worker speaks {VERSION}"
+            ));
+        }
+        let slots = ident.slots.load(relaxed) as usize;
+        let arena = usize::try_from(ident.arena.load(relaxed)).unwrap_or(usize::MAX);
+        let max_payload = usize::try_from(ident.max_payload.load(relaxed)).unwrap_or(usize::MAX);
+        let layout = Layout::new(slots, arena)
+            .filter(|l| l.total <= size && max_payload <= arena)
+            .ok_or_else(|| format!("the shared memory's sizes make no sense ({slots} slots, {arena} bytes)"))?;
+        let fd = probe.into_fd();
+        let mapping = Self::map(fd, layout).map_err(|e| e.to_string())?;
+        Ok((mapping, max_payload))
+    }
+
+    fn map(fd: OwnedFd, layout: Layout) -> Result<Self, Error> {
+        // SAFETY: a fresh shared mapping of `layout.total` bytes of a memory
+        // object at least that big (sized by the host, checked by the
+        // worker); no existing memory is affected.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                layout.total,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .map_err(|e| Error::build(format!("could not map the worker's shared memory: {e}")))?;
+        let base = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::build("mmap returned a null mapping"))?;
+        Ok(Self { base, layout, fd })
+    }
+
+    fn into_fd(self) -> OwnedFd {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; we unmap what it
+        // mapped and move its fd out exactly once.
+        unsafe {
+            let _ = rustix::mm::munmap(this.base.as_ptr().cast(), this.layout.total);
+            std::ptr::read(&this.fd)
+        }
+    }
+
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// # Safety
+    ///
+    /// `offset + size_of::<T>() * count <= layout.total`, `offset` is
+    /// aligned for `T`, and `T` is made of atomics (any bit pattern valid,
+    /// shared access fine).
+    unsafe fn atomics<T>(&self, offset: usize, count: usize) -> &[T] {
+        debug_assert!(offset + size_of::<T>() * count <= self.layout.total);
+        // SAFETY: per the contract the range is inside the mapping, aligned,
+        // and valid for shared access for as long as `self` maps it.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset).cast::<T>(), count) }
+    }
+
+    pub(crate) fn control(&self) -> &Control {
+        // SAFETY: offset 0 is page aligned and CONTROL_BYTES fit in every
+        // layout; `Control` is atomics only.
+        unsafe { &self.atomics::<Control>(0, 1)[0] }
+    }
+
+    pub(crate) fn req_slots(&self) -> &[ReqSlot] {
+        // SAFETY: `Layout::new` placed `slots` request slots here, aligned
+        // to 64 (CONTROL_BYTES is a multiple of 64).
+        unsafe { self.atomics(self.layout.req_slots, self.layout.slots) }
+    }
+
+    pub(crate) fn resp_slots(&self) -> &[RespSlot] {
+        // SAFETY: as for `req_slots`.
+        unsafe { self.atomics(self.layout.resp_slots, self.layout.slots) }
+    }
+
+    pub(crate) fn aborts(&self) -> &[AtomicU32] {
+        // SAFETY: as for `req_slots`; 4-byte words after 64-byte slots.
+        unsafe { self.atomics(self.layout.aborts, self.layout.slots) }
+    }
+
+    /// The first byte of an arena and its size.
+    fn arena(&self, dir: Dir) -> (*mut u8, usize) {
+        let offset = match dir {
+            Dir::Request => self.layout.req_arena,
+            Dir::Response => self.layout.resp_arena,
+        };
+        // SAFETY: the arena offsets are inside the mapping (`Layout::new`).
+        (unsafe { self.base.as_ptr().add(offset) }, self.layout.arena)
+    }
+
+    /// A writable window of `len` bytes at `offset` in an arena, or `None`
+    /// when it would leave the arena.
+    pub(crate) fn window(&self, dir: Dir, offset: usize, len: usize) -> Option<Window> {
+        let (base, size) = self.arena(dir);
+        let end = offset.checked_add(len)?;
+        (end <= size).then(|| Window {
+            // SAFETY: `offset + len <= size`, so the window is in the arena.
+            ptr: unsafe { base.add(offset) },
+            len,
+        })
+    }
+
+    /// Copies `len` bytes at `offset` of an arena into `out` (replacing its
+    /// contents). `None` when the range leaves the arena: the caller must
+    /// treat that as a broken peer.
+    pub(crate) fn copy_out(&self, dir: Dir, offset: usize, len: usize, out: &mut Vec<u8>) -> Option<()> {
+        let window = self.window(dir, offset, len)?;
+        out.clear();
+        out.reserve(len);
+        // SAFETY: the window is inside the mapping (checked above) and `out`
+        // has room for `len` bytes. The bytes may be written concurrently by
+        // a broken peer: a raw byte copy has no validity requirement, and the
+        // copy is decoded only after this returns, from our own memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(window.ptr, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Some(())
+    }
+
+    /// Borrows `len` bytes at `offset` of the *request* arena. For the
+    /// worker only, which trusts the host not to touch a published request.
+    pub(crate) fn request_bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        let window = self.window(Dir::Request, offset, len)?;
+        // SAFETY: in bounds (checked by `window`); the host wrote these bytes
+        // before publishing the request (Release/Acquire on `req_head`) and
+        // leaves them alone until the response is consumed, so nothing
+        // writes them while this borrow (which ends before the response is
+        // published) lives.
+        Some(unsafe { std::slice::from_raw_parts(window.ptr, len) })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we mapped exactly this range in `map` and nothing borrows
+        // from it past `self`'s lifetime (every view borrows `self`).
+        unsafe {
+            let _ = rustix::mm::munmap(self.base.as_ptr().cast(), self.layout.total);
+        }
+    }
+}
+
+/// Which arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Request,
+    Response,
+}
+
+/// A raw, writable byte range of an arena, handed to the encoder.
+#[derive(Debug)]
+pub(crate) struct Window {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Window {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies `bytes` to `at`; the caller keeps `at + bytes.len() <= len`.
+    pub(crate) fn write(&mut self, at: usize, bytes: &[u8]) {
+        assert!(at + bytes.len() <= self.len, "arena window overrun");
+        // SAFETY: in bounds (asserted); the writer owns this range of the
+        // arena until it publishes it (ring protocol), and a raw copy makes
+        // no claim about what else may read it.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
+    }
+
+    /// Writes one byte at `at < len`.
+    pub(crate) fn put(&mut self, at: usize, byte: u8) {
+        assert!(at < self.len, "arena window overrun");
+        // SAFETY: as for `write`.
+        unsafe { self.ptr.add(at).write(byte) }
+    }
+}
+
+/// Opens the worker's mapping as its locator says.
+pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
+    match locator {
+        Locator::Stdin => {
+            let stdin = std::io::stdin();
+            let fd = stdin.as_fd().try_clone_to_owned().map_err(|e| format!("fd 0: {e}"))?;
+            Ok(fd)
+        }
+        Locator::Named(name) => {
+            let fd = rustix::shm::open(name.as_str(), rustix::shm::OFlags::RDWR, Mode::empty())
+                .map_err(|e| format!("shm_open({name}): {e}"))?;
+            // The host may die before it unlinks the name; the worker has
+            // the object open now, so the name is no longer needed.
+            let _ = rustix::shm::unlink(name.as_str());
+            Ok(fd)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Encoding values for the trip between processes: postcard, written
+//! straight into an arena window.
+//!
+//! [`encode_into`] writes while the window has room and keeps counting past
+//! its end, so one pass either leaves the value in the arena or tells the
+//! exact size it needs (to wait for room, or to name it in a too-large
+//! error) without an intermediate buffer.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::shm::Window;
+
+/// A postcard flavor over an arena window that counts what does not fit.
+struct Region<'w> {
+    window: &'w mut Window,
+    /// Bytes produced so far (written or not).
+    total: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Region<'_> {
+    type Output = usize;
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.total < self.window.len() {
+            self.window.put(self.total, byte);
+        }
+        self.total += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        let end = self.total + bytes.len();
+        if end <= self.window.len() {
+            self.window.write(self.total, bytes);
+        } else if self.total < self.window.len() {
+            let room = self.window.len() - self.total;
+            self.window.write(self.total, &bytes[..room]);
+        }
+        self.total = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.total)
+    }
+}
+
+/// Encodes `value` into `window`. Returns the encoded size: when it is
+/// larger than the window, the window holds only a prefix and the value
+/// must be encoded again elsewhere.
+pub(crate) fn encode_into<V: Serialize + ?Sized>(
+    value: &V,
+    window: &mut Window,
+) -> Result<usize, postcard::Error> {
+    postcard::serialize_with_flavor(value, Region { window, total: 0 })
+}
+
+/// Encodes `value` into a fresh vector.
+pub(crate) fn encode_vec<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(value)
+}
+
+/// Decodes a value; trailing bytes are an error (they mean the two sides
+/// disagree about the type).
+pub(crate) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, postcard::Error> {
+    let (value, rest) = postcard::take_from_bytes(bytes)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
+}

@@ -1,0 +1,394 @@
+//! The worker process: recognises itself at start-up, maps the lane the
+//! host made, and runs requests until the host says stop.
+//!
+//! The worker trusts the host (it made the mapping and started this
+//! process), but still checks what it reads so that a host bug ends in a
+//! clear message rather than undefined behaviour.
+
+use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{
+    futex,
+    shm::{self, Dir, Locator, Mapping},
+    wire, ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
+};
+use crate::{
+    transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal,
+    Task,
+};
+
+/// The signature of a task's worker entry.
+pub(crate) type EntryFn = fn(&[u8], &Signal, &mut Reply<'_>);
+
+/// Exit code of a worker that could not start (its reason is on stderr).
+pub(crate) const EXIT_STARTUP: i32 = 97;
+
+/// Runs task `T` for one request.
+pub(crate) fn entry<T: Task>(input: &[u8], signal: &Signal, reply: &mut Reply<'_>)
+where
+    T::Args: DeserializeOwned,
+    T::Output: Serialize,
+{
+    let args = match wire::decode::<T::Args>(input) {
+        Ok(args) => args,
+        Err(e) => {
+            return reply.error(&Error::of(
+                ErrorKind::Codec,
+                format!("the worker could not decode the arguments: {e}"),
+            ))
+        }
+    };
+    match panics::catch(|| T::run(args, signal)) {
+        Ok(value) => reply.value(&value),
+        Err(err) => reply.error(&err),
+    }
+}
+
+/// Enters the worker loop if this process was started as a process worker;
+/// returns at once otherwise. See [`crate::init`].
+pub(crate) fn enter_if_worker() {
+    let Some(version) = std::env::var_os(ENV_WORKER) else {
+        return;
+    };
+    super::mark_process_worker();
+    let code = match start(&version.to_string_lossy()) {
+        Ok(lane) => lane.run(),
+        Err(message) => {
+            eprintln!("knitting worker (pid {}): {message}", std::process::id());
+            EXIT_STARTUP
+        }
+    };
+    std::process::exit(code)
+}
+
+fn start(version: &str) -> Result<WorkerLane, String> {
+    if version != shm::VERSION.to_string() {
+        return Err(format!(
+            "the host speaks process protocol version {version}, this worker speaks {}",
+            shm::VERSION
+        ));
+    }
+    let env = |key: &str| std::env::var(key).ok();
+    let locator = env(ENV_SHM)
+        .as_deref()
+        .and_then(Locator::from_env)
+        .ok_or_else(|| format!("{ENV_SHM} is missing or malformed"))?;
+    let spin = env(ENV_SPIN_NS)
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_micros(50), Duration::from_nanos);
+    let host_pid = env(ENV_HOST_PID).and_then(|v| v.parse::<i32>().ok());
+    // Keep the variables away from programs this worker's tasks start.
+    for key in [ENV_WORKER, ENV_SHM, ENV_SPIN_NS, ENV_HOST_PID, ENV_LANE] {
+        std::env::remove_var(key);
+    }
+    // Die with the host. The spawning side set this too, but a command
+    // prefix (bwrap, systemd-run) stands between: here the parent is the
+    // prefix, which dies with the host itself.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if let Some(host) = host_pid {
+        // Without a prefix (the only case the host passes its pid) the
+        // parent is the host; another parent means the host died before
+        // the death signal was armed, and this worker was re-parented.
+        let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+        if parent != Some(host) {
+            return Err("the host exited before this worker started".to_owned());
+        }
+    }
+    let fd = shm::open_worker_fd(&locator)?;
+    let (map, max_payload) = Mapping::open(fd)?;
+
+    let mut table = HashMap::new();
+    for info in crate::task::tasks() {
+        if let Some(entry) = info.worker_entry() {
+            table.insert(info.id().as_u64(), entry.0);
+        }
+    }
+    panics::install_hook();
+    let control = map.control();
+    // Release: the host's Acquire load of READY sees a worker that is set up.
+    control.worker_state.store(shm::READY, Ordering::Release);
+    ring(&control.host_bell);
+    Ok(WorkerLane {
+        req_tail: control.req_tail.load(Ordering::Relaxed),
+        out: Outbox {
+            resp_head: control.resp_head.load(Ordering::Relaxed),
+            resp_write: 0,
+            max_payload,
+        },
+        map,
+        table,
+        spin,
+    })
+}
+
+/// Rings a bell: bump its word and wake a sleeper.
+fn ring(bell: &shm::Bell) {
+    // Release: whoever wakes on the new word value sees what we published.
+    bell.word.fetch_add(1, Ordering::Release);
+    futex::wake_all(&bell.word);
+}
+
+struct WorkerLane {
+    map: Mapping,
+    table: HashMap<u64, EntryFn>,
+    spin: Duration,
+    /// Requests taken so far (this side's copy of `req_tail`).
+    req_tail: u64,
+    out: Outbox,
+}
+
+/// The worker's side of the response ring.
+#[derive(Debug)]
+struct Outbox {
+    max_payload: usize,
+    /// Responses published so far (this side's copy of `resp_head`).
+    resp_head: u64,
+    /// Stream position of the next response byte.
+    resp_write: u64,
+}
+
+impl WorkerLane {
+    /// Serves requests until the host says stop; returns the exit code.
+    fn run(mut self) -> i32 {
+        loop {
+            if self.take_one() {
+                continue;
+            }
+            if self.idle_wait() {
+                return 0;
+            }
+        }
+    }
+
+    /// Runs the next request if there is one.
+    fn take_one(&mut self) -> bool {
+        let control = self.map.control();
+        // SYNC POINT: Acquire pairs with the host's store of `req_head`,
+        // which comes after the slot and the argument bytes are written.
+        let head = control.req_head.load(Ordering::Acquire);
+        if head == self.req_tail {
+            return false;
+        }
+        let seq = self.req_tail;
+        let layout = *self.map.layout();
+        let slot = &self.map.req_slots()[(seq % layout.slots as u64) as usize];
+        // Relaxed: ordered by the Acquire load of `req_head` above.
+        let task = slot.task.load(Ordering::Relaxed);
+        let start = slot.start.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        self.req_tail += 1;
+        // Release: the host may reuse nothing on this alone (it frees on
+        // responses); the word is for diagnostics.
+        control.req_tail.store(self.req_tail, Ordering::Release);
+
+        let signal = Signal::new();
+        let offset = (start % layout.arena as u64) as usize;
+        let entry = self.table.get(&task).copied();
+        let mut reply = Reply {
+            map: &self.map,
+            out: &mut self.out,
+            seq,
+            sent: false,
+        };
+        let bytes = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.map.request_bytes(offset, len));
+        match (entry, bytes) {
+            (Some(entry), Some(bytes)) => entry(bytes, &signal, &mut reply),
+            (None, _) => reply.error(&Error::of(
+                ErrorKind::UnknownTask,
+                format!(
+                    "the worker has no task with id {task:016x} whose arguments and result are serde types"
+                ),
+            )),
+            (_, None) => reply.error(&Error::of(
+                ErrorKind::Protocol,
+                format!("request {seq} points outside the request arena ({start}+{len})"),
+            )),
+        }
+        if !reply.sent {
+            reply.error(&Error::of(ErrorKind::Protocol, "the task entry sent no reply"));
+        }
+        true
+    }
+
+    /// Spins, then sleeps until a request comes or the host says stop.
+    /// True when it is time to exit.
+    fn idle_wait(&mut self) -> bool {
+        let control = self.map.control();
+        let mut backoff = Backoff::new(self.spin);
+        while !backoff.is_completed() {
+            // Acquire: as in `take_one`.
+            if control.req_head.load(Ordering::Acquire) != self.req_tail {
+                return false;
+            }
+            backoff.snooze();
+        }
+        let tail = self.req_tail;
+        sleep(&self.map, |map| {
+            let control = map.control();
+            control.req_head.load(Ordering::SeqCst) != tail
+                || control.host_ctl.load(Ordering::SeqCst) == shm::STOP
+        });
+        // Acquire: pairs with the host's Release store of STOP, made after
+        // its last request.
+        control.host_ctl.load(Ordering::Acquire) == shm::STOP
+            && control.req_head.load(Ordering::Acquire) == self.req_tail
+    }
+
+}
+
+impl Outbox {
+    /// Free response-arena space: where the next write may start and how
+    /// many contiguous bytes it may use, wrapping to the start when that
+    /// leaves more room.
+    fn response_room(&mut self, map: &Mapping) -> (u64, usize) {
+        let arena = map.layout().arena as u64;
+        // Acquire: the host read the bytes it freed before storing this.
+        let freed = map.control().resp_freed.load(Ordering::Acquire);
+        let used = self.resp_write.saturating_sub(freed).min(arena);
+        let free = arena - used;
+        let offset = self.resp_write % arena;
+        if used == 0 && offset != 0 {
+            // Empty: restart at the beginning, keeping the touched pages few.
+            self.resp_write += arena - offset;
+            return (self.resp_write, arena as usize);
+        }
+        let tail = (arena - offset).min(free);
+        let wrapped = free - tail;
+        if wrapped > tail && offset != 0 {
+            (self.resp_write + (arena - offset), wrapped as usize)
+        } else {
+            (self.resp_write, tail as usize)
+        }
+    }
+
+    /// Encodes `value` into the response arena and publishes it.
+    fn send<V: Serialize + ?Sized>(
+        &mut self,
+        map: &Mapping,
+        seq: u64,
+        status: u32,
+        value: &V,
+    ) -> Result<(), Error> {
+        let arena = map.layout().arena as u64;
+        loop {
+            let (start, room) = self.response_room(map);
+            let room = room.min(self.max_payload);
+            let offset = (start % arena) as usize;
+            let mut window = map
+                .window(Dir::Response, offset, room)
+                .expect("response room lies inside the arena");
+            let n = wire::encode_into(value, &mut window).map_err(|e| {
+                Error::of(ErrorKind::Codec, format!("the worker could not encode the result: {e}"))
+            })?;
+            if n <= room {
+                self.publish(map, seq, status, start, n);
+                return Ok(());
+            }
+            if n > self.max_payload {
+                return Err(Error::too_large("result", n, self.max_payload));
+            }
+            // It fits once the host frees enough: wait for that.
+            let written = self.resp_write;
+            sleep(map, |map| {
+                // SeqCst: the Dekker pair with the host's store of
+                // `resp_freed` (see `sleep`).
+                let freed = map.control().resp_freed.load(Ordering::SeqCst);
+                arena - written.saturating_sub(freed).min(arena) >= n as u64
+            });
+        }
+    }
+
+    fn publish(&mut self, map: &Mapping, seq: u64, status: u32, start: u64, len: usize) {
+        let layout = *map.layout();
+        let control = map.control();
+        let slot = &map.resp_slots()[(seq % layout.slots as u64) as usize];
+        // Relaxed: published by the store of `resp_head` below.
+        slot.seq.store(seq, Ordering::Relaxed);
+        slot.status.store(u64::from(status), Ordering::Relaxed);
+        slot.start.store(start, Ordering::Relaxed);
+        slot.len.store(len as u64, Ordering::Relaxed);
+        self.resp_write = start + len as u64;
+        self.resp_head += 1;
+        // SYNC POINT: SeqCst (a Release store, and one side of the Dekker
+        // pair with the host's spinner count and sleeping flag loads below).
+        control.resp_head.store(self.resp_head, Ordering::SeqCst);
+        let bell = &control.host_bell;
+        if bell.spinners.load(Ordering::SeqCst) == 0 && bell.sleeping.load(Ordering::SeqCst) == 1 {
+            ring(bell);
+        }
+    }
+}
+
+/// Sleeps on the worker bell until `ready` holds (checked after the
+/// sleeping flag is up, so a ring cannot be missed).
+fn sleep(map: &Mapping, ready: impl Fn(&Mapping) -> bool) {
+    let bell = &map.control().worker_bell;
+    loop {
+        // Acquire: see what the ringer published before its bump.
+        let seen = bell.word.load(Ordering::Acquire);
+        // SeqCst: the flag store and the re-check below, against the
+        // host's store of its counter and load of the flag, form a
+        // Dekker pair: one side sees the other's write.
+        bell.sleeping.store(1, Ordering::SeqCst);
+        if ready(map) {
+            bell.sleeping.store(0, Ordering::Relaxed);
+            return;
+        }
+        // The timeout only bounds the damage of a lost wake-up.
+        futex::wait(&bell.word, seen, Some(Duration::from_secs(1)));
+        bell.sleeping.store(0, Ordering::Relaxed);
+        if ready(map) {
+            return;
+        }
+    }
+}
+
+/// Where a task entry sends its outcome.
+#[derive(Debug)]
+pub(crate) struct Reply<'a> {
+    map: &'a Mapping,
+    out: &'a mut Outbox,
+    seq: u64,
+    sent: bool,
+}
+
+impl std::fmt::Debug for WorkerLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerLane")
+            .field("req_tail", &self.req_tail)
+            .field("out", &self.out)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reply<'_> {
+    fn value<V: Serialize>(&mut self, value: &V) {
+        self.sent = true;
+        if let Err(err) = self.out.send(self.map, self.seq, shm::STATUS_OK, value) {
+            self.sent = false;
+            self.error(&err);
+        }
+    }
+
+    fn error(&mut self, err: &Error) {
+        self.sent = true;
+        let wire = err.to_wire();
+        if self.out.send(self.map, self.seq, shm::STATUS_ERR, &wire).is_ok() {
+            return;
+        }
+        // Too big (a huge panic message?) or not encodable: send the kind
+        // and a short message instead; that always fits.
+        let short = Error::of(
+            err.kind(),
+            format!(
+                "{} (the full error did not fit in max_payload_bytes)",
+                err.message().chars().take(200).collect::<String>()
+            ),
+        );
+        let _: Result<(), Error> = self.out.send(self.map, self.seq, shm::STATUS_ERR, &short.to_wire());
+    }
+}
