@@ -1,31 +1,41 @@
-//! `target/bench/chart.svg`: median batch latency against batch size, one
-//! panel per workload, one line per runtime, both axes logarithmic.
+//! `target/bench/chart.svg`: one panel per workload of W1–W3, one line per
+//! runtime, both axes logarithmic: median batch latency against batch size
+//! (W1, W2), or against payload size for a size sweep (W3).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{report::Record, Result};
+use crate::{
+    report::{bytes, Record},
+    Result,
+};
 
-const SIZE: (u32, u32) = (1200, 520);
+const SIZE: (u32, u32) = (1500, 520);
+
+/// The workloads charted: the latency ones. Start-up (W6) and process
+/// latency (W8) are a point or two each, read from the table.
+const CHARTED: &[&str] = &["W1", "W2", "W3"];
 
 /// One colour per runtime name, stable across runs.
 fn colour(runtime: &str) -> RGBColor {
     match runtime {
         "knitting-threads" => RGBColor(214, 39, 40),
+        "knitting-processes" => RGBColor(255, 127, 14),
         "tokio" => RGBColor(31, 119, 180),
         "tokio-mt" => RGBColor(23, 190, 207),
         "crossbeam" => RGBColor(44, 160, 44),
+        "procspawn" => RGBColor(140, 86, 75),
         "limit" => RGBColor(127, 127, 127),
         _ => RGBColor(148, 103, 189),
     }
 }
 
-/// Draws every workload of `records`, side by side, into `path`.
+/// Draws the charted workloads of `records`, side by side, into `path`.
 pub fn write(records: &[Record], path: &Path) -> Result<()> {
     let mut workloads: Vec<(&str, &str)> = Vec::new();
     for r in records {
-        if !workloads.iter().any(|(id, _)| *id == r.workload) {
+        if CHARTED.contains(&r.workload) && !workloads.iter().any(|(id, _)| *id == r.workload) {
             workloads.push((r.workload, r.title));
         }
     }
@@ -46,7 +56,11 @@ fn draw_panel(
     points: &[&Record],
 ) -> Result<()> {
     let micros = |r: &Record| (r.median_ns as f64 / 1e3).max(1e-3);
-    let max_batch = points.iter().map(|r| r.batch).max().unwrap_or(1) as f64;
+    // A size sweep is drawn against size, anything else against batch.
+    let sweep = points.iter().any(|r| r.bytes != points[0].bytes);
+    let x = |r: &Record| if sweep { r.bytes } else { r.batch } as f64;
+    let lowest_x = points.iter().map(|r| x(r)).fold(f64::MAX, f64::min);
+    let highest_x = points.iter().map(|r| x(r)).fold(1.0, f64::max);
     let lowest = points.iter().map(|r| micros(r)).fold(f64::MAX, f64::min);
     let highest = points.iter().map(|r| micros(r)).fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(area)
@@ -55,15 +69,28 @@ fn draw_panel(
         .x_label_area_size(44)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            (0.8..max_batch * 1.25).log_scale(),
+            // Sizes are powers of two: so are their ticks.
+            (lowest_x * 0.8..highest_x * 1.25)
+                .log_scale()
+                .base(if sweep { 2.0 } else { 10.0 }),
             // Room above the highest line for the legend.
             (lowest / 2.0..highest * 12.0).log_scale(),
         )?;
     chart
         .configure_mesh()
-        .x_desc("batch (calls in flight)")
+        .x_desc(if sweep {
+            format!("payload size (batch {})", points[0].batch)
+        } else {
+            "batch (calls in flight)".to_owned()
+        })
         .y_desc("median batch latency")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&|x| {
+            if sweep {
+                bytes(x.round() as usize)
+            } else {
+                format!("{x:.0}")
+            }
+        })
         .y_label_formatter(&|micros| tick(*micros))
         .draw()?;
 
@@ -77,7 +104,7 @@ fn draw_panel(
         let series: Vec<(f64, f64)> = points
             .iter()
             .filter(|r| r.runtime == runtime)
-            .map(|r| (r.batch as f64, micros(r)))
+            .map(|r| (x(r), micros(r)))
             .collect();
         let colour = colour(runtime);
         chart

@@ -1,7 +1,7 @@
 //! `knitting-bench`: knitting and its peers, side by side, in one run.
 //!
 //! ```sh
-//! cargo run --release -p knitting-bench            # full run, under 2 minutes
+//! cargo run --release -p knitting-bench            # full run, under 3 minutes
 //! cargo run --release -p knitting-bench -- --quick # under a minute
 //! cargo run --release -p knitting-bench -- --smoke # every workload, a few samples
 //! ```
@@ -12,11 +12,18 @@
 //!   `knitting-threads`, `tokio` (current-thread), `tokio-mt`, `crossbeam`,
 //!   and the spin ping-pong `limit` at batch 1;
 //! - W2, 1 MiB round copy at batch 1, 10, 100: `knitting-threads`, `tokio`,
-//!   `tokio-mt`, and the `memcpy` `limit`.
+//!   `tokio-mt`, and the `memcpy` `limit`;
+//! - W3, W2's round copy over payload sizes 8 B … 1 MiB at batch 100 (four
+//!   sizes in `--quick` and `--smoke`): `knitting-threads`, `tokio`;
+//! - W6, start-up of a 2-worker pool up to its first answer:
+//!   `knitting-threads`, `procspawn`;
+//! - W8, process call latency, `f64` echo at batch 1 and 100: `procspawn`.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting) and the
-//! targets it covers, and writes `results.json`, `results.csv` and
-//! `chart.svg` under `target/bench/` (or `$CARGO_TARGET_DIR/bench/`).
+//! targets of those workloads (those of `knitting-processes` read "not
+//! measured" until its records exist), and writes `results.json`,
+//! `results.csv` and `chart.svg` (W1–W3) under `target/bench/` (or
+//! `$CARGO_TARGET_DIR/bench/`).
 //!
 //! Layout: [`workloads`] says what is measured and drives the rounds,
 //! [`baselines`] holds the peers and limits, [`measure`] the sampling,
@@ -39,6 +46,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
+    // First, before anything else: procspawn's worker processes are this
+    // binary run again, and in them this call serves calls and exits, so
+    // none of the harness runs there.
+    procspawn::init();
     match Mode::from_args(std::env::args().skip(1)) {
         Ok(Some(mode)) => match run(&mode) {
             Ok(()) => ExitCode::SUCCESS,
@@ -74,8 +85,15 @@ fn run(mode: &Mode) -> Result<()> {
     let mut records = Vec::new();
     // One workload at a time: its runtimes are dropped (threads gone)
     // before the next one starts.
-    for build in [workloads::w1::workload, workloads::w2::workload] {
-        let mut workload = build()?;
+    let builders = [
+        workloads::w1::workload,
+        workloads::w2::workload,
+        workloads::w3::workload,
+        workloads::w6::workload,
+        workloads::w8::workload,
+    ];
+    for build in builders {
+        let mut workload = build(mode)?;
         records.extend(workloads::measure(&mut workload, mode)?);
     }
 

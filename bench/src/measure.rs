@@ -82,6 +82,24 @@ impl Sampler {
         Ok(())
     }
 
+    /// Like [`run`](Self::run), but what `op` returns is handed to
+    /// `teardown` after the clock stops: a pool built in the timed region
+    /// is shut down outside it.
+    pub fn run_with_teardown<T>(
+        &mut self,
+        mut op: impl FnMut() -> Result<T>,
+        mut teardown: impl FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        while self.more() {
+            let start = Instant::now();
+            let done = op()?;
+            let elapsed = start.elapsed();
+            teardown(done)?;
+            self.record(elapsed);
+        }
+        Ok(())
+    }
+
     pub fn into_samples(self) -> Vec<Duration> {
         self.samples
     }
@@ -159,5 +177,32 @@ mod tests {
             .unwrap();
         assert_eq!(runs, 8);
         assert_eq!(sampler.into_samples().len(), 5);
+    }
+
+    #[test]
+    fn teardown_is_not_timed() {
+        let plan = Plan {
+            warmup_iters: 1,
+            warmup_time: Duration::ZERO,
+            min_samples: 3,
+            max_samples: 3,
+            budget: Duration::ZERO,
+        };
+        let mut sampler = Sampler::new(plan);
+        let mut torn_down = 0;
+        sampler
+            .run_with_teardown(
+                || Ok(Duration::from_millis(20)),
+                |nap| {
+                    std::thread::sleep(nap);
+                    torn_down += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(torn_down, 4);
+        let samples = sampler.into_samples();
+        assert_eq!(samples.len(), 3);
+        assert!(samples.iter().all(|s| *s < Duration::from_millis(20)));
     }
 }

@@ -8,9 +8,15 @@ pub const USAGE: &str = "\
 usage: cargo run --release -p knitting-bench [-- OPTIONS]
 
 options:
-  --quick    shorter blocks, under a minute in all
+  --quick    shorter blocks, fewer W3 sizes and start-ups; under a minute in all
   --smoke    a handful of samples per point, every workload (wins over --quick)
   -h, --help this text";
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+/// The W3 sizes of `--quick` and `--smoke`: the ends and two points between.
+const QUICK_SWEEP: &[usize] = &[8, KIB, 64 * KIB, MIB];
 
 /// How long and how often every point is measured.
 #[derive(Clone, Copy, Debug)]
@@ -21,10 +27,15 @@ pub struct Mode {
     pub rounds: usize,
     /// The plan of one block.
     pub plan: Plan,
+    /// Payload sizes of the W3 sweep, in bytes.
+    pub sweep: &'static [usize],
+    /// Start-ups timed per runtime in W6, over all rounds: each one starts
+    /// a whole pool (processes too), so there are few.
+    pub startups: usize,
 }
 
 impl Mode {
-    /// The default: under two minutes.
+    /// The default: under three minutes on 2 cores.
     pub const FULL: Self = Self {
         name: "full",
         rounds: 5,
@@ -35,6 +46,9 @@ impl Mode {
             max_samples: 200_000,
             budget: Duration::from_millis(600),
         },
+        // 8 B, then every power of 4 from 64 B to 1 MiB.
+        sweep: &[8, 64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB],
+        startups: 30,
     };
 
     /// `--quick`: well under a minute.
@@ -48,6 +62,8 @@ impl Mode {
             max_samples: 100_000,
             budget: Duration::from_millis(150),
         },
+        sweep: QUICK_SWEEP,
+        startups: 10,
     };
 
     /// `--smoke`: proves every workload runs; its numbers mean nothing.
@@ -61,6 +77,8 @@ impl Mode {
             max_samples: 5,
             budget: Duration::ZERO,
         },
+        sweep: QUICK_SWEEP,
+        startups: 2,
     };
 
     /// Parses the command line (without the program name); `None` when

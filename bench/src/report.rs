@@ -14,10 +14,19 @@ use std::{
 
 use serde::Serialize;
 
-use crate::{measure::Summary, workloads::Workload, Result};
+use crate::{
+    measure::Summary,
+    workloads::{Point, Workload},
+    Result,
+};
 
-/// The runtime every ratio is taken against.
+/// knitting's thread pool.
 pub const KNITTING: &str = "knitting-threads";
+/// knitting's process pool.
+pub const KNITTING_PROCESSES: &str = "knitting-processes";
+/// The runtimes the table's ratios are taken against, one column each
+/// (a column only when the run has records of that runtime).
+const REFERENCES: &[&str] = &[KNITTING, KNITTING_PROCESSES];
 
 /// One measured point.
 #[derive(Clone, Debug, Serialize)]
@@ -34,47 +43,52 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn new(workload: &Workload, runtime: &'static str, batch: usize, summary: Summary) -> Self {
+    pub fn new(workload: &Workload, runtime: &'static str, point: Point, summary: Summary) -> Self {
         Self {
             workload: workload.id,
             title: workload.title,
             runtime,
-            batch,
-            bytes: workload.bytes,
+            batch: point.batch,
+            bytes: point.bytes,
             median_ns: summary.median_ns,
             p99_ns: summary.p99_ns,
             samples: summary.samples,
         }
     }
+
+    /// True when `other` was measured at the same point (workload, payload
+    /// size, batch).
+    pub fn same_point(&self, other: &Record) -> bool {
+        (self.workload, self.bytes, self.batch) == (other.workload, other.bytes, other.batch)
+    }
 }
 
-/// The median of `runtime` at the point of `workload` and `batch`.
-pub fn median_of(records: &[Record], workload: &str, batch: usize, runtime: &str) -> Option<u64> {
+/// The record of `runtime` at the same point as `at`.
+pub fn record_at<'a>(records: &'a [Record], at: &Record, runtime: &str) -> Option<&'a Record> {
     records
         .iter()
-        .find(|r| r.workload == workload && r.batch == batch && r.runtime == runtime)
-        .map(|r| r.median_ns)
+        .find(|r| r.runtime == runtime && r.same_point(at))
 }
 
-/// The markdown table: one row per point, with each runtime's median
-/// divided by knitting's at the same point.
+/// The markdown table: one row per point and runtime, with the runtime's
+/// median divided by that of each knitting runtime at the same point.
 pub fn table(records: &[Record]) -> String {
-    let mut out = String::new();
-    out.push_str(
-        "| workload | batch | runtime | median | p99 | samples | knitting speed-up |\n\
-         |---|---:|---|---:|---:|---:|---:|\n",
-    );
-    let mut previous = None;
+    let references: Vec<&str> = REFERENCES
+        .iter()
+        .copied()
+        .filter(|reference| records.iter().any(|r| r.runtime == *reference))
+        .collect();
+    let mut out = String::from("| workload | batch | runtime | median | p99 | samples |");
+    for reference in &references {
+        let _ = write!(out, " {reference} speed-up |");
+    }
+    out.push_str("\n|---|---:|---|---:|---:|---:|");
+    out.push_str(&"---:|".repeat(references.len()));
+    out.push('\n');
+    let mut previous: Option<&Record> = None;
     for r in records {
-        let point = (r.workload, r.batch);
-        let first = previous != Some(point);
-        previous = Some(point);
-        let knitting = median_of(records, r.workload, r.batch, KNITTING);
-        let speedup = match knitting {
-            _ if r.runtime == KNITTING => "—".to_owned(),
-            Some(k) if k > 0 => format!("{}×", ratio(r.median_ns as f64 / k as f64)),
-            _ => "n/a".to_owned(),
-        };
+        let first = previous.is_none_or(|p| !p.same_point(r));
+        previous = Some(r);
         let (workload, batch) = if first {
             (
                 format!("{} {} ({})", r.workload, r.title, bytes(r.bytes)),
@@ -83,18 +97,29 @@ pub fn table(records: &[Record]) -> String {
         } else {
             (String::new(), String::new())
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "| {workload} | {batch} | {} | {} | {} | {} | {speedup} |",
+            "| {workload} | {batch} | {} | {} | {} | {} |",
             r.runtime,
             duration(r.median_ns),
             duration(r.p99_ns),
             r.samples,
         );
+        for reference in &references {
+            let speedup = match record_at(records, r, reference) {
+                _ if r.runtime == *reference => "—".to_owned(),
+                Some(k) if k.median_ns > 0 => {
+                    format!("{}×", ratio(r.median_ns as f64 / k.median_ns as f64))
+                }
+                _ => "n/a".to_owned(),
+            };
+            let _ = write!(out, " {speedup} |");
+        }
+        out.push('\n');
     }
     out.push_str(
-        "\nknitting speed-up = the runtime's median ÷ knitting-threads' median \
-         (above 1: knitting is that many times faster).\n",
+        "\nspeed-up = the runtime's median ÷ that knitting runtime's median at \
+         the same point (above 1: knitting is that many times faster).\n",
     );
     out
 }
@@ -175,7 +200,8 @@ pub fn duration(ns: u64) -> String {
     format!("{value:.decimals$} {unit}")
 }
 
-fn bytes(n: usize) -> String {
+/// A payload size: "8 B", "64 KiB", "1 MiB".
+pub fn bytes(n: usize) -> String {
     match n {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
@@ -214,8 +240,28 @@ mod tests {
     #[test]
     fn table_shows_ratios_to_knitting() {
         let text = table(&[record(KNITTING, 1_000), record("tokio", 5_500)]);
+        assert!(text.contains("| samples | knitting-threads speed-up |\n"));
         assert!(text.contains("| W1 echo one f64 (8 B) | 100 | knitting-threads | 1.00 µs"));
         assert!(text.contains("| tokio | 5.50 µs | 11.0 µs | 500 | 5.50× |"));
+    }
+
+    #[test]
+    fn table_has_a_column_per_knitting_runtime_and_a_row_group_per_size() {
+        let mut records = vec![
+            record(KNITTING, 1_000),
+            record(KNITTING_PROCESSES, 2_000),
+            record("tokio", 5_500),
+        ];
+        let mut large = record("tokio", 9_000);
+        large.bytes = 1 << 20;
+        records.push(large);
+        let text = table(&records);
+        assert!(text.contains("| knitting-threads speed-up | knitting-processes speed-up |"));
+        assert!(text.contains("| knitting-processes | 2.00 µs | 4.00 µs | 500 | 2.00× | — |"));
+        assert!(text.contains("| tokio | 5.50 µs | 11.0 µs | 500 | 5.50× | 2.75× |"));
+        // Another size is another point, with no knitting record to compare.
+        assert!(text.contains("| W1 echo one f64 (1 MiB) | 100 | tokio | 9.00 µs"));
+        assert!(text.contains("| 500 | n/a | n/a |"));
     }
 
     #[test]

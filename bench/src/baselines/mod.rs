@@ -6,4 +6,5 @@
 
 pub mod crossbeam;
 pub mod limits;
+pub mod procspawn;
 pub mod tokio;

@@ -1,27 +1,30 @@
 //! W1: echo one `f64`; the latency of a whole batch of `n` calls, all
 //! submitted first, then all waited for.
 
-use std::hint::black_box;
+use knitting::Pool;
 
-use knitting::{Call, Pool};
-
-use super::{check, workers, Runner, Workload, BATCHES, CHANNEL_CAPACITY};
+use super::{check, knitting_batches, workers, Runner, Workload, BATCHES};
 use crate::{
     baselines::{crossbeam, limits::PingPong, tokio},
+    mode::Mode,
     Result,
 };
+
+/// One `f64`.
+const BYTES: usize = std::mem::size_of::<f64>();
 
 #[knitting::task]
 fn echo(value: f64) -> f64 {
     value
 }
 
-pub fn workload() -> Result<Workload> {
+pub fn workload(_mode: &Mode) -> Result<Workload> {
     Ok(Workload {
         id: "W1",
         title: "echo one f64",
-        bytes: std::mem::size_of::<f64>(),
+        sizes: &[BYTES],
         batches: BATCHES,
+        plan: None,
         runners: vec![
             knitting_threads()?,
             tokio(tokio::Flavor::CurrentThread)?,
@@ -38,37 +41,30 @@ fn knitting_threads() -> Result<Runner> {
         pool.call(echo, 1.5).wait()? == 1.5,
         "knitting echoes its argument",
     )?;
-    let mut calls: Vec<Call<f64>> = Vec::with_capacity(CHANNEL_CAPACITY);
-    Ok(Runner::new("knitting-threads", move |batch, sampler| {
-        sampler.run(|| {
-            calls.extend((0..batch).map(|i| pool.call(echo, i as f64)));
-            for call in calls.drain(..) {
-                black_box(call.wait()?);
-            }
-            Ok(())
-        })
+    Ok(Runner::new("knitting-threads", move |point, sampler| {
+        knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
     }))
 }
 
 fn tokio(flavor: tokio::Flavor) -> Result<Runner> {
     let mut service = tokio::Service::start(flavor, |value: f64| value)?;
     check(service.call(1.5)? == 1.5, "tokio echoes its argument")?;
-    Ok(Runner::new(flavor.runtime(), move |batch, sampler| {
-        service.measure(batch, sampler, |i| i as f64)
+    Ok(Runner::new(flavor.runtime(), move |point, sampler| {
+        service.measure(point.batch, sampler, |i| i as f64)
     }))
 }
 
 fn crossbeam() -> Result<Runner> {
     let mut service = crossbeam::Service::start(|value: f64| value)?;
     check(service.call(1.5)? == 1.5, "crossbeam echoes its argument")?;
-    Ok(Runner::new("crossbeam", move |batch, sampler| {
-        service.measure(batch, sampler, |i| i as f64)
+    Ok(Runner::new("crossbeam", move |point, sampler| {
+        service.measure(point.batch, sampler, |i| i as f64)
     }))
 }
 
 /// The spin ping-pong round trip: only meaningful for one call at a time.
 fn spin_ping_pong() -> Runner {
-    Runner::new("limit", |_batch, sampler| {
+    Runner::new("limit", |_point, sampler| {
         let mut pair = PingPong::start()?;
         sampler.run(|| {
             pair.round_trip();

@@ -3,13 +3,12 @@
 //! buffer of the same size. Every runtime does the copies its transport
 //! needs: Tokio clones on send and again on reply.
 
-use std::hint::black_box;
+use knitting::Pool;
 
-use knitting::{Call, Pool};
-
-use super::{check, workers, Runner, Workload, BATCHES, CHANNEL_CAPACITY};
+use super::{check, knitting_batches, workers, Runner, Workload, BATCHES};
 use crate::{
     baselines::{limits::Memcpy, tokio},
+    mode::Mode,
     Result,
 };
 
@@ -17,22 +16,25 @@ use crate::{
 const BYTES: usize = 1 << 20;
 
 /// The worker's side of the round copy: a fresh buffer with the same bytes.
+/// W3 sweeps it over sizes.
 #[knitting::task]
-fn round_copy(bytes: Vec<u8>) -> Vec<u8> {
+pub(super) fn round_copy(bytes: Vec<u8>) -> Vec<u8> {
     bytes.clone()
 }
 
-/// The caller's payload: not all zeros, so no allocator shortcut applies.
-fn payload() -> Vec<u8> {
-    (0..BYTES).map(|i| (i % 251) as u8).collect()
+/// The caller's payload of `bytes` bytes: not all zeros, so no allocator
+/// shortcut applies.
+pub(super) fn payload(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| (i % 251) as u8).collect()
 }
 
-pub fn workload() -> Result<Workload> {
+pub fn workload(_mode: &Mode) -> Result<Workload> {
     Ok(Workload {
         id: "W2",
         title: "1 MiB round copy",
-        bytes: BYTES,
+        sizes: &[BYTES],
         batches: BATCHES,
+        plan: None,
         runners: vec![
             knitting_threads()?,
             tokio(tokio::Flavor::CurrentThread)?,
@@ -44,19 +46,14 @@ pub fn workload() -> Result<Workload> {
 
 fn knitting_threads() -> Result<Runner> {
     let pool = Pool::builder().threads(workers()).build()?;
-    let payload = payload();
+    let payload = payload(BYTES);
     check(
         pool.call(round_copy, payload.clone()).wait()? == payload,
         "knitting returns the same bytes",
     )?;
-    let mut calls: Vec<Call<Vec<u8>>> = Vec::with_capacity(CHANNEL_CAPACITY);
-    Ok(Runner::new("knitting-threads", move |batch, sampler| {
-        sampler.run(|| {
-            calls.extend((0..batch).map(|_| pool.call(round_copy, payload.clone())));
-            for call in calls.drain(..) {
-                black_box(call.wait()?);
-            }
-            Ok(())
+    Ok(Runner::new("knitting-threads", move |point, sampler| {
+        knitting_batches(point.batch, sampler, |_| {
+            pool.call(round_copy, payload.clone())
         })
     }))
 }
@@ -65,23 +62,23 @@ fn tokio(flavor: tokio::Flavor) -> Result<Runner> {
     // The worker owns what it received and replies with a clone of it,
     // exactly like the public Tokio benchmark.
     let mut service = tokio::Service::start(flavor, |bytes: Vec<u8>| bytes.clone())?;
-    let payload = payload();
+    let payload = payload(BYTES);
     check(
         service.call(payload.clone())? == payload,
         "tokio returns the same bytes",
     )?;
-    Ok(Runner::new(flavor.runtime(), move |batch, sampler| {
-        service.measure(batch, sampler, |_| payload.clone())
+    Ok(Runner::new(flavor.runtime(), move |point, sampler| {
+        service.measure(point.batch, sampler, |_| payload.clone())
     }))
 }
 
 /// One `memcpy` of the payload per call.
 fn memcpy_limit() -> Runner {
-    let mut memcpy = Memcpy::new(payload());
-    Runner::new("limit", move |batch, sampler| {
-        memcpy.prepare(batch);
+    let mut memcpy = Memcpy::new(payload(BYTES));
+    Runner::new("limit", move |point, sampler| {
+        memcpy.prepare(point.batch);
         sampler.run(|| {
-            memcpy.copy_batch(batch);
+            memcpy.copy_batch(point.batch);
             Ok(())
         })
     })

@@ -1,0 +1,36 @@
+//! W8: process call latency. W1's `f64` echo, at batch 1 and 100, against
+//! the existing process pool: a `procspawn::Pool` of [`workers`] processes,
+//! each batch spawning its `n` calls, then joining them in order.
+//!
+//! Only the procspawn side is measured for now; knitting's process runtime
+//! joins as a `knitting-processes` runner (built like W1's
+//! `knitting_threads`, measured with
+//! [`knitting_batches`](super::knitting_batches)).
+
+use super::{check, workers, Runner, Workload};
+use crate::{baselines::procspawn, mode::Mode, Result};
+
+/// procspawn's side of the echo: a plain `fn`, run in a worker process.
+fn echo(value: f64) -> f64 {
+    value
+}
+
+pub fn workload(_mode: &Mode) -> Result<Workload> {
+    Ok(Workload {
+        id: "W8",
+        title: "process echo one f64",
+        sizes: &[std::mem::size_of::<f64>()],
+        batches: &[1, 100],
+        plan: None,
+        runners: vec![procspawn()?],
+    })
+}
+
+fn procspawn() -> Result<Runner> {
+    let mut service = procspawn::Service::start(workers(), echo)?;
+    // The first call also waits for a worker process to be up.
+    check(service.call(1.5)? == 1.5, "procspawn echoes its argument")?;
+    Ok(Runner::new("procspawn", move |point, sampler| {
+        service.measure(point.batch, sampler, |i| i as f64)
+    }))
+}
