@@ -1,0 +1,287 @@
+//! The core behaviour every runtime must show, run once on thread workers
+//! and once on process workers: values of several types, task errors with
+//! their source chains, panics, shutdown with calls in flight, and calls
+//! after shutdown.
+
+knitting::init_before_main!();
+
+use std::{collections::BTreeMap, error::Error as StdError, fmt, time::Duration};
+
+use knitting::ErrorKind;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Point {
+    x: f64,
+    y: f64,
+    label: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Dot(Point),
+    Polygon(Vec<Point>),
+    Empty,
+}
+
+#[knitting::task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[knitting::task]
+fn shout(text: String) -> String {
+    text.to_uppercase()
+}
+
+#[knitting::task]
+fn reverse_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
+}
+
+#[knitting::task]
+fn centroid(shape: Shape) -> Option<Point> {
+    match shape {
+        Shape::Dot(p) => Some(p),
+        Shape::Polygon(points) if !points.is_empty() => {
+            let n = points.len() as f64;
+            Some(Point {
+                x: points.iter().map(|p| p.x).sum::<f64>() / n,
+                y: points.iter().map(|p| p.y).sum::<f64>() / n,
+                label: Some(format!("{} points", points.len())),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[knitting::task]
+fn histogram(words: Vec<String>) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for word in words {
+        *counts.entry(word).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[knitting::task]
+fn nothing() {}
+
+#[knitting::task]
+fn on_main() -> bool {
+    knitting::is_main()
+}
+
+#[knitting::task]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[derive(Debug)]
+struct DiskFull;
+
+impl fmt::Display for DiskFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("disk full")
+    }
+}
+
+impl StdError for DiskFull {}
+
+#[derive(Debug)]
+struct SaveFailed(DiskFull);
+
+impl fmt::Display for SaveFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("could not save the report")
+    }
+}
+
+impl StdError for SaveFailed {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[knitting::task]
+fn save(ok: bool) -> Result<u32, SaveFailed> {
+    if ok {
+        Ok(7)
+    } else {
+        Err(SaveFailed(DiskFull))
+    }
+}
+
+#[knitting::task]
+fn validate(value: i32) -> Result<i32, String> {
+    if value >= 0 {
+        Ok(value)
+    } else {
+        Err(format!("{value} is negative"))
+    }
+}
+
+#[knitting::task]
+fn boom(value: u32) -> u32 {
+    if value > 1 {
+        panic!("value {value} is too big");
+    }
+    value
+}
+
+fn chain(err: &(dyn StdError + 'static)) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push(e.to_string());
+        next = e.source();
+    }
+    out
+}
+
+/// The same tests for each runtime: `$make` builds a 2-worker pool.
+macro_rules! conformance {
+    ($runtime:ident, $make:expr) => {
+        mod $runtime {
+            use super::*;
+
+            #[test]
+            fn values_of_several_types_round_trip() {
+                let pool = $make;
+                assert_eq!(pool.call(add, (40, 2)).wait().unwrap(), 42);
+                assert_eq!(pool.call(shout, "knit".into()).wait().unwrap(), "KNIT");
+                assert_eq!(
+                    pool.call(reverse_bytes, vec![1, 2, 3]).wait().unwrap(),
+                    vec![3, 2, 1]
+                );
+                pool.call(nothing, ()).wait().unwrap();
+                let square = Shape::Polygon(vec![
+                    Point { x: 0.0, y: 0.0, label: None },
+                    Point { x: 2.0, y: 0.0, label: None },
+                    Point { x: 2.0, y: 2.0, label: None },
+                    Point { x: 0.0, y: 2.0, label: Some("corner".into()) },
+                ]);
+                assert_eq!(
+                    pool.call(centroid, square).wait().unwrap(),
+                    Some(Point { x: 1.0, y: 1.0, label: Some("4 points".into()) })
+                );
+                assert_eq!(pool.call(centroid, Shape::Empty).wait().unwrap(), None);
+                let words = ["a", "b", "a", "c", "a"].map(String::from).to_vec();
+                let counts = pool.call(histogram, words).wait().unwrap();
+                assert_eq!(counts.get("a"), Some(&3));
+                assert_eq!(counts.len(), 3);
+                assert!(!pool.call(on_main, ()).wait().unwrap());
+                assert!(knitting::is_main());
+            }
+
+            #[test]
+            fn many_calls_from_many_threads_all_arrive() {
+                let pool = $make;
+                std::thread::scope(|s| {
+                    for t in 0..4i64 {
+                        let pool = &pool;
+                        s.spawn(move || {
+                            let calls: Vec<_> =
+                                (0..250).map(|i| (i, pool.call(add, (t * 1000, i)))).collect();
+                            for (i, call) in calls {
+                                assert_eq!(call.wait().unwrap(), t * 1000 + i);
+                            }
+                        });
+                    }
+                });
+                let done: usize = pool.stats().lanes.iter().map(|l| l.completed).sum();
+                assert_eq!(done, 1000);
+            }
+
+            #[test]
+            fn async_handles_resolve() {
+                let pool = $make;
+                let value = pollster::block_on(pool.call(shout, "async".into())).unwrap();
+                assert_eq!(value, "ASYNC");
+            }
+
+            #[test]
+            fn task_errors_keep_their_source_chain() {
+                let pool = $make;
+                assert_eq!(pool.call(save, true).wait().unwrap(), 7);
+                let err = pool.call(save, false).wait().unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Task);
+                assert!(err.task().unwrap().ends_with("::save"));
+                assert_eq!(err.message(), "could not save the report");
+                assert_eq!(chain(&err), ["could not save the report", "disk full"]);
+
+                let err = pool.call(validate, -3).wait().unwrap_err();
+                assert!(err.is_task_error());
+                assert_eq!(err.message(), "-3 is negative");
+            }
+
+            #[test]
+            fn panics_arrive_with_message_and_location_and_the_worker_survives() {
+                let pool = $make;
+                let err = pool.call(boom, 5).wait().unwrap_err();
+                assert!(err.is_panic(), "{err:?}");
+                assert_eq!(err.message(), "value 5 is too big");
+                let location = err.location().expect("a panic has a location");
+                assert!(location.contains("conformance.rs:"), "{location}");
+                assert!(err.to_string().contains("panicked at"), "{err}");
+                for v in 0..2 {
+                    assert_eq!(pool.call(boom, v).wait().unwrap(), v);
+                }
+            }
+
+            #[test]
+            fn shutdown_finishes_calls_in_flight() {
+                let pool = $make;
+                let calls: Vec<_> = (0..6).map(|i| pool.call(nap, 20 + i)).collect();
+                pool.shutdown();
+                for (i, call) in calls.into_iter().enumerate() {
+                    assert_eq!(call.wait().unwrap(), 20 + i as u64);
+                }
+                assert!(pool.is_closed());
+            }
+
+            #[test]
+            fn calls_after_shutdown_fail_closed() {
+                let pool = $make;
+                pool.shutdown();
+                let err = pool.call(add, (1, 1)).wait().unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Closed);
+            }
+
+            #[test]
+            fn dropping_the_pool_still_finishes_queued_calls() {
+                let pool = $make;
+                let calls: Vec<_> = (0..4).map(|i| pool.call(nap, 10 + i)).collect();
+                drop(pool);
+                for (i, call) in calls.into_iter().enumerate() {
+                    assert_eq!(call.wait().unwrap(), 10 + i as u64);
+                }
+            }
+
+            #[test]
+            fn shutdown_timeout_fails_what_is_left() {
+                let pool = $make;
+                let long = pool.call(nap, 5_000);
+                // Let the call start.
+                std::thread::sleep(Duration::from_millis(50));
+                let err = pool.shutdown_timeout(Duration::from_millis(50)).unwrap_err();
+                assert!(err.is_timeout(), "{err:?}");
+                assert!(long.wait().unwrap_err().is_closed());
+            }
+        }
+    };
+}
+
+conformance!(
+    threads,
+    knitting::Pool::builder().threads(2).build().expect("thread pool")
+);
+conformance!(
+    processes,
+    knitting::Pool::builder()
+        .processes(2)
+        .build()
+        .expect("process pool")
+);
