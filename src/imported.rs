@@ -15,7 +15,7 @@ use crate::{Error, ErrorKind, Signal, Task, TaskInfo};
 /// [`worker_executable`](crate::ProcessPoolBuilder::worker_executable) is
 /// the other program runs it.
 ///
-/// The types are checked when the call crosses: a worker without the task
+/// The declared types are the host's promise: a worker without the task
 /// answers with an [`UnknownTask`](crate::ErrorKind::UnknownTask) error,
 /// and arguments or a result that do not decode as the declared types give
 /// a [`Codec`](crate::ErrorKind::Codec) error. An imported task never runs

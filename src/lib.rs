@@ -108,9 +108,9 @@ pub use crate::process::shared_memory_objects_of;
 pub use crate::process::{ProcessPool, ProcessPoolBuilder};
 pub use crate::{
     builder::PoolBuilder,
-    imported::ImportedTask,
     call::Call,
     error::{Error, ErrorKind, RemoteError},
+    imported::ImportedTask,
     pool::{LaneStats, Pool, PoolStats},
     signal::Signal,
     task::{tasks, Task, TaskId, TaskInfo},
@@ -142,6 +142,25 @@ pub use crate::{
 ///   moves, or to tell apart two tasks that would otherwise collide; two
 ///   tasks with the same name make [`PoolBuilder::build`] fail with
 ///   [`ErrorKind::DuplicateTask`].
+///
+/// - `threads_only`: the task never runs on a [`ProcessPool`], even if its
+///   types are serde types (its registry entry has no process entry).
+///
+/// # Process workers
+///
+/// A [`ProcessPool`] can call a task whose arguments are `Serialize` and
+/// whose output is `Deserialize` (both checked where the call is made);
+/// the attribute finds out which tasks qualify at compile time, so tasks
+/// with other types still compile and run on thread pools. Arguments or
+/// outputs that borrow (`&'static str`, a type with a lifetime other than
+/// `'static`) never cross processes.
+///
+/// ```
+/// #[knitting::task]
+/// fn label(id: u32) -> &'static str { if id == 0 { "zero" } else { "other" } }
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// assert_eq!(pool.call(label, 0).wait().unwrap(), "zero"); // threads: fine
+/// ```
 ///
 /// # The signal parameter
 ///

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     // First, before anything else: procspawn's worker processes are this
     // binary run again, and in them this call serves calls and exits, so
     // none of the harness runs there.
+    knitting::init();
     procspawn::init();
     match Mode::from_args(std::env::args().skip(1)) {
         Ok(Some(mode)) => match run(&mode) {

@@ -28,16 +28,23 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[derive(Default)]
 struct Options {
     name: Option<LitStr>,
+    threads_only: bool,
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
     let mut options = Options::default();
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
     for meta in metas {
+        if let Meta::Path(path) = &meta {
+            if path.is_ident("threads_only") {
+                options.threads_only = true;
+                continue;
+            }
+        }
         let Meta::NameValue(nv) = &meta else {
             return Err(syn::Error::new(
                 meta.span(),
-                "expected `key = value`; known keys: `name`",
+                "expected `name = \"...\"` or `threads_only`",
             ));
         };
         if nv.path.is_ident("name") {
@@ -58,7 +65,7 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         } else {
             return Err(syn::Error::new(
                 nv.path.span(),
-                "unknown task option; known keys: `name`",
+                "unknown task option; known options: `name = \"...\"`, `threads_only`",
             ));
         }
     }
@@ -72,6 +79,34 @@ fn is_signal_ref(ty: &Type) -> bool {
         return false;
     };
     p.path.segments.last().is_some_and(|s| s.ident == "Signal")
+}
+
+/// Can `ty` hold a borrow? Such types (`&'static str`, `Cow<'a, T>`, trait
+/// objects) cannot be decoded in another process, and testing them for
+/// `DeserializeOwned` at compile time is a hard error rather than a "no",
+/// so tasks that use them get no process entry.
+fn may_borrow(ty: &Type) -> bool {
+    let args_borrow = |args: &PathArguments| match args {
+        PathArguments::None => false,
+        PathArguments::AngleBracketed(a) => a.args.iter().any(|g| match g {
+            GenericArgument::Type(t) => may_borrow(t),
+            GenericArgument::Lifetime(l) => l.ident != "static",
+            _ => false,
+        }),
+        PathArguments::Parenthesized(_) => true,
+    };
+    match ty {
+        Type::Path(p) => {
+            p.qself.as_ref().is_some_and(|q| may_borrow(&q.ty))
+                || p.path.segments.iter().any(|s| args_borrow(&s.arguments))
+        }
+        Type::Tuple(t) => t.elems.iter().any(may_borrow),
+        Type::Array(a) => may_borrow(&a.elem),
+        Type::Paren(p) => may_borrow(&p.elem),
+        Type::Group(g) => may_borrow(&g.elem),
+        Type::Never(_) => false,
+        _ => true,
+    }
 }
 
 /// Is the return type written as `Result<..>` (any path ending in `Result`)?
@@ -206,6 +241,33 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         quote!(_)
     };
 
+    let output_may_borrow = match &sig.output {
+        ReturnType::Default => false,
+        // Only the `Ok` type crosses; an error travels as text.
+        ReturnType::Type(_, ty) if is_result(ty) => match &**ty {
+            Type::Path(p) => match &p.path.segments.last().expect("a Result path").arguments {
+                PathArguments::AngleBracketed(a) => a
+                    .args
+                    .iter()
+                    .take(1)
+                    .any(|g| matches!(g, GenericArgument::Type(t) if may_borrow(t))),
+                _ => false,
+            },
+            _ => false,
+        },
+        ReturnType::Type(_, ty) => may_borrow(ty),
+    };
+    let entry_body =
+        if options.threads_only || output_may_borrow || arg_types.iter().any(may_borrow) {
+            quote!(::core::option::Option::None)
+        } else {
+            quote! {
+                #[allow(unused_imports)]
+                use ::knitting::__private::{NoSerde, ViaSerde};
+                (&&::knitting::__private::Probe::<#ident>::new()).knitting_entry()
+            }
+        };
+
     let inputs = &sig.inputs;
     let block = &func.block;
     let output = &sig.output;
@@ -222,9 +284,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             fn #body_ident(#inputs) #output #block
 
             fn __knitting_entry() -> ::core::option::Option<::knitting::__private::WorkerEntry> {
-                #[allow(unused_imports)]
-                use ::knitting::__private::{NoSerde, ViaSerde};
-                (&&::knitting::__private::Probe::<#ident>::new()).knitting_entry()
+                #entry_body
             }
 
             static __KNITTING_INFO: ::knitting::TaskInfo = ::knitting::__private::task_info(

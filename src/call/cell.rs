@@ -320,14 +320,24 @@ where
             format!("could not encode the arguments: {e}"),
         )
     };
-    let outcome = match crate::process::wire::encode_into(&args, window) {
-        Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
-        Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
-        Ok(_) => crate::process::wire::encode_vec(&args)
-            .map(Encoded::Spilled)
-            .map_err(codec_error),
-        Err(e) => Err(codec_error(e)),
-    };
+    // User `Serialize` code runs here, possibly on a lane's reactor
+    // thread: a panic fails this call, not the lane.
+    let outcome = catch_unwind(AssertUnwindSafe(
+        || match crate::process::wire::encode_into(&args, window) {
+            Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
+            Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
+            Ok(_) => crate::process::wire::encode_vec(&args)
+                .map(Encoded::Spilled)
+                .map_err(codec_error),
+            Err(e) => Err(codec_error(e)),
+        },
+    ))
+    .unwrap_or_else(|_| {
+        Err(Error::of(
+            crate::ErrorKind::Codec,
+            "the arguments' Serialize implementation panicked",
+        ))
+    });
     drop_quietly(args);
     match outcome {
         Ok(encoded) => encoded,
@@ -348,16 +358,21 @@ where
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
     let name = cell.task.info().name();
-    let result = outcome
-        .and_then(|bytes| {
-            crate::process::wire::decode::<T::Output>(bytes).map_err(|e| {
-                Error::of(
-                    crate::ErrorKind::Codec,
-                    format!("could not decode the result: {e}"),
-                )
-            })
+    // User `Deserialize` code runs here, on whichever host thread takes
+    // the response: a panic fails this call only.
+    let decode = |bytes: &[u8]| {
+        catch_unwind(AssertUnwindSafe(|| {
+            crate::process::wire::decode::<T::Output>(bytes)
+        }))
+        .unwrap_or(Err(postcard::Error::SerdeDeCustom))
+        .map_err(|e| {
+            Error::of(
+                crate::ErrorKind::Codec,
+                format!("could not decode the result: {e}"),
+            )
         })
-        .map_err(|e| e.with_task(name));
+    };
+    let result = outcome.and_then(decode).map_err(|e| e.with_task(name));
     match cell.claim_completion(false) {
         Some(_) => cell.publish(result),
         None => drop_quietly(result),

@@ -329,11 +329,15 @@ impl Gen {
                     } else {
                         Err(super::wire::decode::<WireError>(scratch)
                             .map(Error::from_wire)
-                            .map_err(|e| Violation(format!("response {seq} holds an undecodable error: {e}")))?)
+                            .map_err(|e| {
+                                Violation(format!("response {seq} holds an undecodable error: {e}"))
+                            })?)
                     }
                 }
                 other => {
-                    return Err(Violation(format!("response {seq} has unknown status {other}")));
+                    return Err(Violation(format!(
+                        "response {seq} has unknown status {other}"
+                    )));
                 }
             };
             let call = self
@@ -526,7 +530,8 @@ impl Lane {
                 ),
             )
         });
-        self.pending.fetch_sub(failed.min(self.in_flight()), Ordering::Relaxed);
+        self.pending
+            .fetch_sub(failed.min(self.in_flight()), Ordering::Relaxed);
         // Wake the reactor: it reaps the worker and starts another.
         ring(&gen.shm.control().host_bell);
     }
@@ -537,7 +542,10 @@ impl Lane {
         let shm = st.gen.as_ref().map(|g| Arc::clone(&g.shm))?;
         // SeqCst: the caller's half of the Dekker pair with the worker's
         // `resp_head` store and `spinners` load.
-        shm.control().host_bell.spinners.fetch_add(1, Ordering::SeqCst);
+        shm.control()
+            .host_bell
+            .spinners
+            .fetch_add(1, Ordering::SeqCst);
         Some(shm)
     }
 
@@ -547,7 +555,10 @@ impl Lane {
     pub(crate) fn spin_end(&self, shm: Option<Arc<Mapping>>) {
         if let Some(shm) = shm {
             // SeqCst: see `spin_begin`.
-            shm.control().host_bell.spinners.fetch_sub(1, Ordering::SeqCst);
+            shm.control()
+                .host_bell
+                .spinners
+                .fetch_sub(1, Ordering::SeqCst);
             let mut st = lock(&self.state);
             self.progress(&mut st);
         }
@@ -613,8 +624,17 @@ impl Lane {
                 continue;
             }
             if let Some(sleep) = self.serve_once() {
-                futex::wait(&sleep.shm.control().host_bell.word, sleep.seen, Some(sleep.timeout));
-                sleep.shm.control().host_bell.sleeping.store(0, Ordering::Relaxed);
+                futex::wait(
+                    &sleep.shm.control().host_bell.word,
+                    sleep.seen,
+                    Some(sleep.timeout),
+                );
+                sleep
+                    .shm
+                    .control()
+                    .host_bell
+                    .sleeping
+                    .store(0, Ordering::Relaxed);
             } else if lock(&self.state).done.is_some() {
                 break;
             }
@@ -649,7 +669,10 @@ impl Lane {
             Ok(None) => {}
             Err(_) => {}
         }
-        if self.shared.closed.load(Ordering::Acquire) && gen.inflight.is_empty() && st.backlog.is_empty() {
+        if self.shared.closed.load(Ordering::Acquire)
+            && gen.inflight.is_empty()
+            && st.backlog.is_empty()
+        {
             let gen = st.gen.take().expect("checked above");
             st.done = Some(Error::closed());
             drop(st);
@@ -708,7 +731,9 @@ impl Lane {
             }
         }
         self.pending.store(0, Ordering::Relaxed);
-        self.shared.abandoned_calls.fetch_add(failed, Ordering::Relaxed);
+        self.shared
+            .abandoned_calls
+            .fetch_add(failed, Ordering::Relaxed);
     }
 
     /// The lane cannot get a worker: fail its queue and later calls.
@@ -755,7 +780,10 @@ impl Lane {
             Locator::Stdin => {
                 let fd = shm.fd().try_clone().map_err(|e| {
                     unlink();
-                    Error::of(ErrorKind::Startup, format!("could not hand the mapping to a worker: {e}"))
+                    Error::of(
+                        ErrorKind::Startup,
+                        format!("could not hand the mapping to a worker: {e}"),
+                    )
                 })?;
                 cmd.stdin(Stdio::from(fd));
             }
@@ -768,7 +796,9 @@ impl Lane {
         // async-signal-safe; it allocates nothing and takes no lock.
         unsafe {
             cmd.pre_exec(move || {
-                rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
                 // The host may have died before the death signal was armed.
                 match rustix::process::getppid() {
                     Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
@@ -825,7 +855,11 @@ impl Lane {
             }
             let seen = control.host_bell.word.load(Ordering::Acquire);
             if control.worker_state.load(Ordering::Acquire) != shm::READY {
-                futex::wait(&control.host_bell.word, seen, Some(Duration::from_millis(2)));
+                futex::wait(
+                    &control.host_bell.word,
+                    seen,
+                    Some(Duration::from_millis(2)),
+                );
             }
         }
         // The worker opened the object (and unlinked it itself); make sure
@@ -894,7 +928,11 @@ pub(crate) fn describe_exit(status: ExitStatus) -> String {
                 31 => " (SIGSYS)",
                 _ => "",
             };
-            let core = if status.core_dumped() { ", core dumped" } else { "" };
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
             format!("was killed by signal {signal}{name}{core}")
         }
         None => format!("ended ({status})"),

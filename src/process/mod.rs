@@ -290,7 +290,10 @@ impl ProcessPool {
         let exe = match builder.exe {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(|e| {
-                Error::of(ErrorKind::Startup, format!("cannot find this program's path: {e}"))
+                Error::of(
+                    ErrorKind::Startup,
+                    format!("cannot find this program's path: {e}"),
+                )
             })?,
         };
         let max_payload = builder.max_payload.unwrap_or(builder.arena / 8);
@@ -319,7 +322,9 @@ impl ProcessPool {
             },
             n,
         ));
-        let lanes: Box<[Arc<Lane>]> = (0..n).map(|i| Arc::new(Lane::new(i, Arc::clone(&shared)))).collect();
+        let lanes: Box<[Arc<Lane>]> = (0..n)
+            .map(|i| Arc::new(Lane::new(i, Arc::clone(&shared))))
+            .collect();
         let mut reactors = Vec::with_capacity(n);
         let mut waits = Vec::with_capacity(n);
         for lane in lanes.iter() {
@@ -343,7 +348,10 @@ impl ProcessPool {
         let mut first_error = None;
         for rx in waits {
             let outcome = rx.recv().unwrap_or_else(|_| {
-                Err(Error::of(ErrorKind::Startup, "a lane thread ended while starting its worker"))
+                Err(Error::of(
+                    ErrorKind::Startup,
+                    "a lane thread ended while starting its worker",
+                ))
             });
             if let Err(err) = outcome {
                 first_error.get_or_insert(err);
@@ -359,7 +367,11 @@ impl ProcessPool {
         }
     }
 
-    fn assemble(shared: Arc<Shared>, lanes: Box<[Arc<Lane>]>, reactors: Vec<JoinHandle<()>>) -> Self {
+    fn assemble(
+        shared: Arc<Shared>,
+        lanes: Box<[Arc<Lane>]>,
+        reactors: Vec<JoinHandle<()>>,
+    ) -> Self {
         Self {
             shared,
             lanes,

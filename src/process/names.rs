@@ -27,7 +27,12 @@ pub(crate) fn fresh(lane: usize) -> String {
 
 /// The host pid in an object name made by [`fresh`].
 fn host_pid(file_name: &str) -> Option<i32> {
-    file_name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()
+    file_name
+        .strip_prefix(PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Removes objects whose host is gone. Returns how many.

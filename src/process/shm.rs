@@ -260,10 +260,18 @@ impl Mapping {
         let ident = &mapping.control().ident;
         // Relaxed: the worker reads these only after it is spawned, and
         // spawning orders them (the child starts after these stores).
-        ident.magic.store(MAGIC, std::sync::atomic::Ordering::Relaxed);
-        ident.version.store(VERSION, std::sync::atomic::Ordering::Relaxed);
-        ident.slots.store(layout.slots as u32, std::sync::atomic::Ordering::Relaxed);
-        ident.arena.store(layout.arena as u64, std::sync::atomic::Ordering::Relaxed);
+        ident
+            .magic
+            .store(MAGIC, std::sync::atomic::Ordering::Relaxed);
+        ident
+            .version
+            .store(VERSION, std::sync::atomic::Ordering::Relaxed);
+        ident
+            .slots
+            .store(layout.slots as u32, std::sync::atomic::Ordering::Relaxed);
+        ident
+            .arena
+            .store(layout.arena as u64, std::sync::atomic::Ordering::Relaxed);
         ident
             .max_payload
             .store(max_payload as u64, std::sync::atomic::Ordering::Relaxed);
@@ -273,7 +281,8 @@ impl Mapping {
     /// Maps an object the host made, in the worker: checks the magic word,
     /// the version and the sizes before anything else is read.
     pub(crate) fn open(fd: OwnedFd) -> Result<(Self, usize), String> {
-        let stat = rustix::fs::fstat(&fd).map_err(|e| format!("fstat of the shared memory: {e}"))?;
+        let stat =
+            rustix::fs::fstat(&fd).map_err(|e| format!("fstat of the shared memory: {e}"))?;
         let size = usize::try_from(stat.st_size).map_err(|_| "shared memory size")?;
         if size < CONTROL_BYTES {
             return Err(format!("the shared memory is too small ({size} bytes)"));
@@ -306,7 +315,9 @@ impl Mapping {
         let max_payload = usize::try_from(ident.max_payload.load(relaxed)).unwrap_or(usize::MAX);
         let layout = Layout::new(slots, arena)
             .filter(|l| l.total <= size && max_payload <= arena)
-            .ok_or_else(|| format!("the shared memory's sizes make no sense ({slots} slots, {arena} bytes)"))?;
+            .ok_or_else(|| {
+                format!("the shared memory's sizes make no sense ({slots} slots, {arena} bytes)")
+            })?;
         let fd = probe.into_fd();
         let mapping = Self::map(fd, layout).map_err(|e| e.to_string())?;
         Ok((mapping, max_payload))
@@ -409,7 +420,13 @@ impl Mapping {
     /// Copies `len` bytes at `offset` of an arena into `out` (replacing its
     /// contents). `None` when the range leaves the arena: the caller must
     /// treat that as a broken peer.
-    pub(crate) fn copy_out(&self, dir: Dir, offset: usize, len: usize, out: &mut Vec<u8>) -> Option<()> {
+    pub(crate) fn copy_out(
+        &self,
+        dir: Dir,
+        offset: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
         let window = self.window(dir, offset, len)?;
         out.clear();
         out.reserve(len);
@@ -488,7 +505,10 @@ pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
     match locator {
         Locator::Stdin => {
             let stdin = std::io::stdin();
-            let fd = stdin.as_fd().try_clone_to_owned().map_err(|e| format!("fd 0: {e}"))?;
+            let fd = stdin
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| format!("fd 0: {e}"))?;
             Ok(fd)
         }
         Locator::Named(name) => {

@@ -14,10 +14,7 @@ use super::{
     shm::{self, Dir, Locator, Mapping},
     wire, ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
-use crate::{
-    transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal,
-    Task,
-};
+use crate::{transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal, Task};
 
 /// The signature of a task's worker entry.
 pub(crate) type EntryFn = fn(&[u8], &Signal, &mut Reply<'_>);
@@ -209,7 +206,10 @@ impl WorkerLane {
             )),
         }
         if !reply.sent {
-            reply.error(&Error::of(ErrorKind::Protocol, "the task entry sent no reply"));
+            reply.error(&Error::of(
+                ErrorKind::Protocol,
+                "the task entry sent no reply",
+            ));
         }
         true
     }
@@ -237,7 +237,6 @@ impl WorkerLane {
         control.host_ctl.load(Ordering::Acquire) == shm::STOP
             && control.req_head.load(Ordering::Acquire) == self.req_tail
     }
-
 }
 
 impl Outbox {
@@ -282,7 +281,10 @@ impl Outbox {
                 .window(Dir::Response, offset, room)
                 .expect("response room lies inside the arena");
             let n = wire::encode_into(value, &mut window).map_err(|e| {
-                Error::of(ErrorKind::Codec, format!("the worker could not encode the result: {e}"))
+                Error::of(
+                    ErrorKind::Codec,
+                    format!("the worker could not encode the result: {e}"),
+                )
             })?;
             if n <= room {
                 self.publish(map, seq, status, start, n);
@@ -377,7 +379,11 @@ impl Reply<'_> {
     fn error(&mut self, err: &Error) {
         self.sent = true;
         let wire = err.to_wire();
-        if self.out.send(self.map, self.seq, shm::STATUS_ERR, &wire).is_ok() {
+        if self
+            .out
+            .send(self.map, self.seq, shm::STATUS_ERR, &wire)
+            .is_ok()
+        {
             return;
         }
         // Too big (a huge panic message?) or not encodable: send the kind
@@ -389,6 +395,8 @@ impl Reply<'_> {
                 err.message().chars().take(200).collect::<String>()
             ),
         );
-        let _: Result<(), Error> = self.out.send(self.map, self.seq, shm::STATUS_ERR, &short.to_wire());
+        let _: Result<(), Error> =
+            self.out
+                .send(self.map, self.seq, shm::STATUS_ERR, &short.to_wire());
     }
 }

@@ -229,7 +229,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            if x % 3 != 0 {
+            if !x.is_multiple_of(3) {
                 let pushed = ring.push(next);
                 if model.len() < 4 {
                     assert_eq!(pushed, Ok(()));

@@ -14,7 +14,7 @@ use crate::{
 const BYTES: usize = std::mem::size_of::<f64>();
 
 #[knitting::task]
-fn echo(value: f64) -> f64 {
+pub(super) fn echo(value: f64) -> f64 {
     value
 }
 
@@ -27,6 +27,7 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         plan: None,
         runners: vec![
             knitting_threads()?,
+            knitting_processes()?,
             tokio(tokio::Flavor::CurrentThread)?,
             tokio(tokio::Flavor::MultiThread { workers: workers() })?,
             crossbeam()?,
@@ -42,6 +43,17 @@ fn knitting_threads() -> Result<Runner> {
         "knitting echoes its argument",
     )?;
     Ok(Runner::new("knitting-threads", move |point, sampler| {
+        knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
+    }))
+}
+
+fn knitting_processes() -> Result<Runner> {
+    let pool = Pool::builder().processes(workers()).build()?;
+    check(
+        pool.call(echo, 1.5).wait()? == 1.5,
+        "knitting processes echo their argument",
+    )?;
+    Ok(Runner::new("knitting-processes", move |point, sampler| {
         knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
     }))
 }

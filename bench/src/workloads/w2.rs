@@ -4,6 +4,7 @@
 //! needs: Tokio clones on send and again on reply.
 
 use knitting::Pool;
+use serde_bytes::ByteBuf;
 
 use super::{check, knitting_batches, workers, Runner, Workload, BATCHES};
 use crate::{
@@ -24,6 +25,13 @@ pub(super) fn round_copy(bytes: Vec<u8>) -> Vec<u8> {
 
 /// The caller's payload of `bytes` bytes: not all zeros, so no allocator
 /// shortcut applies.
+/// The same round copy for process workers: the bytes travel as one
+/// length-prefixed block (`serde_bytes`), not element by element.
+#[knitting::task]
+pub(super) fn round_copy_bytes(bytes: ByteBuf) -> ByteBuf {
+    bytes.clone()
+}
+
 pub(super) fn payload(bytes: usize) -> Vec<u8> {
     (0..bytes).map(|i| (i % 251) as u8).collect()
 }
@@ -37,11 +45,30 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         plan: None,
         runners: vec![
             knitting_threads()?,
+            knitting_processes()?,
             tokio(tokio::Flavor::CurrentThread)?,
             tokio(tokio::Flavor::MultiThread { workers: workers() })?,
             memcpy_limit(),
         ],
     })
+}
+
+/// Knitting's process workers, sending the payload as a byte buffer.
+pub(super) fn knitting_processes() -> Result<Runner> {
+    let pool = Pool::builder().processes(workers()).build()?;
+    for &bytes in &[0, 8, BYTES] {
+        let payload = ByteBuf::from(payload(bytes));
+        check(
+            pool.call(round_copy_bytes, payload.clone()).wait()? == payload,
+            "knitting processes return the same bytes",
+        )?;
+    }
+    Ok(Runner::new("knitting-processes", move |point, sampler| {
+        let payload = ByteBuf::from(payload(point.bytes));
+        knitting_batches(point.batch, sampler, |_| {
+            pool.call(round_copy_bytes, payload.clone())
+        })
+    }))
 }
 
 fn knitting_threads() -> Result<Runner> {

@@ -7,7 +7,7 @@ use knitting::Pool;
 
 use super::{
     check, knitting_batches,
-    w2::{payload, round_copy},
+    w2::{knitting_processes, payload, round_copy},
     workers, Runner, Workload,
 };
 use crate::{baselines::tokio, mode::Mode, Result};
@@ -22,7 +22,7 @@ pub fn workload(mode: &Mode) -> Result<Workload> {
         sizes: mode.sweep,
         batches: &[100],
         plan: None,
-        runners: vec![knitting_threads()?, tokio()?],
+        runners: vec![knitting_threads()?, knitting_processes()?, tokio()?],
     })
 }
 

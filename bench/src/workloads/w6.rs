@@ -41,7 +41,7 @@ pub fn workload(mode: &Mode) -> Result<Workload> {
             max_samples: per_block,
             budget: Duration::ZERO,
         }),
-        runners: vec![knitting_threads(), procspawn()],
+        runners: vec![knitting_threads(), knitting_processes(), procspawn()],
     })
 }
 
@@ -52,6 +52,23 @@ fn knitting_threads() -> Runner {
                 let pool = Pool::builder().threads(WORKERS).build()?;
                 let answer = black_box(pool.call(echo, 1.5).wait()?);
                 check(answer == 1.5, "knitting echoes its argument")?;
+                Ok(pool)
+            },
+            |pool| {
+                pool.shutdown();
+                Ok(())
+            },
+        )
+    })
+}
+
+fn knitting_processes() -> Runner {
+    Runner::new("knitting-processes", |_point, sampler| {
+        sampler.run_with_teardown(
+            || {
+                let pool = Pool::builder().processes(WORKERS).build()?;
+                let answer = black_box(pool.call(echo, 1.5).wait()?);
+                check(answer == 1.5, "knitting processes echo their argument")?;
                 Ok(pool)
             },
             |pool| {

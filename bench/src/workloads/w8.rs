@@ -1,13 +1,11 @@
 //! W8: process call latency. W1's `f64` echo, at batch 1 and 100, against
 //! the existing process pool: a `procspawn::Pool` of [`workers`] processes,
 //! each batch spawning its `n` calls, then joining them in order.
-//!
-//! Only the procspawn side is measured for now; knitting's process runtime
-//! joins as a `knitting-processes` runner (built like W1's
-//! `knitting_threads`, measured with
-//! [`knitting_batches`](super::knitting_batches)).
+//! Knitting's process workers run W1's echo task.
 
-use super::{check, workers, Runner, Workload};
+use knitting::Pool;
+
+use super::{check, knitting_batches, w1, workers, Runner, Workload};
 use crate::{baselines::procspawn, mode::Mode, Result};
 
 /// procspawn's side of the echo: a plain `fn`, run in a worker process.
@@ -22,8 +20,19 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         sizes: &[std::mem::size_of::<f64>()],
         batches: &[1, 100],
         plan: None,
-        runners: vec![procspawn()?],
+        runners: vec![knitting_processes()?, procspawn()?],
     })
+}
+
+fn knitting_processes() -> Result<Runner> {
+    let pool = Pool::builder().processes(workers()).build()?;
+    check(
+        pool.call(w1::echo, 1.5).wait()? == 1.5,
+        "knitting processes echo their argument",
+    )?;
+    Ok(Runner::new("knitting-processes", move |point, sampler| {
+        knitting_batches(point.batch, sampler, |i| pool.call(w1::echo, i as f64))
+    }))
 }
 
 fn procspawn() -> Result<Runner> {

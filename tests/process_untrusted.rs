@@ -1,0 +1,223 @@
+//! A worker process is untrusted: tasks here deliberately corrupt their own
+//! worker's shared mapping, the way a compromised or buggy worker could.
+//! The host must neither crash, nor hang, nor read out of bounds: the call
+//! fails with a clear error, the worker is killed and replaced, and the
+//! next call works.
+//!
+//! The tasks find the mapping in `/proc/self/maps` and write to it with the
+//! layout a reader of `src/process/shm.rs` would know: an attacker knows
+//! the layout too.
+
+knitting::init_before_main!();
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use knitting::{ErrorKind, ProcessPool};
+
+/// Offsets in the control block (one 64-byte line per field, see
+/// `Control` in src/process/shm.rs).
+const RESP_HEAD: usize = 7 * 64;
+const CONTROL_BYTES: usize = 10 * 64;
+/// The pool below uses the default 128 ring slots.
+const SLOTS: usize = 128;
+const RESP_SLOTS: usize = CONTROL_BYTES + SLOTS * 64;
+
+/// The base address of this worker's lane mapping.
+fn mapping() -> *mut u8 {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps
+        .lines()
+        .find(|l| l.contains("knitting-lane"))
+        .expect("the worker maps its lane");
+    let start = line.split('-').next().unwrap();
+    usize::from_str_radix(start, 16).unwrap() as *mut u8
+}
+
+fn word(offset: usize) -> &'static AtomicU64 {
+    // SAFETY: the offset lies inside the control block or the slots of the
+    // mapping, which stays mapped for the worker's life; every field there
+    // is an aligned 64-bit word shared through atomics.
+    unsafe { &*(mapping().add(offset).cast::<AtomicU64>()) }
+}
+
+/// Writes a forged response for the running call, then never answers.
+fn forge_response(status: u64, start: u64, len: u64) -> ! {
+    let seq = word(RESP_HEAD).load(Ordering::SeqCst);
+    let slot = RESP_SLOTS + (seq as usize % SLOTS) * 64;
+    word(slot).store(seq, Ordering::Relaxed);
+    word(slot + 8).store(status, Ordering::Relaxed);
+    word(slot + 16).store(start, Ordering::Relaxed);
+    word(slot + 24).store(len, Ordering::Relaxed);
+    word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
+    hang()
+}
+
+fn hang() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[knitting::task]
+fn echo(v: u64) -> u64 {
+    v
+}
+
+#[knitting::task]
+fn worker_pid() -> u32 {
+    std::process::id()
+}
+
+/// Claims far more responses than calls were sent.
+#[knitting::task]
+fn runaway_counter() -> u64 {
+    word(RESP_HEAD).store(u64::MAX / 2, Ordering::SeqCst);
+    hang()
+}
+
+/// Points a response at bytes far outside the arena.
+#[knitting::task]
+fn out_of_bounds_payload() -> u64 {
+    forge_response(1, 0, u64::MAX - 4)
+}
+
+/// A range that wraps around the end of the arena.
+#[knitting::task]
+fn wrapping_payload() -> u64 {
+    forge_response(1, (1 << 40) + (64 << 20) - 2, 16)
+}
+
+/// A status the protocol does not have.
+#[knitting::task]
+fn unknown_status() -> u64 {
+    forge_response(77, 1 << 40, 0)
+}
+
+/// An error response whose bytes are not an error.
+#[knitting::task]
+fn garbage_error() -> u64 {
+    forge_response(2, 1 << 40, 0)
+}
+
+/// A response for a call the host never made.
+#[knitting::task]
+fn wrong_sequence() -> u64 {
+    let seq = word(RESP_HEAD).load(Ordering::SeqCst);
+    let slot = RESP_SLOTS + (seq as usize % SLOTS) * 64;
+    word(slot).store(seq + 1000, Ordering::Relaxed);
+    word(slot + 8).store(1, Ordering::Relaxed);
+    word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
+    hang()
+}
+
+/// Stops itself: the host must still be able to shut down.
+#[knitting::task]
+fn freeze() {
+    let me = rustix::process::getpid();
+    rustix::process::kill_process(me, rustix::process::Signal::STOP).unwrap();
+}
+
+fn pool() -> ProcessPool {
+    knitting::Pool::builder()
+        .processes(1)
+        .build()
+        .expect("process pool")
+}
+
+fn corrupted_worker_is_replaced(corrupt: fn(&ProcessPool) -> knitting::Error, says: &str) {
+    let pool = pool();
+    let first = pool.call(worker_pid, ()).wait().unwrap();
+    let err = corrupt(&pool);
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+    let message = err.message();
+    assert!(
+        message.contains(&format!("worker 0 (pid {first})")),
+        "{message}"
+    );
+    assert!(message.contains(says), "{message}");
+    assert!(message.contains("killed"), "{message}");
+    let second = pool.call(worker_pid, ()).wait().unwrap();
+    assert_ne!(first, second, "a new worker took the lane");
+    assert_eq!(pool.call(echo, 5).wait().unwrap(), 5);
+    pool.shutdown();
+}
+
+#[test]
+fn a_runaway_response_counter_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(runaway_counter, ()).wait().unwrap_err(),
+        "response counter",
+    );
+}
+
+#[test]
+fn a_payload_outside_the_arena_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(out_of_bounds_payload, ()).wait().unwrap_err(),
+        "claims",
+    );
+}
+
+#[test]
+fn a_payload_wrapping_the_arena_end_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(wrapping_payload, ()).wait().unwrap_err(),
+        "claims 16 bytes",
+    );
+}
+
+#[test]
+fn an_unknown_status_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(unknown_status, ()).wait().unwrap_err(),
+        "unknown status 77",
+    );
+}
+
+#[test]
+fn an_undecodable_error_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(garbage_error, ()).wait().unwrap_err(),
+        "undecodable error",
+    );
+}
+
+#[test]
+fn a_response_for_another_call_is_caught() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(wrong_sequence, ()).wait().unwrap_err(),
+        "names call",
+    );
+}
+
+#[test]
+fn other_calls_in_flight_fail_with_the_same_reason() {
+    let pool = pool();
+    let bad = pool.call(runaway_counter, ());
+    let behind = pool.call(echo, 1);
+    assert_eq!(bad.wait().unwrap_err().kind(), ErrorKind::Protocol);
+    assert_eq!(behind.wait().unwrap_err().kind(), ErrorKind::Protocol);
+    assert_eq!(pool.call(echo, 2).wait().unwrap(), 2);
+}
+
+#[test]
+fn a_frozen_worker_cannot_hang_shutdown() {
+    let pool = pool();
+    let pid = pool.call(worker_pid, ()).wait().unwrap();
+    let frozen = pool.call(freeze, ());
+    std::thread::sleep(Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    let err = pool
+        .shutdown_timeout(Duration::from_millis(100))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(frozen.wait().unwrap_err().is_closed());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the frozen worker was killed and reaped"
+    );
+}
