@@ -158,14 +158,34 @@ macro_rules! conformance {
                 );
                 pool.call(nothing, ()).wait().unwrap();
                 let square = Shape::Polygon(vec![
-                    Point { x: 0.0, y: 0.0, label: None },
-                    Point { x: 2.0, y: 0.0, label: None },
-                    Point { x: 2.0, y: 2.0, label: None },
-                    Point { x: 0.0, y: 2.0, label: Some("corner".into()) },
+                    Point {
+                        x: 0.0,
+                        y: 0.0,
+                        label: None,
+                    },
+                    Point {
+                        x: 2.0,
+                        y: 0.0,
+                        label: None,
+                    },
+                    Point {
+                        x: 2.0,
+                        y: 2.0,
+                        label: None,
+                    },
+                    Point {
+                        x: 0.0,
+                        y: 2.0,
+                        label: Some("corner".into()),
+                    },
                 ]);
                 assert_eq!(
                     pool.call(centroid, square).wait().unwrap(),
-                    Some(Point { x: 1.0, y: 1.0, label: Some("4 points".into()) })
+                    Some(Point {
+                        x: 1.0,
+                        y: 1.0,
+                        label: Some("4 points".into())
+                    })
                 );
                 assert_eq!(pool.call(centroid, Shape::Empty).wait().unwrap(), None);
                 let words = ["a", "b", "a", "c", "a"].map(String::from).to_vec();
@@ -183,8 +203,9 @@ macro_rules! conformance {
                     for t in 0..4i64 {
                         let pool = &pool;
                         s.spawn(move || {
-                            let calls: Vec<_> =
-                                (0..250).map(|i| (i, pool.call(add, (t * 1000, i)))).collect();
+                            let calls: Vec<_> = (0..250)
+                                .map(|i| (i, pool.call(add, (t * 1000, i))))
+                                .collect();
                             for (i, call) in calls {
                                 assert_eq!(call.wait().unwrap(), t * 1000 + i);
                             }
@@ -266,7 +287,9 @@ macro_rules! conformance {
                 let long = pool.call(nap, 5_000);
                 // Let the call start.
                 std::thread::sleep(Duration::from_millis(50));
-                let err = pool.shutdown_timeout(Duration::from_millis(50)).unwrap_err();
+                let err = pool
+                    .shutdown_timeout(Duration::from_millis(50))
+                    .unwrap_err();
                 assert!(err.is_timeout(), "{err:?}");
                 assert!(long.wait().unwrap_err().is_closed());
             }
@@ -276,7 +299,10 @@ macro_rules! conformance {
 
 conformance!(
     threads,
-    knitting::Pool::builder().threads(2).build().expect("thread pool")
+    knitting::Pool::builder()
+        .threads(2)
+        .build()
+        .expect("thread pool")
 );
 conformance!(
     processes,

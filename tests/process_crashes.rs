@@ -61,7 +61,10 @@ fn sleep_ms(ms: u64) -> u64 {
 }
 
 fn one_worker() -> ProcessPool {
-    knitting::Pool::builder().processes(1).build().expect("process pool")
+    knitting::Pool::builder()
+        .processes(1)
+        .build()
+        .expect("process pool")
 }
 
 fn alive(pid: u32) -> bool {
@@ -192,7 +195,10 @@ fn other_lanes_are_untouched_by_a_crash() {
     assert_eq!(busy.wait().unwrap(), 300, "the other lane's call finished");
     let after = pool.worker_pids();
     let survivors = pids.iter().filter(|p| after.contains(p)).count();
-    assert_eq!(survivors, 1, "exactly one worker was replaced: {pids:?} -> {after:?}");
+    assert_eq!(
+        survivors, 1,
+        "exactly one worker was replaced: {pids:?} -> {after:?}"
+    );
 }
 
 #[test]
@@ -203,7 +209,11 @@ fn a_worker_program_that_cannot_start_fails_the_build() {
         .build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Startup, "{err:?}");
-    assert!(err.message().contains("exited with code 1 before it was ready"), "{err}");
+    assert!(
+        err.message()
+            .contains("exited with code 1 before it was ready"),
+        "{err}"
+    );
     assert!(err.message().contains("/bin/false"), "{err}");
 
     let err = knitting::Pool::builder()
@@ -330,10 +340,7 @@ fn workers_die_with_their_host() {
     for pid in pids {
         // Re-parented to init (or a subreaper) and killed by the
         // parent-death signal; a reaped process leaves no /proc entry.
-        assert!(
-            wait_gone_or_zombie(pid),
-            "worker {pid} outlived its host"
-        );
+        assert!(wait_gone_or_zombie(pid), "worker {pid} outlived its host");
     }
 }
 
@@ -345,7 +352,10 @@ fn wait_gone_or_zombie(pid: u32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => return true,
             Ok(stat) => {
-                let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next());
                 if state == Some("Z") {
                     return true;
                 }

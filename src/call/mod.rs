@@ -284,6 +284,9 @@ impl<T: Send + 'static> Call<T> {
     fn wait_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, Error>> {
         // SPIN: a worker that is awake answers a small call in well under a
         // microsecond; catching that without a sleep is most of the latency.
+        if let Some(result) = self.poll_result() {
+            return Some(result);
+        }
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
         #[cfg(target_os = "linux")]
         let spinning = self.lane.clone().map(|lane| {

@@ -42,6 +42,7 @@ use std::{
 };
 
 use super::{
+    arena::Cursor,
     futex,
     shm::{self, Dir, Layout, Locator, Mapping},
     ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
@@ -165,8 +166,9 @@ struct Gen {
     req_head: u64,
     /// Responses consumed (the host's own copy of `resp_tail`).
     resp_tail: u64,
-    /// Request-arena stream positions: next write, freed so far.
-    req_write: u64,
+    /// Where the next request's arguments go.
+    req_cursor: Cursor,
+    /// Request-arena stream position freed so far (by consumed responses).
     req_freed: u64,
     /// Response-arena stream position freed so far.
     resp_freed: u64,
@@ -183,47 +185,25 @@ impl Gen {
         self.shm.layout().slots as u64
     }
 
-    /// Where the next request may start and how many contiguous bytes it
-    /// may use (wrapping to the arena start when that leaves more room).
-    fn request_room(&mut self) -> (u64, usize) {
-        let arena = self.shm.layout().arena as u64;
-        let used = self.req_write - self.req_freed;
-        let free = arena - used;
-        let offset = self.req_write % arena;
-        if used == 0 && offset != 0 {
-            // Empty: restart at the beginning, keeping the touched pages few.
-            self.req_write += arena - offset;
-            self.req_freed = self.req_write;
-            return (self.req_write, arena as usize);
-        }
-        let tail = (arena - offset).min(free);
-        let wrapped = free - tail;
-        if wrapped > tail && offset != 0 {
-            (self.req_write + (arena - offset), wrapped as usize)
-        } else {
-            (self.req_write, tail as usize)
-        }
-    }
-
     /// Sends `q` now if the ring and the arena have room; hands it back
     /// otherwise.
     fn try_send(&mut self, q: Queued, max_payload: usize) -> Option<Queued> {
         if self.broken || self.req_head - self.resp_tail >= self.slots() {
             return Some(q);
         }
-        let arena = self.shm.layout().arena as u64;
-        let (start, room) = self.request_room();
-        let room = room.min(max_payload);
-        let offset = (start % arena) as usize;
+        let arena = self.shm.layout().arena;
+        let room = self.req_cursor.room(self.req_freed);
+        let len = room.len.min(max_payload);
         let mut window = self
             .shm
-            .window(Dir::Request, offset, room)
+            .window(Dir::Request, room.offset(arena), len)
             .expect("request room lies inside the arena");
         match q {
             Queued::Fresh { job, ops, task } => match job.encode(ops, &mut window, max_payload) {
                 Encoded::Cancelled | Encoded::Failed => None,
-                Encoded::Written(len) => {
-                    self.publish(job, ops, task, start, len);
+                Encoded::Written(n) => {
+                    self.req_cursor.commit(room, n);
+                    self.publish(job, ops, task, room.start, n);
                     None
                 }
                 Encoded::Spilled(bytes) => Some(Queued::Spilled {
@@ -239,16 +219,21 @@ impl Gen {
                 task,
                 bytes,
             } => {
-                if bytes.len() > room {
+                let Some(room) = self.req_cursor.reserve(self.req_freed, bytes.len()) else {
                     return Some(Queued::Spilled {
                         job,
                         ops,
                         task,
                         bytes,
                     });
-                }
+                };
+                let mut window = self
+                    .shm
+                    .window(Dir::Request, room.offset(arena), bytes.len())
+                    .expect("request room lies inside the arena");
                 window.write(0, &bytes);
-                self.publish(job, ops, task, start, bytes.len());
+                self.req_cursor.commit(room, bytes.len());
+                self.publish(job, ops, task, room.start, bytes.len());
                 None
             }
         }
@@ -264,11 +249,10 @@ impl Gen {
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len as u64, Ordering::Relaxed);
         self.shm.aborts()[index].store(0, Ordering::Relaxed);
-        self.req_write = start + len as u64;
         self.inflight.push_back(InFlight {
             job,
             ops,
-            req_end: self.req_write,
+            req_end: start + len as u64,
         });
         self.req_head += 1;
         let control = self.shm.control();
@@ -370,10 +354,12 @@ impl Gen {
     }
 }
 
-/// Rings a bell if its sleeper sleeps.
+/// Rings a bell if its sleeper sleeps, clearing the flag so that the
+/// calls published while the sleeper wakes up do not ring again.
 fn ring_if_sleeping(bell: &shm::Bell) {
     // SeqCst: the other half of the sleeper's Dekker pair (flag, re-check).
-    if bell.sleeping.load(Ordering::SeqCst) == 1 {
+    // Cheap load first: the swap would take the line exclusive every call.
+    if bell.sleeping.load(Ordering::SeqCst) == 1 && bell.sleeping.swap(0, Ordering::SeqCst) == 1 {
         ring(bell);
     }
 }
@@ -871,7 +857,7 @@ impl Lane {
             pid,
             req_head: 0,
             resp_tail: 0,
-            req_write: 0,
+            req_cursor: Cursor::new(cfg.layout.arena),
             req_freed: 0,
             resp_freed: 0,
             inflight: VecDeque::new(),

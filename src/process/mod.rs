@@ -9,6 +9,7 @@
 //! - `worker`: the worker process's loop;
 //! - `names`: named shared-memory objects and their clean-up.
 
+pub(crate) mod arena;
 pub(crate) mod futex;
 pub(crate) mod host;
 pub(crate) mod names;
