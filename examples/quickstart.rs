@@ -1,5 +1,6 @@
 //! The first knitting program: two tasks on a 2-thread pool, awaited
-//! together.
+//! together; then the same kind of call on a worker *process*, where a crash
+//! would cost one worker and never this program.
 //!
 //! Run it with `cargo run --release --example quickstart`.
 
@@ -19,7 +20,16 @@ fn greet(name: String) -> String {
     format!("hello {name}")
 }
 
+#[knitting::task]
+fn whoami(greeting: String) -> (String, u32) {
+    (greeting, std::process::id())
+}
+
 fn main() -> Result<(), knitting::Error> {
+    // First thing in main: a worker process is this program started again,
+    // and it enters here and never returns.
+    knitting::init();
+
     let pool = knitting::Pool::builder().threads(2).build()?;
 
     // Both calls are in flight at once; wait for the pair together.
@@ -31,6 +41,14 @@ fn main() -> Result<(), knitting::Error> {
 
     println!("{{ four: {four}, message: {message:?} }}");
     pool.shutdown();
+
+    let processes = knitting::Pool::builder().processes(1).build()?;
+    let (echo, worker_pid) = processes.call(whoami, "hi".to_string()).wait()?;
+    println!(
+        "{echo} from worker process {worker_pid} (this process is {})",
+        std::process::id()
+    );
+    processes.shutdown();
     Ok(())
 }
 

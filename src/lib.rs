@@ -1,5 +1,5 @@
-//! Call plain Rust functions on a pool of worker threads as if they were
-//! local.
+//! Call plain Rust functions on a pool of worker threads, or of worker
+//! processes, as if they were local.
 //!
 //! Write a function once, mark it `#[knitting::task]`, and call it on a
 //! [`Pool`]. The call is type-checked at compile time, its arguments are
@@ -81,9 +81,53 @@
 //! waits at most a given time and fails the rest. Calls made after a
 //! shutdown began fail at once.
 //!
+//! # Process workers
+//!
+//! [`PoolBuilder::processes`] builds a [`ProcessPool`] instead (Linux): the
+//! same calls, run in child processes, so that a task that crashes,
+//! aborts, exits or corrupts memory costs one worker and never the host.
+//!
+//! ```no_run
+//! #[knitting::task]
+//! fn parse(text: String) -> Result<u64, std::num::ParseIntError> {
+//!     text.trim().parse()
+//! }
+//!
+//! fn main() -> Result<(), knitting::Error> {
+//!     knitting::init(); // a worker process starts here and never returns
+//!     let pool = knitting::Pool::builder().processes(2).build()?;
+//!     assert_eq!(pool.call(parse, " 42 ".into()).wait()?, 42);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! - **Workers** are this program started again (or another one, see
+//!   [`ImportedTask`]); [`init`] first thing in `main` makes a worker
+//!   process serve calls instead of running `main` (test files use
+//!   [`init_before_main!`]). Workers die with the host.
+//! - **Transport**: each worker shares one mapping with the host (a memfd
+//!   on the worker's fd 0, or a named POSIX object with
+//!   [`named_shared_memory`](ProcessPoolBuilder::named_shared_memory)):
+//!   request and response rings, a payload arena each way, and shared
+//!   futex words for wake-ups. Arguments and results are encoded with
+//!   postcard straight into the arena, so they must be serde types; that is
+//!   checked where the call is made.
+//! - **Crashes**: calls in flight on a dead worker fail with
+//!   [`ErrorKind::WorkerDied`] naming the worker, its pid and the exit code
+//!   or signal; a replacement starts at once.
+//! - **Untrusted memory**: everything a worker writes is checked before the
+//!   host uses it; a worker that breaks the protocol is killed and
+//!   replaced, and its calls fail with [`ErrorKind::Protocol`].
+//! - **Limits**: an argument or result over
+//!   [`max_payload_bytes`](ProcessPoolBuilder::max_payload_bytes) fails
+//!   that call with [`ErrorKind::TooLarge`] before anything is sent.
+//! - **Sandboxes**: [`command_prefix`](ProcessPoolBuilder::command_prefix)
+//!   runs workers behind `bwrap`, `systemd-run` or a container runner.
+//!
 //! # Where code runs
 //!
-//! [`is_main`] is true in host code and false inside a worker.
+//! [`is_main`] is true in host code and false inside a worker thread or a
+//! worker process.
 
 mod builder;
 mod call;

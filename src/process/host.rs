@@ -45,7 +45,7 @@ use super::{
     arena::Cursor,
     futex,
     shm::{self, Dir, Layout, Locator, Mapping},
-    ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
+    ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
@@ -762,6 +762,8 @@ impl Lane {
         if cfg.prefix.is_empty() {
             cmd.env(ENV_HOST_PID, host_pid.to_string());
         }
+        let lifeline = lifeline()?;
+        cmd.env(ENV_LIFELINE_FD, LIFELINE_FD.to_string());
         match locator {
             Locator::Stdin => {
                 let fd = shm.fd().try_clone().map_err(|e| {
@@ -778,10 +780,19 @@ impl Lane {
             }
         }
         // SAFETY: the closure runs in the forked child before exec and only
-        // makes two raw system calls (prctl, getppid), which are
+        // makes raw system calls (fcntl or dup2, prctl, getppid), which are
         // async-signal-safe; it allocates nothing and takes no lock.
         unsafe {
             cmd.pre_exec(move || {
+                // The lifeline's read end on a fixed number, without
+                // close-on-exec (dup2 onto itself would keep the flag).
+                if lifeline == LIFELINE_FD {
+                    if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(lifeline, LIFELINE_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 rustix::process::set_parent_process_death_signal(Some(
                     rustix::process::Signal::KILL,
                 ))?;
@@ -820,7 +831,7 @@ impl Lane {
                         self.index,
                         describe_exit(status),
                         describe_command(cfg),
-                        startup_hint(status)
+                        startup_hint(status, !cfg.prefix.is_empty())
                     ),
                 ));
             }
@@ -864,6 +875,33 @@ impl Lane {
             broken: false,
         })
     }
+}
+
+/// The file descriptor number on which a worker finds the lifeline.
+const LIFELINE_FD: i32 = 3;
+
+/// The read end of this process's lifeline: a pipe whose write end only
+/// the host holds, so that every worker sees end-of-file the moment the host
+/// dies, however it dies and whatever stands between them. The parent-death
+/// signal covers a worker that is the host's direct child; behind a command
+/// prefix (bwrap, systemd-run) the worker's parent is the wrapper, and the
+/// lifeline is what tells it. Made once per process; both ends live until
+/// the process exits.
+fn lifeline() -> Result<i32, Error> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    static LIFELINE: std::sync::OnceLock<Result<i32, String>> = std::sync::OnceLock::new();
+    LIFELINE
+        .get_or_init(|| {
+            let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| format!("could not make the workers' lifeline pipe: {e}"))?;
+            let fd = read.as_raw_fd();
+            // Kept open for the life of the process, on purpose.
+            let _ = read.into_raw_fd();
+            let _ = write.into_raw_fd();
+            Ok(fd)
+        })
+        .clone()
+        .map_err(|e| Error::of(ErrorKind::Startup, e))
 }
 
 struct Sleep {
@@ -925,9 +963,13 @@ pub(crate) fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-fn startup_hint(status: ExitStatus) -> &'static str {
+fn startup_hint(status: ExitStatus, prefixed: bool) -> &'static str {
     match status.code() {
         Some(super::worker::EXIT_STARTUP) => "; its reason is on stderr",
+        Some(_) if prefixed => {
+            "; can the command prefix run the worker executable (a sandbox that hides its \
+             directory, a missing binary)? The prefix's message is on stderr"
+        }
         Some(_) => {
             "; a worker runs the same program: does main call knitting::init() first \
              (or the test file use knitting::init_before_main!)?"

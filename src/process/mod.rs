@@ -45,6 +45,8 @@ pub(crate) const ENV_SHM: &str = "KNITTING_SHM";
 pub(crate) const ENV_LANE: &str = "KNITTING_LANE";
 /// The worker's idle spin budget, in nanoseconds.
 pub(crate) const ENV_SPIN_NS: &str = "KNITTING_SPIN_NS";
+/// The fd number of the lifeline pipe (end-of-file: the host died).
+pub(crate) const ENV_LIFELINE_FD: &str = "KNITTING_LIFELINE_FD";
 /// The host's pid, when the worker is its direct child.
 pub(crate) const ENV_HOST_PID: &str = "KNITTING_HOST_PID";
 
@@ -126,6 +128,12 @@ impl ProcessPoolBuilder {
     /// (`--ro-bind <dir> <dir>` after the `--tmpfs`). A worker that cannot
     /// start fails [`build`](Self::build) with a
     /// [`Startup`](crate::ErrorKind::Startup) error naming the command.
+    ///
+    /// Workers behind a prefix still die with the host: each inherits the
+    /// read end of a pipe only the host writes to (as file descriptor 3),
+    /// and exits when it sees end-of-file. A prefix that closes inherited
+    /// descriptors leaves only the parent-death signal, which reaches the
+    /// wrapper, not the worker (bwrap's `--die-with-parent` passes it on).
     pub fn command_prefix<I, S>(mut self, prefix: I) -> Self
     where
         I: IntoIterator<Item = S>,

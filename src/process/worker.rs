@@ -13,7 +13,7 @@ use super::{
     arena::Cursor,
     futex,
     shm::{self, Dir, Locator, Mapping},
-    wire, ENV_HOST_PID, ENV_LANE, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
+    wire, ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal, Task};
 
@@ -77,9 +77,20 @@ fn start(version: &str) -> Result<WorkerLane, String> {
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_micros(50), Duration::from_nanos);
     let host_pid = env(ENV_HOST_PID).and_then(|v| v.parse::<i32>().ok());
+    let lifeline = env(ENV_LIFELINE_FD).and_then(|v| v.parse::<i32>().ok());
     // Keep the variables away from programs this worker's tasks start.
-    for key in [ENV_WORKER, ENV_SHM, ENV_SPIN_NS, ENV_HOST_PID, ENV_LANE] {
+    for key in [
+        ENV_WORKER,
+        ENV_SHM,
+        ENV_SPIN_NS,
+        ENV_HOST_PID,
+        ENV_LANE,
+        ENV_LIFELINE_FD,
+    ] {
         std::env::remove_var(key);
+    }
+    if let Some(fd) = lifeline {
+        watch_lifeline(fd)?;
     }
     // Die with the host. The spawning side set this too, but a command
     // prefix (bwrap, systemd-run) stands between: here the parent is the
@@ -120,6 +131,46 @@ fn start(version: &str) -> Result<WorkerLane, String> {
         table,
         spin,
     })
+}
+
+/// Exit code of a worker whose host died.
+const EXIT_HOST_GONE: i32 = 98;
+
+/// Exits this worker as soon as the host dies: a thread blocks reading the
+/// lifeline pipe, whose only writer is the host, and sees end-of-file when
+/// the host is gone (even while a task runs, and whatever wrapper stands
+/// between the two).
+fn watch_lifeline(fd: i32) -> Result<(), String> {
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    // SAFETY: checking a descriptor number, without taking ownership: if
+    // it is not open, fstat fails and nothing else happens.
+    let probe = unsafe { BorrowedFd::borrow_raw(fd) };
+    match rustix::fs::fstat(probe) {
+        Ok(stat)
+            if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Fifo => {}
+        // A wrapper that did not keep the descriptor (a container that
+        // replaces them): the parent-death signal must do.
+        _ => return Ok(()),
+    }
+    // SAFETY: the host put its lifeline's read end on this descriptor
+    // number for us (pre_exec dup2), it is open and a pipe (checked above),
+    // and nothing else in this process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    std::thread::Builder::new()
+        .name("knitting-lifeline".into())
+        .spawn(move || {
+            let mut buf = [0u8; 1];
+            // The host never writes: this returns on end-of-file (the host
+            // died) or an error, and either way the worker has no host.
+            loop {
+                match rustix::io::read(&fd, &mut buf) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    _ => std::process::exit(EXIT_HOST_GONE),
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("could not start the lifeline thread: {e}"))
 }
 
 /// Keeps freed memory in the worker for the next call.
