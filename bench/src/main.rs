@@ -93,8 +93,16 @@ fn run(mode: &Mode) -> Result<()> {
         workloads::w6::workload,
         workloads::w8::workload,
     ];
+    // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads.
+    let only = std::env::var("KNITTING_BENCH_ONLY").ok();
     for build in builders {
         let mut workload = build(mode)?;
+        if only
+            .as_deref()
+            .is_some_and(|only| !only.split(',').any(|id| id.trim() == workload.id))
+        {
+            continue;
+        }
         records.extend(workloads::measure(&mut workload, mode)?);
     }
 

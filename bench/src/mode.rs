@@ -10,7 +10,10 @@ usage: cargo run --release -p knitting-bench [-- OPTIONS]
 options:
   --quick    shorter blocks, fewer W3 sizes and start-ups; under a minute in all
   --smoke    a handful of samples per point, every workload (wins over --quick)
-  -h, --help this text";
+  -h, --help this text
+
+environment:
+  KNITTING_BENCH_ONLY=W1,W8  measure only these workloads";
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;

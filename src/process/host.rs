@@ -43,7 +43,7 @@ use std::{
 
 use super::{
     arena::Cursor,
-    futex,
+    bell, futex,
     shm::{self, Dir, Layout, Locator, Mapping},
     ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
@@ -256,9 +256,9 @@ impl Gen {
         });
         self.req_head += 1;
         let control = self.shm.control();
-        // SYNC POINT: SeqCst: a Release store (slot and bytes before it) and
-        // the host's half of the Dekker pair with the worker's sleeping flag.
-        control.req_head.store(self.req_head, Ordering::SeqCst);
+        // SYNC POINT: the slot and the bytes before it are published by
+        // this RMW, which is also the ringer's half of the bell protocol.
+        bell::publish(&*control.req_head, self.req_head);
         ring_if_sleeping(&control.worker_bell);
     }
 
@@ -270,10 +270,9 @@ impl Gen {
         let layout = *self.shm.layout();
         let arena = layout.arena as u64;
         let control = self.shm.control();
-        // SYNC POINT: Acquire pairs with the worker's store of `resp_head`
-        // (slots and payload bytes before it). SeqCst for the spinner exit
-        // re-check (see `Lane::spin_end`).
-        let head = control.resp_head.load(Ordering::SeqCst);
+        // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
+        // `resp_head` (slots and payload bytes before it).
+        let head = control.resp_head.load(Ordering::Acquire);
         if head < self.resp_tail || head > self.req_head {
             return Err(Violation(format!(
                 "its response counter reads {head}, outside [{}, {}]",
@@ -336,9 +335,9 @@ impl Gen {
         if taken > 0 {
             // Release: the worker reuses the freed bytes only after this.
             control.resp_tail.store(self.resp_tail, Ordering::Release);
-            // SeqCst: the host's half of the Dekker pair with a worker that
+            // The ringer's half of the bell protocol, for a worker that
             // sleeps waiting for response room.
-            control.resp_freed.store(self.resp_freed, Ordering::SeqCst);
+            bell::publish(&*control.resp_freed, self.resp_freed);
             ring_if_sleeping(&control.worker_bell);
         }
         Ok(taken)
@@ -354,18 +353,17 @@ impl Gen {
     }
 }
 
-/// Rings a bell if its sleeper sleeps, clearing the flag so that the
-/// calls published while the sleeper wakes up do not ring again.
+/// Rings a bell if its sleeper sleeps (see `bell`).
 fn ring_if_sleeping(bell: &shm::Bell) {
-    // SeqCst: the other half of the sleeper's Dekker pair (flag, re-check).
-    // Cheap load first: the swap would take the line exclusive every call.
-    if bell.sleeping.load(Ordering::SeqCst) == 1 && bell.sleeping.swap(0, Ordering::SeqCst) == 1 {
-        ring(bell);
+    if bell::should_ring(&bell.word, &bell.sleeping) {
+        futex::wake_all(&bell.word);
     }
 }
 
+/// Rings a bell whether or not its sleeper sleeps (shutdown, a dead
+/// worker): the bump alone makes a sleeper that is about to wait return.
 fn ring(bell: &shm::Bell) {
-    // Release: a woken sleeper sees what was published before the bump.
+    // Release: a woken sleeper sees what was written before the bump.
     bell.word.fetch_add(1, Ordering::Release);
     futex::wake_all(&bell.word);
 }
@@ -526,12 +524,7 @@ impl Lane {
     pub(crate) fn spin_begin(&self) -> Option<Arc<Mapping>> {
         let st = lock(&self.state);
         let shm = st.gen.as_ref().map(|g| Arc::clone(&g.shm))?;
-        // SeqCst: the caller's half of the Dekker pair with the worker's
-        // `resp_head` store and `spinners` load.
-        shm.control()
-            .host_bell
-            .spinners
-            .fetch_add(1, Ordering::SeqCst);
+        bell::enter_spin(&shm.control().host_bell.spinners);
         Some(shm)
     }
 
@@ -540,11 +533,8 @@ impl Lane {
     /// is not left for a reactor that sleeps.
     pub(crate) fn spin_end(&self, shm: Option<Arc<Mapping>>) {
         if let Some(shm) = shm {
-            // SeqCst: see `spin_begin`.
-            shm.control()
-                .host_bell
-                .spinners
-                .fetch_sub(1, Ordering::SeqCst);
+            bell::leave_spin(&shm.control().host_bell.spinners);
+            // The last look: the drain's Acquire load of `resp_head`.
             let mut st = lock(&self.state);
             self.progress(&mut st);
         }
@@ -615,12 +605,7 @@ impl Lane {
                     sleep.seen,
                     Some(sleep.timeout),
                 );
-                sleep
-                    .shm
-                    .control()
-                    .host_bell
-                    .sleeping
-                    .store(0, Ordering::Relaxed);
+                bell::disarm(&sleep.shm.control().host_bell.sleeping);
             } else if lock(&self.state).done.is_some() {
                 break;
             }
@@ -666,16 +651,10 @@ impl Lane {
             return None;
         }
         let gen = st.gen.as_ref().expect("checked above");
-        let bell = &gen.shm.control().host_bell;
-        // Acquire: see what the worker published before its bump.
-        let seen = bell.word.load(Ordering::Acquire);
-        // SeqCst: our half of the Dekker pair with the worker's store of
-        // `resp_head` and load of `sleeping`.
-        bell.sleeping.store(1, Ordering::SeqCst);
-        if gen.shm.control().resp_head.load(Ordering::SeqCst) != gen.resp_tail {
-            bell.sleeping.store(0, Ordering::Relaxed);
-            return None;
-        }
+        let control = gen.shm.control();
+        let seen = bell::arm(&control.host_bell.word, &control.host_bell.sleeping, || {
+            bell::read_counter(&*control.resp_head) != gen.resp_tail
+        })?;
         Some(Sleep {
             shm: Arc::clone(&gen.shm),
             seen,
@@ -762,8 +741,6 @@ impl Lane {
         if cfg.prefix.is_empty() {
             cmd.env(ENV_HOST_PID, host_pid.to_string());
         }
-        let lifeline = lifeline()?;
-        cmd.env(ENV_LIFELINE_FD, LIFELINE_FD.to_string());
         match locator {
             Locator::Stdin => {
                 let fd = shm.fd().try_clone().map_err(|e| {
@@ -779,29 +756,41 @@ impl Lane {
                 cmd.stdin(Stdio::null());
             }
         }
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes raw system calls (fcntl or dup2, prctl, getppid), which are
-        // async-signal-safe; it allocates nothing and takes no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The lifeline's read end on a fixed number, without
-                // close-on-exec (dup2 onto itself would keep the flag).
-                if lifeline == LIFELINE_FD {
-                    if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
+        if !cfg.prefix.is_empty() {
+            // Behind a wrapper the worker is not our child: hand it the
+            // lifeline and arm the parent-death signal on the wrapper.
+            // Without one, the worker arms its own death signal and checks
+            // that its parent is still us (ENV_HOST_PID), so no hook runs
+            // between fork and exec, and std can spawn with posix_spawn
+            // (vfork) instead of copying this process's page tables with
+            // fork: start-up is much faster for a big host.
+            let lifeline = lifeline()?;
+            cmd.env(ENV_LIFELINE_FD, LIFELINE_FD.to_string());
+            // SAFETY: the closure runs in the forked child before exec and
+            // only makes raw system calls (fcntl or dup2, prctl, getppid),
+            // which are async-signal-safe; it allocates nothing and takes
+            // no lock.
+            unsafe {
+                cmd.pre_exec(move || {
+                    // The lifeline's read end on a fixed number, without
+                    // close-on-exec (dup2 onto itself would keep the flag).
+                    if lifeline == LIFELINE_FD {
+                        if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(lifeline, LIFELINE_FD) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                } else if libc::dup2(lifeline, LIFELINE_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ))?;
-                // The host may have died before the death signal was armed.
-                match rustix::process::getppid() {
-                    Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
-                    _ => Err(std::io::Error::other("the host exited")),
-                }
-            });
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::KILL,
+                    ))?;
+                    // The host may have died before the signal was armed.
+                    match rustix::process::getppid() {
+                        Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
+                        _ => Err(std::io::Error::other("the host exited")),
+                    }
+                });
+            }
         }
         let mut child = cmd.spawn().map_err(|e| {
             unlink();

@@ -3,13 +3,17 @@
 //!
 //! - `shm`: the mapping's layout and the raw byte access (the unsafe part);
 //! - `wire`: postcard encoding straight into the arenas;
+//! - `bell`: the doorbell protocol (who sleeps, who rings), shared with
+//!   the loom models;
 //! - `futex`: shared (cross-process) futex waits and wakes;
+//! - `arena`: where the next payload goes in a circular arena;
 //! - `host`: the host side of a lane (sending, taking responses, watching
 //!   and replacing the worker);
 //! - `worker`: the worker process's loop;
 //! - `names`: named shared-memory objects and their clean-up.
 
 pub(crate) mod arena;
+pub(crate) mod bell;
 pub(crate) mod futex;
 pub(crate) mod host;
 pub(crate) mod names;

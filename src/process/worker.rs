@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     arena::Cursor,
-    futex,
+    bell, futex,
     shm::{self, Dir, Locator, Mapping},
     wire, ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
@@ -301,11 +301,13 @@ impl WorkerLane {
         let tail = self.req_tail;
         sleep(&self.map, |map| {
             let control = map.control();
-            control.req_head.load(Ordering::SeqCst) != tail
-                || control.host_ctl.load(Ordering::SeqCst) == shm::STOP
+            // STOP comes with an unconditional ring, so a plain load sees
+            // it either here or after the wake-up it causes.
+            bell::read_counter(&*control.req_head) != tail
+                || control.host_ctl.load(Ordering::Acquire) == shm::STOP
         });
-        // Acquire: pairs with the host's Release store of STOP, made after
-        // its last request.
+        // Acquire: pairs with the host's store of STOP, made after its last
+        // request.
         control.host_ctl.load(Ordering::Acquire) == shm::STOP
             && control.req_head.load(Ordering::Acquire) == self.req_tail
     }
@@ -347,9 +349,7 @@ impl Outbox {
             // encode again.
             let cursor = self.cursor;
             sleep(map, |map| {
-                // SeqCst: the Dekker pair with the host's store of
-                // `resp_freed` (see `sleep`).
-                let freed = map.control().resp_freed.load(Ordering::SeqCst);
+                let freed = bell::read_counter(&*map.control().resp_freed);
                 cursor.reserve(freed, n).is_some()
             });
         }
@@ -365,17 +365,13 @@ impl Outbox {
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len as u64, Ordering::Relaxed);
         self.resp_head += 1;
-        // SYNC POINT: SeqCst (a Release store, and one side of the Dekker
-        // pair with the host's spinner count and sleeping flag loads below).
-        control.resp_head.store(self.resp_head, Ordering::SeqCst);
-        let bell = &control.host_bell;
-        // The sleeping flag is cleared by whoever rings, so a burst of
-        // responses rings once.
-        if bell.spinners.load(Ordering::SeqCst) == 0
-            && bell.sleeping.load(Ordering::SeqCst) == 1
-            && bell.sleeping.swap(0, Ordering::SeqCst) == 1
-        {
-            ring(bell);
+        // SYNC POINT: the slot and the payload before it are published by
+        // this RMW, the ringer's half of the bell protocol.
+        bell::publish(&*control.resp_head, self.resp_head);
+        let host = &control.host_bell;
+        // A host thread spinning on responses takes this one itself.
+        if !bell::someone_spins(&host.spinners) && bell::should_ring(&host.word, &host.sleeping) {
+            futex::wake_all(&host.word);
         }
     }
 }
@@ -383,21 +379,14 @@ impl Outbox {
 /// Sleeps on the worker bell until `ready` holds (checked after the
 /// sleeping flag is up, so a ring cannot be missed).
 fn sleep(map: &Mapping, ready: impl Fn(&Mapping) -> bool) {
-    let bell = &map.control().worker_bell;
+    let worker_bell = &map.control().worker_bell;
     loop {
-        // Acquire: see what the ringer published before its bump.
-        let seen = bell.word.load(Ordering::Acquire);
-        // SeqCst: the flag store and the re-check below, against the
-        // host's store of its counter and load of the flag, form a
-        // Dekker pair: one side sees the other's write.
-        bell.sleeping.store(1, Ordering::SeqCst);
-        if ready(map) {
-            bell.sleeping.store(0, Ordering::Relaxed);
+        let Some(seen) = bell::arm(&worker_bell.word, &worker_bell.sleeping, || ready(map)) else {
             return;
-        }
+        };
         // The timeout only bounds the damage of a lost wake-up.
-        futex::wait(&bell.word, seen, Some(Duration::from_secs(1)));
-        bell.sleeping.store(0, Ordering::Relaxed);
+        futex::wait(&worker_bell.word, seen, Some(Duration::from_secs(1)));
+        bell::disarm(&worker_bell.sleeping);
         if ready(map) {
             return;
         }
