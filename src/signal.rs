@@ -77,6 +77,16 @@ impl Signal {
         EPOCH.get_or_init(Instant::now).elapsed()
     }
 
+    /// A signal that reads a word of a process lane's shared mapping (the
+    /// request's abort word), for the task running that request.
+    #[cfg(all(target_os = "linux", not(knitting_loom)))]
+    pub(crate) fn from_word(word: &std::sync::atomic::AtomicU32) -> &Signal {
+        // SAFETY: `Signal` is `repr(transparent)` over an `AtomicU32`
+        // (`crate::sync::AtomicU32` is std's outside loom builds), so the
+        // two have the same layout and validity; the lifetime is kept.
+        unsafe { &*(word as *const std::sync::atomic::AtomicU32).cast::<Signal>() }
+    }
+
     pub(crate) fn raise(&self) {
         // Relaxed: see `aborted`.
         self.word.store(1, Ordering::Relaxed);

@@ -131,6 +131,25 @@ fn boom(value: u32) -> u32 {
     value
 }
 
+/// Counts until its caller aborts (or `limit`), sleeping a little per step
+/// so that a test can abort it midway.
+#[knitting::task]
+fn count_until_stopped(limit: u64, signal: &knitting::Signal) -> u64 {
+    let mut n = 0;
+    while !signal.aborted() && n < limit {
+        n += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    n
+}
+
+/// Waits at most 10 s: a call that does not end fails the test instead of
+/// hanging it.
+fn within<T: Send + 'static>(mut call: knitting::Call<T>) -> Result<T, knitting::Error> {
+    call.wait_timeout(Duration::from_secs(10))
+        .expect("the call ended within 10 s")
+}
+
 fn chain(err: &(dyn StdError + 'static)) -> Vec<String> {
     let mut out = Vec::new();
     let mut next = err.source();
@@ -249,6 +268,48 @@ macro_rules! conformance {
                 assert!(err.to_string().contains("panicked at"), "{err}");
                 for v in 0..2 {
                     assert_eq!(pool.call(boom, v).wait().unwrap(), v);
+                }
+            }
+
+            #[test]
+            fn abort_reaches_the_running_task() {
+                let pool = $make;
+                let call = pool.call(count_until_stopped, 1_000_000);
+                std::thread::sleep(Duration::from_millis(30));
+                call.abort();
+                let counted = within(call).unwrap();
+                assert!((1..1_000_000).contains(&counted), "{counted}");
+            }
+
+            #[test]
+            fn an_abort_before_the_call_starts_is_kept() {
+                // One lane busy, so the aborted call waits its turn.
+                let pool = $make;
+                let busy: Vec<_> = (0..2).map(|_| pool.call(nap, 50)).collect();
+                let call = pool.call(count_until_stopped, 1_000_000);
+                call.abort();
+                assert_eq!(within(call).unwrap(), 0);
+                for b in busy {
+                    b.wait().unwrap();
+                }
+            }
+
+            #[test]
+            fn dropping_a_call_cancels_it_and_stops_the_task() {
+                let pool = $make;
+                let (first, second) = (
+                    pool.call(count_until_stopped, 1_000_000),
+                    pool.call(count_until_stopped, 1_000_000),
+                );
+                std::thread::sleep(Duration::from_millis(30));
+                drop(first);
+                let cancelled = second.cancel().unwrap_err();
+                assert!(cancelled.is_cancelled(), "{cancelled:?}");
+                // Both workers are free again: the tasks saw their signal
+                // (left alone they would count for a quarter of an hour).
+                let calls: Vec<_> = (0..4).map(|i| pool.call(add, (i, 1))).collect();
+                for (i, call) in calls.into_iter().enumerate() {
+                    assert_eq!(within(call).unwrap(), i as i64 + 1);
                 }
             }
 

@@ -419,6 +419,19 @@ impl JobRef {
         unsafe { (ops.complete)(self.0, outcome) }
     }
 
+    /// True once the call's signal was raised (abort, cancel, drop).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn is_aborted(&self) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { header(self.0) }.signal.aborted()
+    }
+
+    /// True when this reference and `call` stand for the same call.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn is(&self, call: &CallRef) -> bool {
+        self.0 == call.0
+    }
+
     /// A second reference to the same call.
     pub(crate) fn clone_ref(&self) -> JobRef {
         // SAFETY: we hold a reference, so the count is at least one.

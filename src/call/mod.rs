@@ -219,7 +219,17 @@ impl<T: Send + 'static> Call<T> {
     /// ```
     pub fn abort(&self) {
         if let Repr::Pending(call) = &self.repr {
-            call.abort();
+            self.raise(call);
+        }
+    }
+
+    /// Raises the call's signal, here and, for a process call, in the
+    /// worker's abort word.
+    fn raise(&self, call: &CallRef) {
+        call.abort();
+        #[cfg(target_os = "linux")]
+        if let Some(lane) = &self.lane {
+            lane.abort(call);
         }
     }
 
@@ -238,7 +248,7 @@ impl<T: Send + 'static> Call<T> {
     /// ```
     pub fn cancel(mut self) -> Result<T, Error> {
         if let Repr::Pending(call) = &self.repr {
-            call.abort();
+            self.raise(call);
             call.fail(Error::cancelled());
         }
         // The result is there at once, or a worker is in the middle of
@@ -389,6 +399,10 @@ impl<T> Drop for Call<T> {
     fn drop(&mut self) {
         if let Repr::Pending(call) = &self.repr {
             call.abort();
+            #[cfg(target_os = "linux")]
+            if let Some(lane) = &self.lane {
+                lane.abort(call);
+            }
             call.fail(Error::cancelled());
         }
     }

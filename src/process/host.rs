@@ -48,7 +48,7 @@ use super::{
     ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{
-    call::cell::{Encoded, JobRef, RemoteOps},
+    call::cell::{CallRef, Encoded, JobRef, RemoteOps},
     error::WireError,
     Error, ErrorKind,
 };
@@ -248,7 +248,9 @@ impl Gen {
         slot.task.store(task, Ordering::Relaxed);
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len as u64, Ordering::Relaxed);
-        self.shm.aborts()[index].store(0, Ordering::Relaxed);
+        // Relaxed: published with the slot; a call aborted before it was
+        // sent starts aborted.
+        self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
         self.inflight.push_back(InFlight {
             job,
             ops,
@@ -537,6 +539,20 @@ impl Lane {
             // The last look: the drain's Acquire load of `resp_head`.
             let mut st = lock(&self.state);
             self.progress(&mut st);
+        }
+    }
+
+    /// Tells the worker that `call` was aborted, if it is on the worker:
+    /// raises the abort word of its slot. (A call still queued in the host
+    /// carries the flag in its cell and starts aborted when it is sent.)
+    pub(crate) fn abort(&self, call: &CallRef) {
+        let st = lock(&self.state);
+        let Some(gen) = &st.gen else { return };
+        if let Some(position) = gen.inflight.iter().position(|f| f.job.is(call)) {
+            let seq = gen.resp_tail + position as u64;
+            let index = (seq % gen.slots()) as usize;
+            // Relaxed: a flag without data; the task polls it.
+            gen.shm.aborts()[index].store(1, Ordering::Relaxed);
         }
     }
 

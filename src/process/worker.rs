@@ -252,7 +252,13 @@ impl WorkerLane {
         // responses); the word is for diagnostics.
         control.req_tail.store(self.req_tail, Ordering::Release);
 
-        let signal = Signal::new();
+        let index = (seq % layout.slots as u64) as usize;
+        #[cfg(not(knitting_loom))]
+        let signal = Signal::from_word(&self.map.aborts()[index]);
+        // Loom builds never run a worker; they only need this to compile.
+        #[cfg(knitting_loom)]
+        let signal = &Signal::new();
+        let _ = index;
         let offset = (start % layout.arena as u64) as usize;
         let entry = self.table.get(&task).copied();
         let mut reply = Reply {
@@ -265,7 +271,7 @@ impl WorkerLane {
             .ok()
             .and_then(|len| self.map.request_bytes(offset, len));
         match (entry, bytes) {
-            (Some(entry), Some(bytes)) => entry(bytes, &signal, &mut reply),
+            (Some(entry), Some(bytes)) => entry(bytes, signal, &mut reply),
             (None, _) => reply.error(&Error::of(
                 ErrorKind::UnknownTask,
                 format!(
