@@ -245,6 +245,35 @@ fn a_worker_that_never_gets_ready_times_out_at_start() {
 }
 
 #[test]
+fn a_worker_of_another_protocol_version_fails_the_build_clearly() {
+    // The worker program is this one, told it speaks another version.
+    let dir = scratch_dir("other-version");
+    let script = dir.join("worker.sh");
+    let exe = std::env::current_exe().unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh
+KNITTING_WORKER=999 exec '{}'
+",
+            exe.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&script);
+    let err = knitting::Pool::builder()
+        .processes(1)
+        .worker_executable(&script)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Startup, "{err:?}");
+    // The worker explains on stderr and exits with the start-up code.
+    assert!(err.message().contains("exited with code 97"), "{err}");
+    assert!(err.message().contains("its reason is on stderr"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_worker_that_keeps_dying_at_start_is_given_up() {
     // The first start runs the real worker; every later start fails.
     let dir = scratch_dir("dies-at-start");

@@ -521,3 +521,65 @@ pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
         }
     }
 }
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn reopen(mapping: &Mapping) -> Result<(Mapping, usize), String> {
+        Mapping::open(mapping.fd().try_clone().unwrap())
+    }
+
+    #[test]
+    fn a_worker_maps_what_the_host_made() {
+        let layout = Layout::new(4, 8192).unwrap();
+        let host = Mapping::create(layout, 1024, None).unwrap();
+        host.control().req_head.store(3, Ordering::Relaxed);
+        let (worker, max_payload) = reopen(&host).unwrap();
+        assert_eq!(max_payload, 1024);
+        assert_eq!(*worker.layout(), layout);
+        assert_eq!(worker.control().req_head.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_mapping_that_is_not_a_lane_is_refused() {
+        let fd = rustix::fs::memfd_create("not-a-lane", MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 1 << 16).unwrap();
+        let err = Mapping::open(fd).unwrap_err();
+        assert!(err.contains("bad magic word"), "{err}");
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused() {
+        let host = Mapping::create(Layout::new(4, 8192).unwrap(), 1024, None).unwrap();
+        host.control()
+            .ident
+            .version
+            .store(VERSION + 1, Ordering::Relaxed);
+        let err = reopen(&host).unwrap_err();
+        assert!(err.contains(&format!("version {}", VERSION + 1)), "{err}");
+    }
+
+    #[test]
+    fn sizes_that_do_not_fit_the_object_are_refused() {
+        let host = Mapping::create(Layout::new(4, 8192).unwrap(), 1024, None).unwrap();
+        host.control().ident.arena.store(1 << 30, Ordering::Relaxed);
+        let err = reopen(&host).unwrap_err();
+        assert!(err.contains("sizes make no sense"), "{err}");
+    }
+
+    #[test]
+    fn windows_stay_inside_their_arena() {
+        let host = Mapping::create(Layout::new(4, 8192).unwrap(), 1024, None).unwrap();
+        assert!(host.window(Dir::Response, 8192 - 16, 16).is_some());
+        assert!(host.window(Dir::Response, 8192 - 16, 17).is_none());
+        assert!(host.window(Dir::Request, usize::MAX, 2).is_none());
+        let mut out = Vec::new();
+        assert!(host.copy_out(Dir::Response, 8000, 500, &mut out).is_none());
+        let mut w = host.window(Dir::Request, 100, 3).unwrap();
+        w.write(0, b"abc");
+        assert_eq!(host.request_bytes(100, 3), Some(&b"abc"[..]));
+    }
+}
