@@ -131,6 +131,7 @@
 
 mod builder;
 mod call;
+mod countdown;
 mod error;
 mod imported;
 mod pool;

@@ -2,13 +2,14 @@
 
 use std::{
     fmt,
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use crate::{
     call::{cell::CallRef, Call},
+    countdown::Countdown,
     sync::{AtomicBool, AtomicUsize, Ordering},
     transport::{ring::CachePadded, wake::Notified},
     worker::thread::{run_worker, Lane, SpinPolicy},
@@ -55,8 +56,7 @@ pub(crate) struct Shared {
     /// Set once, when a shutdown stops waiting and fails what is left.
     abandoned: AtomicBool,
     next_lane: CachePadded<AtomicUsize>,
-    live_workers: Mutex<usize>,
-    workers_exited: Condvar,
+    live_workers: Countdown,
 }
 
 impl Pool {
@@ -81,8 +81,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             next_lane: CachePadded(AtomicUsize::new(0)),
-            live_workers: Mutex::new(threads),
-            workers_exited: Condvar::new(),
+            live_workers: Countdown::new(threads),
         });
         let spin = SpinPolicy {
             budget: builder.spin_budget,
@@ -100,16 +99,13 @@ impl Pool {
                         &shared.abandoned,
                         spin,
                     );
-                    shared.worker_exited();
+                    shared.live_workers.count_down();
                 });
             match spawned {
                 Ok(handle) => handles.push(handle),
                 Err(err) => {
                     // Wind down the workers already started before failing.
-                    *shared
-                        .live_workers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = index;
+                    shared.live_workers.set(index);
                     shared.close();
                     return Err(Error::build(format!(
                         "could not start worker thread {index}: {err}"
@@ -243,7 +239,7 @@ impl Pool {
     /// ```
     pub fn shutdown(&self) {
         self.shared.close();
-        self.shared.wait_workers(None);
+        self.shared.live_workers.wait(None);
         self.join_threads();
     }
 
@@ -272,7 +268,7 @@ impl Pool {
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Error> {
         self.shared.close();
         let deadline = Instant::now().checked_add(timeout);
-        if self.shared.wait_workers(deadline) {
+        if self.shared.live_workers.wait(deadline) {
             self.join_threads();
             return Ok(());
         }
@@ -325,41 +321,6 @@ impl Shared {
             // A worker that already exited needs no wake-up.
             let _ = lane.wake.notify();
         }
-    }
-
-    fn worker_exited(&self) {
-        let mut live = self.live_workers.lock().unwrap_or_else(|e| e.into_inner());
-        *live -= 1;
-        if *live == 0 {
-            self.workers_exited.notify_all();
-        }
-    }
-
-    /// Waits for every worker to exit; false if `deadline` passed first.
-    fn wait_workers(&self, deadline: Option<Instant>) -> bool {
-        let mut live = self.live_workers.lock().unwrap_or_else(|e| e.into_inner());
-        while *live > 0 {
-            match deadline {
-                None => {
-                    live = self
-                        .workers_exited
-                        .wait(live)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    live = self
-                        .workers_exited
-                        .wait_timeout(live, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        true
     }
 }
 

@@ -9,12 +9,11 @@ use common::LONG;
 use std::{
     ffi::OsString,
     io::Write as _,
-    io::{BufRead as _, BufReader},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex},
+    process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -477,16 +476,12 @@ fn a_sandbox_that_hides_the_executable_fails_the_build_with_startup() {
     );
 }
 
-/// Set (to `host`) in the environment of this executable when a test runs
-/// it again as a host to be killed.
-const ROLE: &str = "KNITTING_TEST_ROLE";
-
 /// Not a test on its own: with `KNITTING_TEST_ROLE=host` set (by
 /// `a_killed_host_takes_its_sandboxed_workers_along`) it is the host that
 /// gets killed. Prints every process of its sandboxed workers.
 #[test]
 fn bwrap_host_child() {
-    if std::env::var(ROLE).as_deref() != Ok("host") {
+    if !common::is_host_child() {
         return;
     }
     let mut prefix = bwrap_prefix();
@@ -507,17 +502,6 @@ fn bwrap_host_child() {
     println!("\nTREE {}", tree.join(" "));
     std::thread::sleep(Duration::from_secs(30));
     panic!("the host was not killed within 30 s");
-}
-
-/// Kills the host child (if still running) when dropped, so that a failed
-/// assertion does not leave it sleeping.
-struct HostChild(Child);
-
-impl Drop for HostChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Set for the host child: build the prefix without `--die-with-parent`.
@@ -541,54 +525,13 @@ fn a_killed_host_takes_its_sandboxed_workers_along_without_die_with_parent() {
 }
 
 fn killed_host_takes_its_workers(die_with_parent: bool) {
-    let exe = std::env::current_exe().unwrap();
-    let mut command = Command::new(exe);
-    if !die_with_parent {
-        command.env(WITHOUT_DIE_WITH_PARENT, "1");
-    }
-    let mut host = HostChild(
-        command
-            .args([
-                "--exact",
-                "bwrap_host_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, "host")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("this test executable runs again as a host"),
-    );
-    let host_pid = host.0.id();
-
-    // libtest prints lines of its own: look for ours, in a thread so that
-    // a host that hangs fails the test instead of blocking it.
-    let stdout = host.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(at) = line.find("TREE ") {
-                let _ = tx.send(Ok(line[at + "TREE ".len()..].to_owned()));
-                return;
-            }
-            seen.push(line);
-        }
-        let _ = tx.send(Err(seen));
-    });
-    let pids: Vec<u32> = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(pids)) => pids
-            .split_whitespace()
-            .map(|p| p.parse().expect("a pid"))
-            .collect(),
-        Ok(Err(lines)) => {
-            panic!("the host child ended without a TREE line; its output: {lines:#?}")
-        }
-        Err(_) => panic!("no TREE line from the host child within 60 s"),
+    let envs: &[(&str, &str)] = if die_with_parent {
+        &[]
+    } else {
+        &[(WITHOUT_DIE_WITH_PARENT, "1")]
     };
+    let (mut host, pids) = common::host_child("bwrap_host_child", "TREE", envs);
+    let host_pid = host.0.id();
     let tree: Vec<Proc> = pids.iter().map(|&pid| Proc::of(pid)).collect();
     // Two lanes, each a bwrap with the worker somewhere below it.
     assert!(tree.len() > 2, "{tree:?}");

@@ -6,10 +6,11 @@
 
 knitting::init_before_main!();
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -330,7 +331,7 @@ fn a_process_worker_cannot_start_a_process_pool() {
 /// `workers_die_with_their_host`, started as a child of the test.
 #[test]
 fn host_child() {
-    if std::env::var_os("KNITTING_TEST_ROLE").is_none() {
+    if !common::is_host_child() {
         return;
     }
     let pool = knitting::Pool::builder().processes(2).build().unwrap();
@@ -346,26 +347,11 @@ fn host_child() {
 
 #[test]
 fn workers_die_with_their_host() {
-    let mut host = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "host_child", "--nocapture", "--test-threads=1"])
-        .env("KNITTING_TEST_ROLE", "host")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(host.stdout.take().unwrap());
-    let pids: Vec<u32> = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            // libtest's "test host_child ... " may start the same line.
-            let rest = &line[line.find("PIDS ")? + 5..];
-            Some(rest.split(' ').map(|p| p.parse().unwrap()).collect())
-        })
-        .expect("the host prints its workers' pids");
+    let (mut host, pids) = common::host_child("host_child", "PIDS", &[]);
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|&p| alive(p)));
-    host.kill().unwrap();
-    host.wait().unwrap();
+    host.0.kill().unwrap();
+    host.0.wait().unwrap();
     for pid in pids {
         // Re-parented to init (or a subreaper) and killed by the
         // parent-death signal; a reaped process leaves no /proc entry.

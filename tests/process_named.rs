@@ -7,19 +7,14 @@ mod common;
 use common::LONG;
 
 use std::{
-    io::{BufRead as _, BufReader},
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex},
+    process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use knitting::{Pool, ProcessPool};
-
-/// Set (to `host`) in the environment of this executable when a test runs
-/// it again as a host to be killed.
-const ROLE: &str = "KNITTING_TEST_ROLE";
 
 /// The tests of this file run one at a time: each looks at `/dev/shm`,
 /// where another test's starting workers (or its sweep) would show.
@@ -291,7 +286,7 @@ fn a_named_pool_sweeps_objects_of_dead_hosts() {
 /// `a_killed_host_leaves_nothing_behind`) it is the host that gets killed.
 #[test]
 fn named_host_child() {
-    if std::env::var(ROLE).as_deref() != Ok("host") {
+    if !common::is_host_child() {
         return;
     }
     let pool = named_pool(2);
@@ -306,65 +301,11 @@ fn named_host_child() {
     panic!("the host was not killed within 30 s");
 }
 
-/// Kills the host child (if still running) when dropped, so that a failed
-/// assertion does not leave it sleeping.
-struct HostChild(Child);
-
-impl Drop for HostChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_killed_host_leaves_nothing_behind() {
     let _serial = serial();
-    let exe = std::env::current_exe().unwrap();
-    let mut host = HostChild(
-        Command::new(exe)
-            .args([
-                "--exact",
-                "named_host_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE, "host")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("this test executable runs again as a host"),
-    );
+    let (mut host, pids) = common::host_child("named_host_child", "PIDS", &[]);
     let host_pid = host.0.id();
-
-    // libtest prints lines of its own: look for ours, in a thread so that
-    // a host that hangs fails the test instead of blocking it.
-    let stdout = host.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // It may follow libtest's `test named_host_child ... ` on one line.
-            if let Some(at) = line.find("PIDS ") {
-                let _ = tx.send(Ok(line[at + "PIDS ".len()..].to_owned()));
-                return;
-            }
-            seen.push(line);
-        }
-        let _ = tx.send(Err(seen));
-    });
-    let pids: Vec<u32> = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(pids)) => pids
-            .split_whitespace()
-            .map(|p| p.parse().expect("a pid"))
-            .collect(),
-        Ok(Err(lines)) => {
-            panic!("the host child ended without a PIDS line; its output: {lines:#?}")
-        }
-        Err(_) => panic!("no PIDS line from the host child within 60 s"),
-    };
     assert_eq!(pids.len(), 2, "{pids:?}");
     let workers: Vec<Proc> = pids.iter().map(|&pid| Proc::of(pid)).collect();
     for worker in &workers {

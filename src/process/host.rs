@@ -36,7 +36,7 @@ use std::{
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
-        mpsc, Arc, Condvar, Mutex, MutexGuard,
+        mpsc, Arc, Mutex, MutexGuard,
     },
     time::{Duration, Instant},
 };
@@ -49,6 +49,7 @@ use super::{
 };
 use crate::{
     call::cell::{CallRef, Encoded, JobRef, RemoteOps},
+    countdown::Countdown,
     error::WireError,
     Error, ErrorKind,
 };
@@ -74,8 +75,8 @@ pub(crate) struct Shared {
     pub(crate) abandoned: AtomicBool,
     /// Calls failed because a shutdown stopped waiting.
     pub(crate) abandoned_calls: AtomicUsize,
-    live: Mutex<usize>,
-    exited: Condvar,
+    /// Reactors still running.
+    pub(crate) live: Countdown,
 }
 
 impl Shared {
@@ -85,39 +86,8 @@ impl Shared {
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             abandoned_calls: AtomicUsize::new(0),
-            live: Mutex::new(lanes),
-            exited: Condvar::new(),
+            live: Countdown::new(lanes),
         }
-    }
-
-    fn lane_exited(&self) {
-        let mut live = lock(&self.live);
-        *live -= 1;
-        if *live == 0 {
-            self.exited.notify_all();
-        }
-    }
-
-    /// Waits until every reactor has exited; false if `deadline` passed.
-    pub(crate) fn wait_lanes(&self, deadline: Option<Instant>) -> bool {
-        let mut live = lock(&self.live);
-        while *live > 0 {
-            match deadline {
-                None => live = self.exited.wait(live).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    live = self
-                        .exited
-                        .wait_timeout(live, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        true
     }
 }
 
@@ -627,7 +597,7 @@ impl Lane {
             }
         }
         self.pid.store(0, Ordering::Relaxed);
-        self.shared.lane_exited();
+        self.shared.live.count_down();
     }
 
     /// One round of the reactor with a live worker. Returns how to sleep,

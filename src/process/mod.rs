@@ -486,7 +486,7 @@ impl ProcessPool {
     /// every worker process exits and is reaped.
     pub fn shutdown(&self) {
         self.close();
-        self.shared.wait_lanes(None);
+        self.shared.live.wait(None);
         self.join_reactors();
     }
 
@@ -501,7 +501,7 @@ impl ProcessPool {
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Error> {
         self.close();
         let deadline = Instant::now().checked_add(timeout);
-        if self.shared.wait_lanes(deadline) {
+        if self.shared.live.wait(deadline) {
             self.join_reactors();
             return Ok(());
         }
@@ -520,7 +520,7 @@ impl ProcessPool {
         for lane in self.lanes.iter() {
             lane.nudge();
         }
-        self.shared.wait_lanes(None);
+        self.shared.live.wait(None);
         self.join_reactors();
     }
 

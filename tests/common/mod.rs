@@ -17,3 +17,72 @@ pub(crate) fn pool(threads: usize) -> Pool {
         .build()
         .expect("pool builds")
 }
+
+/// Set (to `host`) in a test executable started by [`host_child`].
+pub(crate) const ROLE: &str = "KNITTING_TEST_ROLE";
+
+/// True in a test executable that [`host_child`] started as a host.
+pub(crate) fn is_host_child() -> bool {
+    std::env::var(ROLE).as_deref() == Ok("host")
+}
+
+/// A host process started by [`host_child`]: killed (if still running)
+/// and reaped when dropped, so that a failed assertion leaves nothing.
+pub(crate) struct HostChild(pub(crate) std::process::Child);
+
+impl Drop for HostChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs this test executable again, as a host: only the test `test`
+/// (which does nothing unless [`is_host_child`]), with `envs` added.
+/// Returns the child and the numbers that follow `marker` on the first
+/// stdout line that has it (libtest's `test <name> ... ` may start that
+/// line). A child that prints no such line within 60 s fails the test.
+pub(crate) fn host_child(test: &str, marker: &str, envs: &[(&str, &str)]) -> (HostChild, Vec<u32>) {
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::{Command, Stdio},
+        sync::mpsc,
+    };
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, "host")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut host = HostChild(command.spawn().expect("this test executable runs again"));
+    // Read in a thread, so that a host that hangs fails the test instead
+    // of blocking it.
+    let stdout = host.0.stdout.take().unwrap();
+    let marker = format!("{marker} ");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find(&marker) {
+                let _ = tx.send(Ok(line[at + marker.len()..].to_owned()));
+                return;
+            }
+            seen.push(line);
+        }
+        let _ = tx.send(Err(seen));
+    });
+    let numbers = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(rest)) => rest
+            .split_whitespace()
+            .map(|n| n.parse().expect("a number"))
+            .collect(),
+        Ok(Err(lines)) => panic!("the host child printed no `{test}` marker line: {lines:#?}"),
+        Err(_) => panic!("no marker line from the host child `{test}` within 60 s"),
+    };
+    (host, numbers)
+}
