@@ -4,14 +4,14 @@ knitting::init_before_main!();
 
 mod common;
 
-use common::LONG;
+use common::{assert_all_gone, stat, Proc, LONG};
 
 use std::{
     os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use knitting::{Pool, ProcessPool};
@@ -48,66 +48,6 @@ fn shared_mappings() -> Vec<String> {
     paths.sort();
     paths.dedup();
     paths
-}
-
-/// A process seen alive, told apart from a later process that reuses its
-/// pid by its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Proc {
-    pid: u32,
-    start: u64,
-}
-
-/// `(state, parent pid, start time)` from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(char, u32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?; // field 22
-    Some((state, ppid, start))
-}
-
-impl Proc {
-    /// The process `pid`, which must be running now.
-    fn of(pid: u32) -> Proc {
-        let (state, _, start) = stat(pid).unwrap_or_else(|| panic!("process {pid} is not running"));
-        assert!(
-            !matches!(state, 'Z' | 'X'),
-            "process {pid} is already dead ({state})"
-        );
-        Proc { pid, start }
-    }
-
-    /// Still running (a zombie counts as dead: it runs nothing, and once
-    /// its parent is gone nobody here has to reap it).
-    fn alive(&self) -> bool {
-        matches!(stat(self.pid), Some((state, _, start)) if start == self.start && !matches!(state, 'Z' | 'X'))
-    }
-}
-
-/// Waits (generously) until none of `procs` runs; kills the ones that
-/// still do (so that a failure leaves nothing running that holds the
-/// harness's output open) and panics naming them.
-fn assert_all_gone(procs: &[Proc], what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let alive: Vec<&Proc> = procs.iter().filter(|p| p.alive()).collect();
-        if alive.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            for p in &alive {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &p.pid.to_string()])
-                    .status();
-            }
-            panic!("{what}: still running: {alive:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn workers_of(pool: &ProcessPool) -> Vec<Proc> {

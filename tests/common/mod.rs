@@ -86,3 +86,62 @@ pub(crate) fn host_child(test: &str, marker: &str, envs: &[(&str, &str)]) -> (Ho
     };
     (host, numbers)
 }
+
+/// A process seen alive, told apart from a later process that reuses its
+/// pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) start: u64,
+}
+
+/// `(state, parent pid, start time)` from `/proc/<pid>/stat`.
+pub(crate) fn stat(pid: u32) -> Option<(char, u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?; // field 22
+    Some((state, ppid, start))
+}
+
+impl Proc {
+    /// The process `pid`, which must be running now.
+    pub(crate) fn of(pid: u32) -> Proc {
+        let (state, _, start) = stat(pid).unwrap_or_else(|| panic!("process {pid} is not running"));
+        assert!(
+            !matches!(state, 'Z' | 'X'),
+            "process {pid} is already dead ({state})"
+        );
+        Proc { pid, start }
+    }
+
+    /// Still running (a zombie counts as dead: it runs nothing).
+    pub(crate) fn alive(&self) -> bool {
+        matches!(stat(self.pid), Some((state, _, start)) if start == self.start && !matches!(state, 'Z' | 'X'))
+    }
+}
+
+/// Waits (generously) until none of `procs` runs; kills the ones that
+/// still do (so that a failure leaves nothing running that holds the
+/// harness's output open) and panics naming them.
+pub(crate) fn assert_all_gone(procs: &[Proc], what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive: Vec<&Proc> = procs.iter().filter(|p| p.alive()).collect();
+        if alive.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            for p in &alive {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &p.pid.to_string()])
+                    .status();
+            }
+            panic!("{what}: still running: {alive:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
