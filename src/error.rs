@@ -32,8 +32,10 @@ pub enum ErrorKind {
     Closed,
     /// The call was cancelled from the caller's side before it finished.
     Cancelled,
-    /// A wait ran out of time (for example
-    /// [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
+    /// The call's deadline passed (`#[task(timeout = ..)]`,
+    /// [`Call::timeout`](crate::Call::timeout)) and the task declares no
+    /// `default` value, or its `error` is this error; or a wait ran out of
+    /// time (for example [`Pool::shutdown_timeout`](crate::Pool::shutdown_timeout)).
     Timeout,
     /// Two tasks in this program share one id; see
     /// [`task`](macro@crate::task)'s `name` option.
@@ -64,6 +66,11 @@ pub enum ErrorKind {
     /// The call cannot run on this kind of pool (for example an
     /// [`ImportedTask`](crate::ImportedTask) on a thread pool).
     Unsupported,
+    /// The call ran past its hard time limit (`hard_timeout`) and was cut
+    /// off: on a process pool its worker was killed and replaced; on a
+    /// thread pool its lane got a fresh thread and the runaway one was
+    /// left to finish on its own.
+    HardTimeout,
 }
 
 /// The error of a call or of a pool operation.
@@ -286,6 +293,25 @@ impl Error {
         Self::new(kind, message)
     }
 
+    /// A call's deadline passed and its task has no `default`.
+    pub(crate) fn deadline_passed() -> Self {
+        Self::new(ErrorKind::Timeout, "the call's deadline passed")
+    }
+
+    /// The same error, of kind [`ErrorKind::Timeout`].
+    pub(crate) fn into_timeout(mut self) -> Self {
+        self.inner.kind = ErrorKind::Timeout;
+        self
+    }
+
+    /// A call cut off by its hard time limit.
+    pub(crate) fn hard_timeout(limit: Duration, what: &str) -> Self {
+        Self::new(
+            ErrorKind::HardTimeout,
+            format!("the call ran past its hard time limit of {limit:?}; {what}"),
+        )
+    }
+
     pub(crate) fn too_large(what: &str, actual: usize, limit: usize) -> Self {
         Self::new(
             ErrorKind::TooLarge,
@@ -362,7 +388,7 @@ impl Error {
 
 impl ErrorKind {
     /// Wire codes: the index in this list. Append only.
-    const WIRE: [ErrorKind; 14] = [
+    const WIRE: [ErrorKind; 15] = [
         ErrorKind::Task,
         ErrorKind::Panic,
         ErrorKind::Closed,
@@ -377,6 +403,7 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Startup,
         ErrorKind::Unsupported,
+        ErrorKind::HardTimeout,
     ];
 
     fn wire_code(self) -> u8 {

@@ -131,6 +131,7 @@
 
 mod builder;
 mod call;
+mod clock;
 mod countdown;
 mod error;
 mod imported;
@@ -140,6 +141,7 @@ mod process;
 mod signal;
 mod sync;
 mod task;
+mod timer;
 mod transport;
 mod worker;
 
@@ -308,6 +310,12 @@ pub mod __private {
         probe::{NoSerde, Probe, ViaSerde},
         TaskResult, WorkerEntry, TASKS,
     };
+
+    /// The error of a call whose deadline passed, from the `error` of
+    /// `#[task(timeout = .., error = ..)]`.
+    pub fn timed_out_with(error: crate::Error) -> crate::Error {
+        error.into_timeout()
+    }
 
     /// Builds a task's [`TaskInfo`](crate::TaskInfo) in a `static`.
     pub const fn task_info(

@@ -160,6 +160,7 @@ impl Pool {
         if shared.closed.load(Ordering::Acquire) {
             return Call::failed(Error::closed().with_task(task.info().name()));
         }
+        let timeout = task.info().timeout();
         let (call, job) = CallRef::new(task, args);
         let lane = shared.pick_lane();
         lane.push(job);
@@ -168,7 +169,11 @@ impl Pool {
             // fail the call unless the worker claimed it on its way out.
             call.fail_queued(Error::closed());
         }
-        Call::pending(call)
+        let call = Call::pending(call);
+        match timeout {
+            Some(timeout) => call.timeout(timeout),
+            None => call,
+        }
     }
 
     /// The number of worker threads.

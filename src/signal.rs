@@ -1,6 +1,6 @@
 //! `Signal`: what a running task can ask about its own call.
 
-use std::{fmt, sync::OnceLock, time::Duration, time::Instant};
+use std::{fmt, time::Duration};
 
 use crate::sync::{AtomicU32, Ordering};
 
@@ -60,8 +60,9 @@ impl Signal {
         self.word.load(Ordering::Relaxed) != 0
     }
 
-    /// Monotonic time since an arbitrary fixed point of this process, for
-    /// measuring progress without a second clock.
+    /// Monotonic time on the clock that the host and every worker (thread
+    /// or process) share (`CLOCK_MONOTONIC` on Linux: time since boot); the
+    /// host stamps call deadlines on the same clock.
     ///
     /// ```
     /// #[knitting::task]
@@ -73,8 +74,7 @@ impl Signal {
     /// assert!(pool.call(elapsed, ()).wait().unwrap() < std::time::Duration::from_secs(5));
     /// ```
     pub fn now(&self) -> Duration {
-        static EPOCH: OnceLock<Instant> = OnceLock::new();
-        EPOCH.get_or_init(Instant::now).elapsed()
+        Duration::from_nanos(crate::clock::now_nanos())
     }
 
     /// A signal that reads a word of a process lane's shared mapping (the

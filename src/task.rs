@@ -1,7 +1,7 @@
 //! Tasks: the `Task` trait the `#[task]` attribute implements, task ids, and
 //! the link-time registry that lists every task of the program.
 
-use std::{collections::HashMap, fmt};
+use std::{collections::HashMap, fmt, time::Duration};
 
 use crate::{Error, Signal};
 
@@ -41,6 +41,14 @@ pub trait Task: Copy + Send + Sync + 'static {
     /// Runs the task body. Called by workers; not meant for user code.
     #[doc(hidden)]
     fn run(args: Self::Args, signal: &Signal) -> Result<Self::Output, Error>;
+
+    /// What a call gives when its deadline passes: the `default` or `error`
+    /// of `#[task(timeout = ..)]`, else a [`Timeout`](crate::ErrorKind::Timeout)
+    /// error. Not meant for user code.
+    #[doc(hidden)]
+    fn timed_out() -> Result<Self::Output, Error> {
+        Err(Error::deadline_passed())
+    }
 }
 
 /// A stable task id: a 64-bit FNV-1a hash of the task's name.
@@ -122,6 +130,10 @@ pub struct TaskInfo {
     /// How a process worker runs the task; `None` when its arguments or
     /// output are not serde types (or the task is imported).
     entry: Option<fn() -> Option<WorkerEntry>>,
+    /// `#[task(timeout = ..)]`.
+    timeout: Option<Duration>,
+    /// `#[task(hard_timeout = ..)]`.
+    hard_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for TaskInfo {
@@ -131,6 +143,8 @@ impl fmt::Debug for TaskInfo {
             .field("id", &self.id)
             .field("file", &self.file)
             .field("line", &self.line)
+            .field("timeout", &self.timeout)
+            .field("hard_timeout", &self.hard_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +157,51 @@ impl TaskInfo {
             file,
             line,
             entry: None,
+            timeout: None,
+            hard_timeout: None,
         }
+    }
+
+    /// Sets the deadline of every call, counted from the call (used by
+    /// `#[task(timeout = ..)]`).
+    #[doc(hidden)]
+    pub const fn with_timeout(mut self, nanos: u64) -> Self {
+        self.timeout = Some(Duration::from_nanos(nanos));
+        self
+    }
+
+    /// Sets the hard time limit of every call (used by
+    /// `#[task(hard_timeout = ..)]`).
+    #[doc(hidden)]
+    pub const fn with_hard_timeout(mut self, nanos: u64) -> Self {
+        self.hard_timeout = Some(Duration::from_nanos(nanos));
+        self
+    }
+
+    /// The task's deadline, counted from each call, if it declares one
+    /// (`#[task(timeout = "200ms")]`).
+    ///
+    /// ```
+    /// #[knitting::task(timeout = "200ms", default = 0u32)]
+    /// fn slow() -> u32 { 1 }
+    /// # use knitting::Task as _;
+    /// assert_eq!(slow.info().timeout(), Some(std::time::Duration::from_millis(200)));
+    /// ```
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The task's hard time limit, if it declares one
+    /// (`#[task(hard_timeout = "1s")]`).
+    ///
+    /// ```
+    /// #[knitting::task(hard_timeout = "1s")]
+    /// fn bounded() {}
+    /// # use knitting::Task as _;
+    /// assert_eq!(bounded.info().hard_timeout(), Some(std::time::Duration::from_secs(1)));
+    /// ```
+    pub fn hard_timeout(&self) -> Option<Duration> {
+        self.hard_timeout
     }
 
     pub(crate) const fn with_entry(mut self, entry: fn() -> Option<WorkerEntry>) -> Self {

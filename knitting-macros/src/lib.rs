@@ -29,6 +29,65 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 struct Options {
     name: Option<LitStr>,
     threads_only: bool,
+    /// `timeout = "200ms"`, in nanoseconds.
+    timeout: Option<u64>,
+    /// `hard_timeout = "1s"`, in nanoseconds.
+    hard_timeout: Option<u64>,
+    /// `default = expr`: the value of a call whose deadline passed.
+    default: Option<syn::Expr>,
+    /// `error = expr`: the error of a call whose deadline passed.
+    error: Option<syn::Expr>,
+}
+
+const KNOWN_OPTIONS: &str = "known options: `name = \"...\"`, `timeout = \"200ms\"`, \
+     `default = <value>`, `error = <error>`, `hard_timeout = \"1s\"`, `threads_only`";
+
+/// A duration written as a string literal: a number and a unit (`ns`,
+/// `us`, `ms`, `s`, `m`), e.g. `"200ms"` or `"1.5s"`. In nanoseconds.
+fn parse_duration(lit: &LitStr) -> syn::Result<u64> {
+    let text = lit.value();
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: f64 = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        _ => {
+            return Err(syn::Error::new(
+                lit.span(),
+                "a duration is a number and a unit: ns, us, ms, s or m (e.g. \"200ms\")",
+            ))
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| syn::Error::new(lit.span(), "a duration starts with a number"))?;
+    let nanos = value * scale;
+    if !(1.0..=u64::MAX as f64).contains(&nanos) {
+        return Err(syn::Error::new(
+            lit.span(),
+            "a duration must be positive (and under 584 years)",
+        ));
+    }
+    Ok(nanos as u64)
+}
+
+fn string_value(nv: &syn::MetaNameValue, key: &str) -> syn::Result<LitStr> {
+    match &nv.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes a string literal"),
+        )),
+    }
 }
 
 fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
@@ -42,32 +101,43 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
             }
         }
         let Meta::NameValue(nv) = &meta else {
-            return Err(syn::Error::new(
-                meta.span(),
-                "expected `name = \"...\"` or `threads_only`",
-            ));
+            return Err(syn::Error::new(meta.span(), KNOWN_OPTIONS));
         };
         if nv.path.is_ident("name") {
-            let syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(s),
-                ..
-            }) = &nv.value
-            else {
-                return Err(syn::Error::new(
-                    nv.value.span(),
-                    "`name` takes a string literal",
-                ));
-            };
+            let s = string_value(nv, "name")?;
             if s.value().is_empty() {
                 return Err(syn::Error::new(s.span(), "`name` must not be empty"));
             }
-            options.name = Some(s.clone());
+            options.name = Some(s);
+        } else if nv.path.is_ident("timeout") {
+            options.timeout = Some(parse_duration(&string_value(nv, "timeout")?)?);
+        } else if nv.path.is_ident("hard_timeout") {
+            options.hard_timeout = Some(parse_duration(&string_value(nv, "hard_timeout")?)?);
+        } else if nv.path.is_ident("default") {
+            options.default = Some(nv.value.clone());
+        } else if nv.path.is_ident("error") {
+            options.error = Some(nv.value.clone());
         } else {
             return Err(syn::Error::new(
                 nv.path.span(),
-                "unknown task option; known options: `name = \"...\"`, `threads_only`",
+                format!("unknown task option; {KNOWN_OPTIONS}"),
             ));
         }
+    }
+    if options.timeout.is_none() {
+        if let Some(expr) = options.default.as_ref().or(options.error.as_ref()) {
+            return Err(syn::Error::new(
+                expr.span(),
+                "`default` and `error` say what a call gives when its deadline passes: \
+                 add `timeout = \"...\"`",
+            ));
+        }
+    }
+    if let (Some(_), Some(error)) = (&options.default, &options.error) {
+        return Err(syn::Error::new(
+            error.span(),
+            "a timed-out call gives either the `default` value or the `error`, not both",
+        ));
     }
     Ok(options)
 }
@@ -268,6 +338,30 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
         };
 
+    let timeouts = {
+        let timeout = options.timeout.map(|n| quote!(.with_timeout(#n)));
+        let hard = options.hard_timeout.map(|n| quote!(.with_hard_timeout(#n)));
+        quote!(#timeout #hard)
+    };
+    let timed_out = match (&options.default, &options.error) {
+        (Some(value), _) => quote! {
+            fn timed_out() -> ::core::result::Result<Self::Output, ::knitting::Error> {
+                ::core::result::Result::Ok(::core::convert::Into::into(#value))
+            }
+        },
+        (None, Some(error)) => quote! {
+            fn timed_out() -> ::core::result::Result<Self::Output, ::knitting::Error> {
+                #[allow(unused_imports)]
+                use ::knitting::__private::{ViaBoxedError, ViaDisplay, ViaStdError};
+                let error = #error;
+                ::core::result::Result::Err(::knitting::__private::timed_out_with(
+                    (&&::knitting::__private::Failure(&error)).knitting_error(),
+                ))
+            }
+        },
+        (None, None) => quote!(),
+    };
+
     let inputs = &sig.inputs;
     let block = &func.block;
     let output = &sig.output;
@@ -292,7 +386,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 ::core::file!(),
                 ::core::line!(),
                 __knitting_entry,
-            );
+            )
+            #timeouts;
 
             #[::knitting::__private::linkme::distributed_slice(::knitting::__private::TASKS)]
             #[linkme(crate = ::knitting::__private::linkme)]
@@ -305,6 +400,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 fn info(&self) -> &::knitting::TaskInfo {
                     &__KNITTING_INFO
                 }
+
+                #timed_out
 
                 #[inline]
                 fn run(

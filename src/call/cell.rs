@@ -7,6 +7,7 @@
 //! in its [`Call`](crate::Call) handle.
 
 use std::{
+    time::Duration,
     mem::MaybeUninit,
     panic::{catch_unwind, AssertUnwindSafe},
     ptr::NonNull,
@@ -19,7 +20,7 @@ use atomic_waker::AtomicWaker;
 #[cfg(target_os = "linux")]
 use crate::process::shm::Window;
 use crate::{
-    sync::{AtomicU32, Ordering, UnsafeCell},
+    sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell},
     worker::panics,
     Error, Signal, Task,
 };
@@ -55,6 +56,11 @@ pub(crate) struct Header {
     state: AtomicU32,
     signal: Signal,
     waker: AtomicWaker,
+    /// The call's deadline on the shared clock (nanoseconds), 0 for none.
+    /// A timer entry fires only if this still holds its deadline, so a
+    /// later [`Call::deadline`](crate::Call::deadline) overrides an earlier
+    /// one.
+    deadline: AtomicU64,
     vtable: &'static VTable,
 }
 
@@ -72,6 +78,11 @@ struct VTable {
     drop_ref: unsafe fn(NonNull<Header>),
     /// The task's name, for diagnostics.
     task_name: unsafe fn(NonNull<Header>) -> &'static str,
+    /// Completes the call with the task's timed-out outcome unless it is
+    /// completing or done.
+    time_out: unsafe fn(NonNull<Header>) -> bool,
+    /// The task's own hard time limit.
+    hard_timeout: unsafe fn(NonNull<Header>) -> Option<Duration>,
 }
 
 #[repr(C)]
@@ -90,6 +101,8 @@ impl<T: Task> Cell<T> {
         clone_ref: clone_ref::<T>,
         drop_ref: drop_ref::<T>,
         task_name: task_name::<T>,
+        time_out: time_out::<T>,
+        hard_timeout: hard_timeout::<T>,
     };
 
     /// # Safety
@@ -204,6 +217,31 @@ unsafe fn fail<T: Task>(ptr: NonNull<Header>, error: Error, only_queued: bool) -
     }
     cell.publish(Err(error.with_task(cell.task.info().name())));
     true
+}
+
+unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    let Some(from) = cell.claim_completion(false) else {
+        return false;
+    };
+    if from == QUEUED {
+        let args = cell.args.with(|cell| {
+            // SAFETY: claimed from QUEUED: the arguments are ours to drop.
+            unsafe { (*cell).assume_init_read() }
+        });
+        drop_quietly(args);
+    }
+    let name = cell.task.info().name();
+    // User code (a `default` expression) runs here, on the timer thread.
+    let outcome = panics::catch(T::timed_out).map_err(|e| e.with_task(name));
+    cell.publish(outcome);
+    true
+}
+
+unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    unsafe { Cell::<T>::from_header(ptr) }.task.info().hard_timeout()
 }
 
 unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
@@ -426,10 +464,37 @@ impl JobRef {
         unsafe { header(self.0) }.signal.aborted()
     }
 
-    /// True when this reference and `call` stand for the same call.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn is(&self, call: &CallRef) -> bool {
-        self.0 == call.0
+    /// Ends the call with its task's timed-out outcome (the `default`
+    /// value, or a timeout error) if its deadline is still `at` and it has
+    /// not ended; raises its signal either way. True if it ended it.
+    pub(crate) fn time_out(&self, at: u64) -> bool {
+        // SAFETY: we hold a reference.
+        let header = unsafe { header(self.0) };
+        // Relaxed: the deadline word only picks which timer entry counts;
+        // the completion claim below is what synchronizes.
+        if header.deadline.load(Ordering::Relaxed) != at {
+            return false;
+        }
+        header.signal.raise();
+        // SAFETY: we hold a reference; the vtable matches the cell.
+        unsafe { (header.vtable.time_out)(self.0) }
+    }
+
+    /// The task's own hard time limit.
+    pub(crate) fn hard_timeout(&self) -> Option<Duration> {
+        // SAFETY: we hold a reference; the vtable matches the cell.
+        unsafe { (header(self.0).vtable.hard_timeout)(self.0) }
+    }
+
+    /// Raises the call's signal.
+    pub(crate) fn raise(&self) {
+        // SAFETY: we hold a reference.
+        unsafe { header(self.0) }.signal.raise();
+    }
+
+    /// Identifies the call (its cell's address) while a reference is held.
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 
     /// A second reference to the same call.
@@ -489,6 +554,7 @@ impl CallRef {
                 state: AtomicU32::new(QUEUED),
                 signal: Signal::new(),
                 waker: AtomicWaker::new(),
+                deadline: AtomicU64::new(0),
                 vtable: &Cell::<T>::VTABLE,
             },
             task,
@@ -532,6 +598,21 @@ impl CallRef {
         unsafe { (self.header().vtable.take)(self.0, out.as_mut_ptr().cast()) };
         // SAFETY: `take` wrote the value.
         unsafe { out.assume_init() }
+    }
+
+    /// Sets the call's deadline (shared-clock nanoseconds) and returns a
+    /// reference for the timer.
+    pub(crate) fn set_deadline(&self, at: u64) -> JobRef {
+        // Relaxed: see `JobRef::time_out`.
+        self.header().deadline.store(at, Ordering::Relaxed);
+        // SAFETY: we hold a reference, so the count is at least one.
+        unsafe { (self.header().vtable.clone_ref)(self.0) };
+        JobRef(self.0)
+    }
+
+    /// Identifies the call (its cell's address) while a reference is held.
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 
     /// Raises the call's abort signal.

@@ -223,13 +223,69 @@ impl<T: Send + 'static> Call<T> {
         }
     }
 
+    /// Gives the call a deadline `timeout` from now, replacing the task's
+    /// own (`#[task(timeout = ..)]`): when it passes, the call ends with the
+    /// task's `default` value (or `error`), or else a
+    /// [`Timeout`](crate::ErrorKind::Timeout) error, and the task's
+    /// [`Signal`](crate::Signal) is raised so that an abort-aware task can
+    /// stop. A task that does not look at its signal runs on to its end;
+    /// its late result is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    ///
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// let err = pool.call(nap, 500).timeout(Duration::from_millis(20)).wait().unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.deadline_at(crate::clock::nanos_after(timeout))
+    }
+
+    /// Gives the call a deadline at `deadline`; see [`timeout`](Self::timeout).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// #[knitting::task(timeout = "20ms", default = "late")]
+    /// fn wait_then(ms: u64) -> &'static str { std::thread::sleep(Duration::from_millis(ms)); "done" }
+    ///
+    /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// // The task's own 20 ms deadline would cut this call; the call's own
+    /// // deadline replaces it.
+    /// let call = pool.call(wait_then, 50).deadline(Instant::now() + Duration::from_secs(10));
+    /// assert_eq!(call.wait().unwrap(), "done");
+    /// ```
+    pub fn deadline(self, deadline: Instant) -> Self {
+        self.deadline_at(crate::clock::nanos_at(deadline))
+    }
+
+    fn deadline_at(self, at: u64) -> Self {
+        if let Repr::Pending(call) = &self.repr {
+            let job = call.set_deadline(at);
+            crate::timer::schedule(
+                at,
+                crate::timer::Action::Deadline {
+                    job,
+                    at,
+                    #[cfg(target_os = "linux")]
+                    lane: self.lane.clone(),
+                },
+            );
+        }
+        self
+    }
+
     /// Raises the call's signal, here and, for a process call, in the
     /// worker's abort word.
     fn raise(&self, call: &CallRef) {
         call.abort();
         #[cfg(target_os = "linux")]
         if let Some(lane) = &self.lane {
-            lane.abort(call);
+            lane.abort_key(call.key());
         }
     }
 
@@ -401,7 +457,7 @@ impl<T> Drop for Call<T> {
             call.abort();
             #[cfg(target_os = "linux")]
             if let Some(lane) = &self.lane {
-                lane.abort(call);
+                lane.abort_key(call.key());
             }
             call.fail(Error::cancelled());
         }

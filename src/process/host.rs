@@ -48,7 +48,7 @@ use super::{
     ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{
-    call::cell::{CallRef, Encoded, JobRef, RemoteOps},
+    call::cell::{Encoded, JobRef, RemoteOps},
     countdown::Countdown,
     error::WireError,
     Error, ErrorKind,
@@ -515,10 +515,10 @@ impl Lane {
     /// Tells the worker that `call` was aborted, if it is on the worker:
     /// raises the abort word of its slot. (A call still queued in the host
     /// carries the flag in its cell and starts aborted when it is sent.)
-    pub(crate) fn abort(&self, call: &CallRef) {
+    pub(crate) fn abort_key(&self, key: usize) {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
-        if let Some(position) = gen.inflight.iter().position(|f| f.job.is(call)) {
+        if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {
             let seq = gen.resp_tail + position as u64;
             let index = (seq % gen.slots()) as usize;
             // Relaxed: a flag without data; the task polls it.

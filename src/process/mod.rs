@@ -414,10 +414,15 @@ impl ProcessPool {
             return Call::failed(Error::closed().with_task(task.info().name()));
         }
         let id = task.info().id().as_u64();
+        let timeout = task.info().timeout();
         let (call, job) = CallRef::new(task, args);
         let lane = self.pick_lane();
         lane.submit(job, RemoteOps::of::<T>(), id);
-        Call::remote(call, Arc::clone(lane))
+        let call = Call::remote(call, Arc::clone(lane));
+        match timeout {
+            Some(timeout) => call.timeout(timeout),
+            None => call,
+        }
     }
 
     fn pick_lane(&self) -> &Arc<Lane> {
