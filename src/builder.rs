@@ -27,6 +27,7 @@ pub struct PoolBuilder {
     pub(crate) queue_capacity: usize,
     pub(crate) spin_budget: Duration,
     pub(crate) thread_name: String,
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 impl Default for PoolBuilder {
@@ -48,6 +49,7 @@ impl PoolBuilder {
             queue_capacity: 1024,
             spin_budget: Duration::from_micros(50),
             thread_name: "knitting-worker".to_owned(),
+            hard_timeout: None,
         }
     }
 
@@ -128,6 +130,38 @@ impl PoolBuilder {
         self
     }
 
+    /// A hard time limit for every call (a task's own
+    /// `#[task(hard_timeout = ..)]` wins), counted from when a worker starts
+    /// the call. A call that runs past it fails with a
+    /// [`HardTimeout`](crate::ErrorKind::HardTimeout) error.
+    ///
+    /// A thread cannot be killed safely: on a thread pool the lane gets a
+    /// fresh worker thread and goes on with its queue, while the runaway
+    /// thread is left to finish its task and then exits; its result is
+    /// dropped. Until then it still uses its CPU and memory. On a process
+    /// pool ([`processes`](Self::processes)) the worker is killed and
+    /// replaced. Default: none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// fn spin_for(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+    ///
+    /// let pool = knitting::Pool::builder()
+    ///     .threads(1)
+    ///     .hard_timeout(Duration::from_millis(50))
+    ///     .build()
+    ///     .unwrap();
+    /// let err = pool.call(spin_for, 1_000).wait().unwrap_err();
+    /// assert_eq!(err.kind(), knitting::ErrorKind::HardTimeout);
+    /// pool.call(spin_for, 1).wait().unwrap(); // the lane goes on
+    /// ```
+    pub fn hard_timeout(mut self, limit: Duration) -> Self {
+        self.hard_timeout = Some(limit);
+        self
+    }
+
     /// Makes a pool of `processes` worker *processes* instead of threads:
     /// see [`ProcessPool`](crate::ProcessPool). The spin budget carries
     /// over; the other thread options do not apply.
@@ -146,7 +180,7 @@ impl PoolBuilder {
     #[track_caller]
     pub fn processes(self, processes: usize) -> crate::ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
-        crate::ProcessPoolBuilder::new(processes, self.spin_budget)
+        crate::ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout)
     }
 
     /// Starts the workers.

@@ -8,11 +8,14 @@ use std::{
 };
 
 use crate::{
-    call::{cell::CallRef, Call},
+    call::{
+        cell::{CallRef, JobRef},
+        Call,
+    },
     countdown::Countdown,
     sync::{AtomicBool, AtomicUsize, Ordering},
     transport::{ring::CachePadded, wake::Notified},
-    worker::thread::{run_worker, Lane, SpinPolicy},
+    worker::thread::{run_worker, Exit, Lane, Slot, SpinPolicy},
     Error, PoolBuilder, Task,
 };
 
@@ -46,7 +49,6 @@ use crate::{
 /// once with a `Closed` error.
 pub struct Pool {
     shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub(crate) struct Shared {
@@ -56,7 +58,14 @@ pub(crate) struct Shared {
     /// Set once, when a shutdown stops waiting and fails what is left.
     abandoned: AtomicBool,
     next_lane: CachePadded<AtomicUsize>,
+    /// One per lane: a retired thread hands its count to its replacement.
     live_workers: Countdown,
+    spin: SpinPolicy,
+    thread_name: String,
+    hard_timeout: Option<Duration>,
+    /// Worker threads by lane and slot; a shutdown joins the current ones
+    /// (a retired thread may still be running its task).
+    threads: Mutex<Vec<(usize, usize, JoinHandle<()>)>>,
 }
 
 impl Pool {
@@ -82,41 +91,24 @@ impl Pool {
             abandoned: AtomicBool::new(false),
             next_lane: CachePadded(AtomicUsize::new(0)),
             live_workers: Countdown::new(threads),
+            spin: SpinPolicy {
+                budget: builder.spin_budget,
+            },
+            thread_name: builder.thread_name.clone(),
+            hard_timeout: builder.hard_timeout,
+            threads: Mutex::new(Vec::with_capacity(threads)),
         });
-        let spin = SpinPolicy {
-            budget: builder.spin_budget,
-        };
-        let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
-            let worker_shared = Arc::clone(&shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{index}", builder.thread_name))
-                .spawn(move || {
-                    let shared = worker_shared;
-                    run_worker(
-                        &shared.lanes[index],
-                        &shared.closed,
-                        &shared.abandoned,
-                        spin,
-                    );
-                    shared.live_workers.count_down();
-                });
-            match spawned {
-                Ok(handle) => handles.push(handle),
-                Err(err) => {
-                    // Wind down the workers already started before failing.
-                    shared.live_workers.set(index);
-                    shared.close();
-                    return Err(Error::build(format!(
-                        "could not start worker thread {index}: {err}"
-                    )));
-                }
+            if let Err(err) = Shared::spawn_worker(&shared, index) {
+                // Wind down the workers already started before failing.
+                shared.live_workers.set(index);
+                shared.close();
+                return Err(Error::build(format!(
+                    "could not start worker thread {index}: {err}"
+                )));
             }
         }
-        Ok(Self {
-            shared,
-            threads: Mutex::new(handles),
-        })
+        Ok(Self { shared })
     }
 
     /// Calls `task` with `args` on a worker and returns the call's handle.
@@ -289,16 +281,99 @@ impl Pool {
     }
 
     fn join_threads(&self) {
-        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for handle in handles {
-            // A worker thread never unwinds (runtime code aborts instead), so
-            // a join error cannot carry anything worth reporting.
-            let _ = handle.join();
+        let handles = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (lane, slot, handle) in handles {
+            // A retired thread may still run its task: it is left alone
+            // (detached), as documented for hard time limits.
+            if self.shared.lanes[lane].is_current(slot as *const Slot) {
+                // A worker thread never unwinds (runtime code aborts
+                // instead), so a join error carries nothing worth reporting.
+                let _ = handle.join();
+            }
         }
     }
 }
 
 impl Shared {
+    /// Starts a worker thread for lane `index`, with a fresh slot.
+    fn spawn_worker(shared: &Arc<Self>, index: usize) -> std::io::Result<()> {
+        let slot = shared.lanes[index].new_slot();
+        let key = slot as usize;
+        let worker_shared = Arc::clone(shared);
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{index}", shared.thread_name))
+            .spawn(move || {
+                let shared = worker_shared;
+                let on_start = |job: &JobRef| shared.arm_hard_limit(index, key, job);
+                let exit = run_worker(
+                    &shared.lanes[index],
+                    key as *const Slot,
+                    &shared.closed,
+                    &shared.abandoned,
+                    shared.spin,
+                    &on_start,
+                );
+                // A retired thread's count went to its replacement.
+                if exit == Exit::Done {
+                    shared.live_workers.count_down();
+                }
+            })?;
+        shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((index, key, handle));
+        Ok(())
+    }
+
+    /// As a call starts on lane `index` (thread of `slot`): if it has a hard
+    /// time limit, ask the timer to retire the thread when it passes.
+    fn arm_hard_limit(self: &Arc<Self>, index: usize, slot: usize, job: &JobRef) {
+        let Some(limit) = job.hard_timeout().or(self.hard_timeout) else {
+            return;
+        };
+        let shared = Arc::clone(self);
+        let key = job.key();
+        crate::timer::schedule(
+            crate::clock::nanos_after(limit),
+            crate::timer::Action::HardLimit(Box::new(move || {
+                shared.retire(index, slot, key, limit);
+            })),
+        );
+    }
+
+    /// The hard time limit of call `key` on lane `index` passed: if the
+    /// lane's thread of `slot` still runs it, fail the call, raise its
+    /// signal, and give the lane a fresh thread. The runaway thread exits
+    /// when its task returns.
+    fn retire(self: &Arc<Self>, index: usize, slot: usize, key: usize, limit: Duration) {
+        let lane = &self.lanes[index];
+        let Some(job) = lane.retire(slot as *const Slot, key) else {
+            return;
+        };
+        job.raise();
+        job.fail(Error::hard_timeout(
+            limit,
+            "a thread cannot be stopped: its lane got a fresh worker thread, and the \
+             runaway one is left to finish on its own (its result is dropped)",
+        ));
+        drop(job);
+        if let Err(err) = Shared::spawn_worker(self, index) {
+            // No thread for this lane: fail what waits there, and count the
+            // lane's worker as gone so that shutdown does not wait for it.
+            lane.fail_all(|| {
+                Error::build(format!("could not replace worker thread {index}: {err}"))
+            });
+            self.live_workers.count_down();
+        }
+    }
+
     #[inline]
     fn pick_lane(&self) -> &Lane {
         if let [only] = &*self.lanes {

@@ -131,9 +131,8 @@ fn run(timer: &'static Timer) {
                 drop(state);
                 // User code may run here (a task's `default` expression, a
                 // value's destructor): keep the timer alive through it.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    entry.action.fire()
-                }));
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.action.fire()));
                 state = timer.state.lock().unwrap_or_else(|e| e.into_inner());
             }
             Some(Reverse(entry)) => {

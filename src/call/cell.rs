@@ -7,12 +7,12 @@
 //! in its [`Call`](crate::Call) handle.
 
 use std::{
-    time::Duration,
     mem::MaybeUninit,
     panic::{catch_unwind, AssertUnwindSafe},
     ptr::NonNull,
     sync::Arc,
     task::Waker,
+    time::Duration,
 };
 
 use atomic_waker::AtomicWaker;
@@ -241,7 +241,10 @@ unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
 
 unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
-    unsafe { Cell::<T>::from_header(ptr) }.task.info().hard_timeout()
+    unsafe { Cell::<T>::from_header(ptr) }
+        .task
+        .info()
+        .hard_timeout()
 }
 
 unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {

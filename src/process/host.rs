@@ -65,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) spin: Duration,
     pub(crate) start_timeout: Duration,
     pub(crate) start_attempts: u32,
+    /// The pool's hard time limit per call (a task's own wins).
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 /// State shared by the pool and its lanes.
@@ -123,8 +125,19 @@ impl Queued {
 struct InFlight {
     job: JobRef,
     ops: &'static RemoteOps,
+    task: u64,
+    /// Where its arguments are in the request arena.
+    start: u64,
+    len: usize,
+    /// Its hard time limit, counted from when it reaches the front.
+    hard: Option<Duration>,
+}
+
+impl InFlight {
     /// Request-arena stream position just past its arguments.
-    req_end: u64,
+    fn req_end(&self) -> u64 {
+        self.start + self.len as u64
+    }
 }
 
 /// One worker process and the host's side of its mapping.
@@ -143,6 +156,10 @@ struct Gen {
     /// Response-arena stream position freed so far.
     resp_freed: u64,
     inflight: VecDeque<InFlight>,
+    /// Since when the front call in flight is the one the worker runs (it
+    /// serves requests in order): its hard time limit counts from here,
+    /// from host-side facts only.
+    front_since: Instant,
     /// The worker broke the protocol and was killed; nothing more is read.
     broken: bool,
 }
@@ -157,7 +174,8 @@ impl Gen {
 
     /// Sends `q` now if the ring and the arena have room; hands it back
     /// otherwise.
-    fn try_send(&mut self, q: Queued, max_payload: usize) -> Option<Queued> {
+    fn try_send(&mut self, q: Queued, cfg: &Config) -> Option<Queued> {
+        let (max_payload, pool_hard) = (cfg.max_payload, cfg.hard_timeout);
         if self.broken || self.req_head - self.resp_tail >= self.slots() {
             return Some(q);
         }
@@ -173,7 +191,7 @@ impl Gen {
                 Encoded::Cancelled | Encoded::Failed => None,
                 Encoded::Written(n) => {
                     self.req_cursor.commit(room, n);
-                    self.publish(job, ops, task, room.start, n);
+                    self.publish(job, ops, task, room.start, n, pool_hard);
                     None
                 }
                 Encoded::Spilled(bytes) => Some(Queued::Spilled {
@@ -203,13 +221,21 @@ impl Gen {
                     .expect("request room lies inside the arena");
                 window.write(0, &bytes);
                 self.req_cursor.commit(room, bytes.len());
-                self.publish(job, ops, task, room.start, bytes.len());
+                self.publish(job, ops, task, room.start, bytes.len(), pool_hard);
                 None
             }
         }
     }
 
-    fn publish(&mut self, job: JobRef, ops: &'static RemoteOps, task: u64, start: u64, len: usize) {
+    fn publish(
+        &mut self,
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: u64,
+        start: u64,
+        len: usize,
+        pool_hard: Option<Duration>,
+    ) {
         let seq = self.req_head;
         let index = (seq % self.slots()) as usize;
         let slot = &self.shm.req_slots()[index];
@@ -221,10 +247,17 @@ impl Gen {
         // Relaxed: published with the slot; a call aborted before it was
         // sent starts aborted.
         self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
+        if self.inflight.is_empty() {
+            self.front_since = Instant::now();
+        }
+        let hard = job.hard_timeout().or(pool_hard);
         self.inflight.push_back(InFlight {
             job,
             ops,
-            req_end: start + len as u64,
+            task,
+            start,
+            len,
+            hard,
         });
         self.req_head += 1;
         let control = self.shm.control();
@@ -302,7 +335,8 @@ impl Gen {
             call.job.complete(call.ops, outcome);
             self.resp_tail += 1;
             self.resp_freed = start + len as u64;
-            self.req_freed = call.req_end;
+            self.req_freed = call.req_end();
+            self.front_since = Instant::now();
         }
         if taken > 0 {
             // Release: the worker reuses the freed bytes only after this.
@@ -413,7 +447,7 @@ impl Lane {
         let q = Queued::Fresh { job, ops, task };
         let State { gen, backlog, .. } = &mut *st;
         let left = match gen {
-            Some(gen) if backlog.is_empty() => gen.try_send(q, self.shared.cfg.max_payload),
+            Some(gen) if backlog.is_empty() => gen.try_send(q, &self.shared.cfg),
             _ => Some(q),
         };
         if let Some(q) = left {
@@ -455,7 +489,7 @@ impl Lane {
             self.completed.fetch_add(taken, Ordering::Relaxed);
         }
         while let Some(q) = backlog.pop_front() {
-            if let Some(q) = gen.try_send(q, max) {
+            if let Some(q) = gen.try_send(q, &self.shared.cfg) {
                 backlog.push_front(q);
                 break;
             }
@@ -626,6 +660,18 @@ impl Lane {
             Ok(None) => {}
             Err(_) => {}
         }
+        // The call the worker runs: past its hard time limit?
+        let mut wake_for_limit = None;
+        if let Some(limit) = gen.inflight.front().and_then(|f| f.hard) {
+            let due = gen.front_since + limit;
+            let now = Instant::now();
+            if now >= due {
+                self.cut_runaway(&mut st, limit);
+                return None;
+            }
+            wake_for_limit = Some(due - now);
+        }
+        let gen = st.gen.as_mut().expect("checked above");
         if self.shared.closed.load(Ordering::Acquire)
             && gen.inflight.is_empty()
             && st.backlog.is_empty()
@@ -650,8 +696,50 @@ impl Lane {
                 Duration::from_millis(100)
             } else {
                 Duration::from_millis(5)
-            },
+            }
+            .min(wake_for_limit.unwrap_or(Duration::MAX)),
         })
+    }
+
+    /// The worker's current call ran past its hard time limit: kill the
+    /// worker, fail that call, and put the calls queued behind it (which
+    /// the worker had not started: it serves in order) back at the head of
+    /// the backlog for the replacement.
+    fn cut_runaway(&self, st: &mut State, limit: Duration) {
+        let State { gen, backlog, .. } = st;
+        let gen = gen.as_mut().expect("a worker runs");
+        let _ = gen.child.kill();
+        gen.broken = true;
+        let runaway = gen.inflight.pop_front().expect("a call runs");
+        runaway.job.raise();
+        runaway.job.fail(Error::hard_timeout(
+            limit,
+            &format!(
+                "its worker process {} (pid {}) was killed and is being replaced",
+                self.index, gen.pid
+            ),
+        ));
+        let arena = gen.shm.layout().arena;
+        let behind: Vec<Queued> = gen
+            .inflight
+            .drain(..)
+            .map(|call| {
+                let mut bytes = Vec::new();
+                let offset = (call.start % arena as u64) as usize;
+                gen.shm
+                    .copy_out(Dir::Request, offset, call.len, &mut bytes)
+                    .expect("a sent request lies inside the arena");
+                Queued::Spilled {
+                    job: call.job,
+                    ops: call.ops,
+                    task: call.task,
+                    bytes,
+                }
+            })
+            .collect();
+        for q in behind.into_iter().rev() {
+            backlog.push_front(q);
+        }
     }
 
     /// At shutdown with no worker running: stop for good when nothing is
@@ -847,6 +935,7 @@ impl Lane {
             req_freed: 0,
             resp_freed: 0,
             inflight: VecDeque::new(),
+            front_since: Instant::now(),
             broken: false,
         })
     }

@@ -93,10 +93,11 @@ pub struct ProcessPoolBuilder {
     max_payload: Option<usize>,
     spin: Duration,
     start_timeout: Duration,
+    hard_timeout: Option<Duration>,
 }
 
 impl ProcessPoolBuilder {
-    pub(crate) fn new(processes: usize, spin: Duration) -> Self {
+    pub(crate) fn new(processes: usize, spin: Duration, hard_timeout: Option<Duration>) -> Self {
         Self {
             processes,
             exe: None,
@@ -107,6 +108,7 @@ impl ProcessPoolBuilder {
             max_payload: None,
             spin,
             start_timeout: Duration::from_secs(10),
+            hard_timeout,
         }
     }
 
@@ -223,6 +225,27 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// A hard time limit for every call (a task's own
+    /// `#[task(hard_timeout = ..)]` wins), counted from when the worker
+    /// starts the call. A call that runs past it fails with a
+    /// [`HardTimeout`](crate::ErrorKind::HardTimeout) error, its worker
+    /// process is killed and replaced, and the calls queued behind it run on
+    /// the replacement; other lanes are untouched. Default: none.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder()
+    ///     .processes(2)
+    ///     .hard_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn hard_timeout(mut self, limit: Duration) -> Self {
+        self.hard_timeout = Some(limit);
+        self
+    }
+
     /// Starts the worker processes and waits until each is ready.
     ///
     /// # Errors
@@ -332,6 +355,7 @@ impl ProcessPool {
                 spin: builder.spin,
                 start_timeout: builder.start_timeout,
                 start_attempts: 3,
+                hard_timeout: builder.hard_timeout,
             },
             n,
         ));

@@ -32,15 +32,43 @@ pub(crate) struct Lane {
     /// Written by the worker only: its own cache line, so that producers
     /// do not pull it away on every call.
     worker: CachePadded<WorkerSide>,
+    /// Every slot a worker thread of this lane ever had (one, unless hard
+    /// time limits retired threads); boxed so that their addresses stay put
+    /// while the lane lives.
+    slots: Mutex<Vec<Box<Slot>>>,
 }
 
 #[derive(Debug)]
 struct WorkerSide {
-    /// The call the worker runs right now: a raw reference owned by whoever
-    /// swaps it out (the worker when done, or shutdown when it gives up).
-    running: AtomicPtr<Header>,
-    /// Calls this lane's worker finished.
+    /// The slot of the lane's current worker thread.
+    slot: AtomicPtr<Slot>,
+    /// Calls this lane's workers finished.
     completed: AtomicUsize,
+}
+
+/// One worker thread's view of the call it runs.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The call the thread runs right now: a raw reference owned by whoever
+    /// swaps it out (the thread when done, a shutdown that gives up, or the
+    /// hard time limit, which leaves [`RETIRED`] behind).
+    running: AtomicPtr<Header>,
+}
+
+/// Left in a slot by the hard time limit: the thread is retired and must
+/// exit once its call returns. Never the address of a real cell (a real
+/// cell is an allocation; this is the dangling, aligned placeholder).
+fn retired() -> *mut Header {
+    NonNull::<Header>::dangling().as_ptr()
+}
+
+/// How a worker thread left its loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The pool shut down and the lane is drained.
+    Done,
+    /// A hard time limit gave the lane to a fresh thread.
+    Retired,
 }
 
 impl Lane {
@@ -51,10 +79,47 @@ impl Lane {
             backlog_len: AtomicUsize::new(0),
             wake: CachePadded(WakeWord::new()),
             worker: CachePadded(WorkerSide {
-                running: AtomicPtr::new(ptr::null_mut()),
+                slot: AtomicPtr::new(ptr::null_mut()),
                 completed: AtomicUsize::new(0),
             }),
+            slots: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Makes the slot of a new worker thread and makes it the lane's
+    /// current one.
+    pub(crate) fn new_slot(&self) -> *const Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.push(Box::new(Slot {
+            running: AtomicPtr::new(ptr::null_mut()),
+        }));
+        let slot: *const Slot = &**slots.last().expect("just pushed");
+        // Release: the slot's initial state is visible to readers of it.
+        self.worker.slot.store(slot.cast_mut(), Ordering::Release);
+        slot
+    }
+
+    /// The current worker thread's slot.
+    fn slot(&self) -> Option<&Slot> {
+        // Acquire: pairs with `new_slot`.
+        let slot = self.worker.slot.load(Ordering::Acquire);
+        // SAFETY: every slot is boxed in `self.slots`, which only grows and
+        // lives as long as the lane.
+        unsafe { slot.as_ref() }
+    }
+
+    /// The slot at `slot`, a pointer from [`new_slot`](Self::new_slot).
+    pub(crate) fn slot_at(&self, slot: *const Slot) -> &Slot {
+        // SAFETY: `slot` came from `new_slot` of this lane (its callers keep
+        // it with the lane), and slots live as long as the lane.
+        unsafe { &*slot }
+    }
+
+    /// True if `slot` is the lane's current one.
+    pub(crate) fn is_current(&self, slot: *const Slot) -> bool {
+        // Relaxed: only decides which threads a shutdown joins, after the
+        // pool has stopped handing out work.
+        std::ptr::eq(self.worker.slot.load(Ordering::Relaxed), slot)
     }
 
     /// Queues a call. Never blocks on the worker; the caller must
@@ -109,44 +174,91 @@ impl Lane {
     /// No call queued or running (a racy snapshot).
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.is_empty() && self.worker.running.load(Ordering::Relaxed).is_null()
+        self.is_empty() && !self.is_running()
+    }
+
+    /// A call runs on the lane's current thread (a racy snapshot).
+    fn is_running(&self) -> bool {
+        // Relaxed: a hint for picking lanes and for statistics.
+        self.slot()
+            .is_some_and(|s| !s.running.load(Ordering::Relaxed).is_null())
     }
 
     /// Calls queued or running on this lane right now (a racy snapshot).
     pub(crate) fn in_flight(&self) -> usize {
-        let running = !self.worker.running.load(Ordering::Relaxed).is_null();
-        self.ring.len() + self.backlog_len.load(Ordering::Relaxed) + usize::from(running)
+        self.ring.len() + self.backlog_len.load(Ordering::Relaxed) + usize::from(self.is_running())
     }
 
     pub(crate) fn completed(&self) -> usize {
         self.worker.completed.load(Ordering::Relaxed)
     }
 
-    /// Runs one call, keeping a reference in `running` so that a shutdown
-    /// that gives up on the worker can still fail it.
-    fn run(&self, job: JobRef, abandoned: &AtomicBool) {
+    /// Runs one call, keeping a reference in the slot so that a shutdown
+    /// that gives up on the worker, or a hard time limit, can still fail
+    /// it. False when the hard time limit retired this thread meanwhile.
+    fn run(
+        &self,
+        slot: &Slot,
+        job: JobRef,
+        abandoned: &AtomicBool,
+        on_start: &dyn Fn(&JobRef),
+    ) -> bool {
         // SeqCst, with the SeqCst load below and the two SeqCst operations of
         // `Pool::shutdown_timeout` (store `abandoned`, then swap `running` in
         // `fail_all`): either shutdown finds this call in `running`, or this
         // worker sees `abandoned` and fails the call itself. Without it, a
         // call popped just before `fail_all` would slip through both.
-        self.worker
-            .running
-            .store(job.clone_ref().into_raw(), Ordering::SeqCst);
+        let mine = job.clone_ref().into_raw();
+        slot.running.store(mine, Ordering::SeqCst);
         if abandoned.load(Ordering::SeqCst) {
             job.fail(Error::closed());
         }
+        on_start(&job);
         job.run();
-        // Acquire: pairs with the store above (same thread) and keeps the
-        // reference count edge if shutdown stole it meanwhile.
-        let still_ours = self.worker.running.swap(ptr::null_mut(), Ordering::Acquire);
-        if let Some(ptr) = NonNull::new(still_ours) {
-            // SAFETY: `ptr` came from `into_raw` above and the swap made us
-            // its only owner.
-            drop(unsafe { JobRef::from_raw(ptr) });
-        }
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
+        // AcqRel: Acquire keeps the reference count edge if someone took the
+        // reference meanwhile; the CAS (not a swap) leaves a RETIRED mark in
+        // place for us to see.
+        match slot.running.compare_exchange(
+            mine,
+            ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(ptr) => {
+                // SAFETY: `ptr` came from `into_raw` above and the CAS made
+                // us its only owner again.
+                drop(unsafe { JobRef::from_raw(NonNull::new(ptr).expect("non-null")) });
+                true
+            }
+            // A shutdown that gave up took it: this thread still serves.
+            Err(now) if now.is_null() => true,
+            // The hard time limit took it and gave the lane a new thread.
+            Err(_) => false,
+        }
+    }
+
+    /// The hard time limit of the call with `key` passed: if the thread of
+    /// `slot` still runs it, take it (leaving the RETIRED mark) and return
+    /// it, so the caller can fail it and start a new thread for the lane.
+    pub(crate) fn retire(&self, slot: *const Slot, key: usize) -> Option<JobRef> {
+        let slot = self.slot_at(slot);
+        // AcqRel: Acquire for the reference we take over; Release so the
+        // thread that finds the mark sees it whole.
+        slot.running
+            .compare_exchange(
+                key as *mut Header,
+                retired(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .ok()
+            .map(|ptr| {
+                // SAFETY: the slot held a reference made by `into_raw` in
+                // `run`, and the CAS moved its ownership to us.
+                unsafe { JobRef::from_raw(NonNull::new(ptr).expect("non-null")) }
+            })
     }
 
     /// Fails every call of this lane, queued or running, with `error`;
@@ -154,8 +266,10 @@ impl Lane {
     pub(crate) fn fail_all(&self, error: impl Fn() -> Error) -> usize {
         let mut failed = 0;
         // SeqCst: see `run`.
-        let running = self.worker.running.swap(ptr::null_mut(), Ordering::SeqCst);
-        if let Some(ptr) = NonNull::new(running) {
+        let running = self.slot().map_or(ptr::null_mut(), |s| {
+            s.running.swap(ptr::null_mut(), Ordering::SeqCst)
+        });
+        if let Some(ptr) = NonNull::new(running).filter(|p| p.as_ptr() != retired()) {
             // SAFETY: the pointer came from `into_raw` in `run`; the swap
             // made us its only owner.
             let job = unsafe { JobRef::from_raw(ptr) };
@@ -174,13 +288,17 @@ pub(crate) struct SpinPolicy {
     pub(crate) budget: Duration,
 }
 
-/// The worker loop of one thread lane.
+/// The worker loop of one thread lane, for the thread of `slot`.
+/// `on_start` runs as each call starts (the hard time limit hooks in).
 pub(crate) fn run_worker(
     lane: &Lane,
+    slot: *const Slot,
     closed: &AtomicBool,
     abandoned: &AtomicBool,
     spin: SpinPolicy,
-) {
+    on_start: &dyn Fn(&JobRef),
+) -> Exit {
+    let slot = lane.slot_at(slot);
     // Runtime code must not unwind: task panics are caught inside `run`, so
     // a panic reaching this guard is a bug in the crate, and aborting beats
     // leaving callers waiting on a lane nobody serves.
@@ -190,7 +308,10 @@ pub(crate) fn run_worker(
     loop {
         // BUSY: run everything queued.
         while let Some(job) = lane.pop() {
-            lane.run(job, abandoned);
+            if !lane.run(slot, job, abandoned, on_start) {
+                std::mem::forget(guard);
+                return Exit::Retired;
+            }
         }
         // IDLE: spin on loads for the budget, then announce and park.
         if spin_until_work(lane, spin) {
@@ -212,6 +333,7 @@ pub(crate) fn run_worker(
             .sleep(|| !lane.is_empty() || closed.load(Ordering::Acquire));
     }
     std::mem::forget(guard);
+    Exit::Done
 }
 
 /// Spins with loads only; true as soon as the lane has work.

@@ -7,7 +7,7 @@
 
 pub(crate) mod spin;
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use crate::sync::{thread, AtomicU32, Ordering};
 
@@ -45,21 +45,24 @@ pub(crate) enum Notified {
 #[derive(Debug)]
 pub(crate) struct WakeWord {
     state: AtomicU32,
-    sleeper: OnceLock<thread::Thread>,
+    /// The thread that sleeps on this word: the lane's worker, replaced
+    /// when a hard time limit gives the lane a fresh thread.
+    sleeper: Mutex<Option<thread::Thread>>,
 }
 
 impl WakeWord {
     pub(crate) fn new() -> Self {
         Self {
             state: AtomicU32::new(0),
-            sleeper: OnceLock::new(),
+            sleeper: Mutex::new(None),
         }
     }
 
     /// Records the calling thread as the one that [`sleep`](Self::sleep)s on
-    /// this word. Called once, by the worker, before it first sleeps.
+    /// this word. Called by each worker thread of the lane before it first
+    /// sleeps (a later one replaces a retired one).
     pub(crate) fn register_sleeper(&self) {
-        let _ = self.sleeper.set(thread::current());
+        *self.sleeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current());
     }
 
     /// Producer side: call after making work visible (a push, a shutdown
@@ -83,7 +86,8 @@ impl WakeWord {
 
     #[cold]
     fn unpark_cold(&self) {
-        if let Some(sleeper) = self.sleeper.get() {
+        // A lock on the cold path only (the worker sleeps).
+        if let Some(sleeper) = &*self.sleeper.lock().unwrap_or_else(|e| e.into_inner()) {
             sleeper.unpark();
         }
     }
