@@ -35,6 +35,10 @@ pub(crate) struct Lane {
     /// Every slot a worker thread of this lane ever had (one, unless hard
     /// time limits retired threads); boxed so that their addresses stay put
     /// while the lane lives.
+    #[allow(
+        clippy::vec_box,
+        reason = "boxed for stable addresses: threads and the timer hold pointers to slots"
+    )]
     slots: Mutex<Vec<Box<Slot>>>,
 }
 
