@@ -357,12 +357,14 @@ impl Shared {
         let Some(job) = lane.retire(slot as *const Slot, key) else {
             return;
         };
-        job.raise();
+        // Fail first, then tell the task: a task that stops at once must
+        // not beat the hard limit's error.
         job.fail(Error::hard_timeout(
             limit,
             "a thread cannot be stopped: its lane got a fresh worker thread, and the \
              runaway one is left to finish on its own (its result is dropped)",
         ));
+        job.raise();
         drop(job);
         if let Err(err) = Shared::spawn_worker(self, index) {
             // No thread for this lane: fail what waits there, and count the

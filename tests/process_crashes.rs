@@ -68,23 +68,6 @@ fn one_worker() -> ProcessPool {
         .expect("process pool")
 }
 
-fn alive(pid: u32) -> bool {
-    // A reaped process has no /proc entry; a zombie would still show, but
-    // the pool reaps its workers.
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-fn wait_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
 /// Runs `crash` on a one-worker pool; checks the error and that a new
 /// worker answers afterwards.
 fn crash_costs_one_worker(crash: impl FnOnce(&ProcessPool) -> knitting::Error, how: &str) {
@@ -96,14 +79,17 @@ fn crash_costs_one_worker(crash: impl FnOnce(&ProcessPool) -> knitting::Error, h
     assert!(message.contains("worker 0"), "{message}");
     assert!(message.contains(&format!("pid {first}")), "{message}");
     assert!(message.contains(how), "{message}");
-    assert!(wait_gone(first), "the dead worker was reaped");
+    assert!(common::wait_gone(first), "the dead worker was reaped");
 
     let second = pool.call(worker_pid, ()).wait().unwrap();
     assert_ne!(first, second, "a replacement worker answers");
     assert_eq!(pool.call(echo, 9).wait().unwrap(), 9);
     assert_eq!(pool.stats().lanes[0].restarts, 1);
     pool.shutdown();
-    assert!(wait_gone(second), "shutdown leaves no worker behind");
+    assert!(
+        common::wait_gone(second),
+        "shutdown leaves no worker behind"
+    );
 }
 
 #[test]
@@ -349,36 +335,14 @@ fn host_child() {
 fn workers_die_with_their_host() {
     let (mut host, pids) = common::host_child("host_child", "PIDS", &[]);
     assert_eq!(pids.len(), 2);
-    assert!(pids.iter().all(|&p| alive(p)));
+    assert!(pids.iter().all(|&p| common::stat(p).is_some()));
     host.0.kill().unwrap();
     host.0.wait().unwrap();
     for pid in pids {
         // Re-parented to init (or a subreaper) and killed by the
         // parent-death signal; a reaped process leaves no /proc entry.
-        assert!(wait_gone_or_zombie(pid), "worker {pid} outlived its host");
+        assert!(common::wait_gone(pid), "worker {pid} outlived its host");
     }
-}
-
-/// Gone, or a zombie waiting for a reaper that is not us: either way not
-/// running any more.
-fn wait_gone_or_zombie(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) => {
-                let state = stat
-                    .rsplit(')')
-                    .next()
-                    .and_then(|s| s.split_whitespace().next());
-                if state == Some("Z") {
-                    return true;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 fn scratch_dir(name: &str) -> std::path::PathBuf {

@@ -478,9 +478,12 @@ impl JobRef {
         if header.deadline.load(Ordering::Relaxed) != at {
             return false;
         }
-        header.signal.raise();
+        // End the call first, then tell the task: an abort-aware task that
+        // returns at once must not beat the deadline's outcome.
         // SAFETY: we hold a reference; the vtable matches the cell.
-        unsafe { (header.vtable.time_out)(self.0) }
+        let ended = unsafe { (header.vtable.time_out)(self.0) };
+        header.signal.raise();
+        ended
     }
 
     /// The task's own hard time limit.

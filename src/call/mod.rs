@@ -304,8 +304,10 @@ impl<T: Send + 'static> Call<T> {
     /// ```
     pub fn cancel(mut self) -> Result<T, Error> {
         if let Repr::Pending(call) = &self.repr {
-            self.raise(call);
+            // End the call first, then tell the task: a task that stops at
+            // once must not beat the cancellation with its own result.
             call.fail(Error::cancelled());
+            self.raise(call);
         }
         // The result is there at once, or a worker is in the middle of
         // publishing its own: either way this wait is short.
@@ -454,12 +456,13 @@ impl<T> Unpin for Call<T> {}
 impl<T> Drop for Call<T> {
     fn drop(&mut self) {
         if let Repr::Pending(call) = &self.repr {
+            // End the call first, then tell the task (see `cancel`).
+            call.fail(Error::cancelled());
             call.abort();
             #[cfg(target_os = "linux")]
             if let Some(lane) = &self.lane {
                 lane.abort_key(call.key());
             }
-            call.fail(Error::cancelled());
         }
     }
 }

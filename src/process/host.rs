@@ -711,7 +711,6 @@ impl Lane {
         let _ = gen.child.kill();
         gen.broken = true;
         let runaway = gen.inflight.pop_front().expect("a call runs");
-        runaway.job.raise();
         runaway.job.fail(Error::hard_timeout(
             limit,
             &format!(
@@ -719,6 +718,7 @@ impl Lane {
                 self.index, gen.pid
             ),
         ));
+        runaway.job.raise();
         let arena = gen.shm.layout().arena;
         let behind: Vec<Queued> = gen
             .inflight

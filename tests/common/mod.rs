@@ -145,3 +145,16 @@ pub(crate) fn assert_all_gone(procs: &[Proc], what: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Waits (up to 5 s) until process `pid` runs no more: reaped, or a zombie
+/// waiting for a reaper that is not us. False if it still runs.
+pub(crate) fn wait_gone(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        match stat(pid) {
+            None | Some(('Z' | 'X', _, _)) => return true,
+            Some(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    false
+}
