@@ -67,12 +67,26 @@
 //! ([`is_cancelled`](Error::is_cancelled)). A worker survives the panics of
 //! its tasks and goes on serving.
 //!
-//! # Cancellation
+//! # Cancellation, deadlines and time limits
 //!
 //! A task that takes a `&`[`Signal`] can see when its caller gives up:
 //! [`Call::abort`] raises the signal and lets the task decide what to return;
-//! [`Call::cancel`] ends the call at once with a `Cancelled` error and raises
-//! the signal too.
+//! [`Call::cancel`] (and dropping the handle) ends the call at once with a
+//! `Cancelled` error and raises the signal too, so the task is told to stop
+//! as well. On process workers the signal is a word in the shared mapping.
+//!
+//! A deadline (`#[task(timeout = "200ms", default = ...)]`, or
+//! [`Call::timeout`] per call) is counted from the call on one monotonic
+//! clock shared by the host and every worker ([`Signal::now`]); when it
+//! passes the call ends with the default value (or a timeout error) and the
+//! signal is raised. A task that never looks at its signal runs on; its
+//! late result is dropped.
+//!
+//! A hard time limit (`#[task(hard_timeout = "1s")]`,
+//! [`PoolBuilder::hard_timeout`]) is for tasks that do not cooperate: the
+//! call fails with [`ErrorKind::HardTimeout`]; a process worker is killed
+//! and replaced; a thread cannot be killed, so its lane gets a fresh thread
+//! and the runaway one is left to finish on its own.
 //!
 //! # Shutdown
 //!
@@ -192,6 +206,31 @@ pub use crate::{
 ///
 /// - `threads_only`: the task never runs on a [`ProcessPool`], even if its
 ///   types are serde types (its registry entry has no process entry).
+/// - `timeout = "200ms"`: every call's deadline, counted from the call
+///   (time spent queued included). When it passes the call ends with the
+///   `default` value, or the `error`, or else an [`ErrorKind::Timeout`]
+///   error, and the task's [`Signal`] is raised. Units: `ns`, `us`, `ms`,
+///   `s`, `m`. [`Call::timeout`] and [`Call::deadline`] replace it per call.
+/// - `default = <value>`: what a timed-out call gives (converted with
+///   `Into` to the output type).
+/// - `error = <error>`: the error a timed-out call fails with (any
+///   `std::error::Error` or `Display` value), of kind [`ErrorKind::Timeout`].
+/// - `hard_timeout = "1s"`: a call that runs longer is cut off with an
+///   [`ErrorKind::HardTimeout`] error (see [`PoolBuilder::hard_timeout`]).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[knitting::task(timeout = "50ms", default = "timed out")]
+/// fn maybe_slow(ms: u64) -> String {
+///     std::thread::sleep(Duration::from_millis(ms));
+///     "done".into()
+/// }
+///
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// assert_eq!(pool.call(maybe_slow, 1).wait().unwrap(), "done");
+/// assert_eq!(pool.call(maybe_slow, 500).wait().unwrap(), "timed out");
+/// ```
 ///
 /// # Process workers
 ///

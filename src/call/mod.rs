@@ -43,10 +43,21 @@ use crate::{transport::wake::spin::Backoff, Error};
 ///
 /// # Dropping a `Call`
 ///
-/// Dropping the handle **cancels** the call: a call still queued is never
-/// run, and a running call has its [`Signal`](crate::Signal) raised so a
-/// task that polls it can stop early; its result is discarded. To let a call
-/// run to the end without keeping the handle, use [`detach`](Self::detach).
+/// Dropping the handle **cancels** the call, as [`cancel`](Self::cancel)
+/// does: a call still queued is never run, and a running call has its
+/// [`Signal`](crate::Signal) raised (on a process worker: its abort word in
+/// the shared mapping) so a task that polls it can stop early; its result
+/// is discarded. To let a call run to the end without keeping the handle,
+/// use [`detach`](Self::detach).
+///
+/// # Ending a call early
+///
+/// | | the call ends | the task is told (`signal.aborted()`) |
+/// |---|---|---|
+/// | [`abort`](Self::abort) | with what the task returns | yes |
+/// | [`cancel`](Self::cancel), drop | at once, `Cancelled` | yes |
+/// | deadline ([`timeout`](Self::timeout), `#[task(timeout)]`) | at the deadline, `default` or `Timeout` | yes |
+/// | hard limit (`hard_timeout`) | at the limit, `HardTimeout`; process worker killed, thread lane replaced | yes |
 ///
 /// # Cancel safety
 ///
