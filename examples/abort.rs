@@ -29,17 +29,26 @@ fn main() -> Result<(), knitting::Error> {
     let pending = threads.call(count_until_stopped, 1_000_000_000);
     pending.abort();
     let count = pending.wait()?;
-    println!("threads:   aborted after {count} of 1000000000, in {:?}", started.elapsed());
+    println!(
+        "threads:   aborted after {count} of 1000000000, in {:?}",
+        started.elapsed()
+    );
 
     let started = Instant::now();
     let pending = processes.call(count_until_stopped, 1_000_000_000);
     pending.abort();
     let count = pending.wait()?;
-    println!("processes: aborted after {count} of 1000000000, in {:?}", started.elapsed());
+    println!(
+        "processes: aborted after {count} of 1000000000, in {:?}",
+        started.elapsed()
+    );
 
     let pending = processes.call(count_until_stopped, u64::MAX);
     let err = pending.cancel().unwrap_err();
-    println!("processes: cancel() -> {:?}; the worker stopped too", err.kind());
+    println!(
+        "processes: cancel() -> {:?}; the worker stopped too",
+        err.kind()
+    );
     let next = processes.call(count_until_stopped, 10).wait()?;
     println!("processes: the next call counts to {next}");
     Ok(())

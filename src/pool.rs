@@ -15,7 +15,7 @@ use crate::{
     countdown::Countdown,
     sync::{AtomicBool, AtomicUsize, Ordering},
     transport::{ring::CachePadded, wake::Notified},
-    worker::thread::{run_worker, Exit, Lane, Slot, SpinPolicy},
+    worker::thread::{run_worker, Exit, Lane, SpinPolicy},
     Error, PoolBuilder, Task,
 };
 
@@ -291,7 +291,7 @@ impl Pool {
         for (lane, slot, handle) in handles {
             // A retired thread may still run its task: it is left alone
             // (detached), as documented for hard time limits.
-            if self.shared.lanes[lane].is_current(slot as *const Slot) {
+            if self.shared.lanes[lane].is_current(slot) {
                 // A worker thread never unwinds (runtime code aborts
                 // instead), so a join error carries nothing worth reporting.
                 let _ = handle.join();
@@ -303,8 +303,7 @@ impl Pool {
 impl Shared {
     /// Starts a worker thread for lane `index`, with a fresh slot.
     fn spawn_worker(shared: &Arc<Self>, index: usize) -> std::io::Result<()> {
-        let slot = shared.lanes[index].new_slot();
-        let key = slot as usize;
+        let key = shared.lanes[index].new_slot();
         let worker_shared = Arc::clone(shared);
         let handle = std::thread::Builder::new()
             .name(format!("{}-{index}", shared.thread_name))
@@ -313,7 +312,7 @@ impl Shared {
                 let on_start = |job: &JobRef| shared.arm_hard_limit(index, key, job);
                 let exit = run_worker(
                     &shared.lanes[index],
-                    key as *const Slot,
+                    key,
                     &shared.closed,
                     &shared.abandoned,
                     shared.spin,
@@ -354,7 +353,7 @@ impl Shared {
     /// when its task returns.
     fn retire(self: &Arc<Self>, index: usize, slot: usize, key: usize, limit: Duration) {
         let lane = &self.lanes[index];
-        let Some(job) = lane.retire(slot as *const Slot, key) else {
+        let Some(job) = lane.retire(slot, key) else {
             return;
         };
         // Fail first, then tell the task: a task that stops at once must

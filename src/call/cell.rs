@@ -500,7 +500,7 @@ impl JobRef {
 
     /// Identifies the call (its cell's address) while a reference is held.
     pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr() as usize
+        self.0.as_ptr().addr()
     }
 
     /// A second reference to the same call.
@@ -618,7 +618,7 @@ impl CallRef {
 
     /// Identifies the call (its cell's address) while a reference is held.
     pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr() as usize
+        self.0.as_ptr().addr()
     }
 
     /// Raises the call's abort signal.

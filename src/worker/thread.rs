@@ -90,9 +90,9 @@ impl Lane {
         }
     }
 
-    /// Makes the slot of a new worker thread and makes it the lane's
-    /// current one.
-    pub(crate) fn new_slot(&self) -> *const Slot {
+    /// Makes the slot of a new worker thread, makes it the lane's current
+    /// one, and returns its number.
+    pub(crate) fn new_slot(&self) -> usize {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.push(Box::new(Slot {
             running: AtomicPtr::new(ptr::null_mut()),
@@ -100,7 +100,7 @@ impl Lane {
         let slot: *const Slot = &**slots.last().expect("just pushed");
         // Release: the slot's initial state is visible to readers of it.
         self.worker.slot.store(slot.cast_mut(), Ordering::Release);
-        slot
+        slots.len() - 1
     }
 
     /// The current worker thread's slot.
@@ -112,18 +112,20 @@ impl Lane {
         unsafe { slot.as_ref() }
     }
 
-    /// The slot at `slot`, a pointer from [`new_slot`](Self::new_slot).
-    pub(crate) fn slot_at(&self, slot: *const Slot) -> &Slot {
-        // SAFETY: `slot` came from `new_slot` of this lane (its callers keep
-        // it with the lane), and slots live as long as the lane.
+    /// Slot number `slot`, from [`new_slot`](Self::new_slot).
+    pub(crate) fn slot_at(&self, slot: usize) -> &Slot {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot: *const Slot = &*slots[slot];
+        // SAFETY: slots are boxed and never removed while the lane lives, so
+        // the box outlives the lock guard and `&self`'s borrow.
         unsafe { &*slot }
     }
 
-    /// True if `slot` is the lane's current one.
-    pub(crate) fn is_current(&self, slot: *const Slot) -> bool {
+    /// True if slot number `slot` is the lane's current one.
+    pub(crate) fn is_current(&self, slot: usize) -> bool {
         // Relaxed: only decides which threads a shutdown joins, after the
         // pool has stopped handing out work.
-        std::ptr::eq(self.worker.slot.load(Ordering::Relaxed), slot)
+        std::ptr::eq(self.worker.slot.load(Ordering::Relaxed), self.slot_at(slot))
     }
 
     /// Queues a call. Never blocks on the worker; the caller must
@@ -246,17 +248,18 @@ impl Lane {
     /// The hard time limit of the call with `key` passed: if the thread of
     /// `slot` still runs it, take it (leaving the RETIRED mark) and return
     /// it, so the caller can fail it and start a new thread for the lane.
-    pub(crate) fn retire(&self, slot: *const Slot, key: usize) -> Option<JobRef> {
+    pub(crate) fn retire(&self, slot: usize, key: usize) -> Option<JobRef> {
         let slot = self.slot_at(slot);
+        // Relaxed: only to pick the value to compare against; the CAS below
+        // is what takes ownership.
+        let current = slot.running.load(Ordering::Relaxed);
+        if current.addr() != key || current == retired() {
+            return None;
+        }
         // AcqRel: Acquire for the reference we take over; Release so the
         // thread that finds the mark sees it whole.
         slot.running
-            .compare_exchange(
-                key as *mut Header,
-                retired(),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
+            .compare_exchange(current, retired(), Ordering::AcqRel, Ordering::Relaxed)
             .ok()
             .map(|ptr| {
                 // SAFETY: the slot held a reference made by `into_raw` in
@@ -296,7 +299,7 @@ pub(crate) struct SpinPolicy {
 /// `on_start` runs as each call starts (the hard time limit hooks in).
 pub(crate) fn run_worker(
     lane: &Lane,
-    slot: *const Slot,
+    slot: usize,
     closed: &AtomicBool,
     abandoned: &AtomicBool,
     spin: SpinPolicy,
@@ -351,5 +354,86 @@ fn spin_until_work(lane: &Lane, spin: SpinPolicy) -> bool {
             return false;
         }
         backoff.snooze();
+    }
+}
+
+#[cfg(all(test, not(knitting_loom)))]
+mod tests {
+    //! The hand-over of a lane from a thread cut off by its hard time limit
+    //! to a fresh one, driven without a pool so that Miri can check the
+    //! ownership of the running call (`cargo +nightly miri test --lib
+    //! worker::thread::`).
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{call::cell::CallRef, ErrorKind, Signal, Task, TaskInfo};
+
+    /// Spins until its signal is raised.
+    #[derive(Clone, Copy)]
+    struct Spin;
+
+    static SPIN: TaskInfo = TaskInfo::new("thread::spin", file!(), line!());
+
+    impl Task for Spin {
+        type Args = Arc<()>;
+        type Output = Arc<()>;
+
+        fn info(&self) -> &TaskInfo {
+            &SPIN
+        }
+
+        fn run(value: Arc<()>, signal: &Signal) -> Result<Arc<()>, Error> {
+            while !signal.aborted() {
+                std::thread::yield_now();
+            }
+            Ok(value)
+        }
+    }
+
+    #[test]
+    fn a_retired_thread_leaves_its_lane_and_the_call_ends_once() {
+        let lane = Arc::new(Lane::new(4));
+        let flags = Arc::new((AtomicBool::new(false), AtomicBool::new(false)));
+        let old_slot = lane.new_slot();
+        let value = Arc::new(());
+        let (call, job) = CallRef::new(Spin, Arc::clone(&value));
+        let key = call.key();
+        lane.push(job);
+
+        let worker = {
+            let (lane, flags) = (Arc::clone(&lane), Arc::clone(&flags));
+            std::thread::spawn(move || {
+                let spin = SpinPolicy {
+                    budget: Duration::ZERO,
+                };
+                run_worker(&lane, old_slot, &flags.0, &flags.1, spin, &|_| {})
+            })
+        };
+        // The hard limit takes the call once it runs, as the timer does.
+        let taken = loop {
+            if let Some(job) = lane.retire(old_slot, key) {
+                break job;
+            }
+            std::thread::yield_now();
+        };
+        assert!(taken.fail(Error::hard_timeout(Duration::from_millis(1), "test")));
+        taken.raise();
+        drop(taken);
+        let new_slot = lane.new_slot();
+
+        assert_eq!(worker.join().unwrap(), Exit::Retired);
+        assert!(lane.is_current(new_slot));
+        assert!(!lane.is_current(old_slot));
+        assert!(call.is_done());
+        // SAFETY: done, taken once, and `Spin`'s output is `Arc<()>`.
+        let err = unsafe { call.take::<Arc<()>>() }.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::HardTimeout);
+        drop(call);
+        // The task's value was dropped by the retired thread; only ours is
+        // left: nothing leaked, nothing freed twice.
+        assert_eq!(Arc::strong_count(&value), 1);
+        // A finished call is not taken again.
+        assert!(lane.retire(new_slot, key).is_none());
     }
 }
