@@ -198,7 +198,7 @@ impl Pool {
                     in_flight: lane.in_flight(),
                     completed: lane.completed(),
                     pid: None,
-                    restarts: 0,
+                    restarts: lane.retired(),
                 })
                 .collect(),
             closed: self.shared.closed.load(Ordering::Relaxed),
@@ -455,7 +455,8 @@ pub struct LaneStats {
     /// The pid of the lane's worker process (process pools only; `None`
     /// while a worker is being replaced).
     pub pid: Option<u32>,
-    /// How many times the lane's worker process died and was replaced
-    /// (process pools only).
+    /// How many times the lane's worker was replaced: a worker process
+    /// that died or was killed, or a worker thread retired by a hard time
+    /// limit.
     pub restarts: usize,
 }

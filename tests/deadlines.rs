@@ -259,6 +259,20 @@ macro_rules! deadlines {
             }
 
             #[test]
+            fn other_lanes_are_untouched_by_a_hard_limit() {
+                let pool = $make;
+                // Lane 0 busy with a long, well-behaved call; the runaway
+                // goes to lane 1.
+                let busy = pool.call(sleepy, 400);
+                std::thread::sleep(Duration::from_millis(30));
+                let err = within(pool.call(runaway, ())).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::HardTimeout, "{err:?}");
+                assert_eq!(within(busy).unwrap(), 400);
+                let restarts: Vec<usize> = pool.stats().lanes.iter().map(|l| l.restarts).collect();
+                assert_eq!(restarts.iter().sum::<usize>(), 1, "{restarts:?}");
+            }
+
+            #[test]
             fn a_pool_hard_limit_applies_to_every_call() {
                 let pool = $make_hard;
                 let err = within(pool.call(spin_until_stopped, ())).unwrap_err();

@@ -48,6 +48,8 @@ struct WorkerSide {
     slot: AtomicPtr<Slot>,
     /// Calls this lane's workers finished.
     completed: AtomicUsize,
+    /// Threads retired by a hard time limit.
+    retired: AtomicUsize,
 }
 
 /// One worker thread's view of the call it runs.
@@ -85,6 +87,7 @@ impl Lane {
             worker: CachePadded(WorkerSide {
                 slot: AtomicPtr::new(ptr::null_mut()),
                 completed: AtomicUsize::new(0),
+                retired: AtomicUsize::new(0),
             }),
             slots: Mutex::new(Vec::new()),
         }
@@ -199,6 +202,11 @@ impl Lane {
         self.worker.completed.load(Ordering::Relaxed)
     }
 
+    /// Threads of this lane retired by a hard time limit.
+    pub(crate) fn retired(&self) -> usize {
+        self.worker.retired.load(Ordering::Relaxed)
+    }
+
     /// Runs one call, keeping a reference in the slot so that a shutdown
     /// that gives up on the worker, or a hard time limit, can still fail
     /// it. False when the hard time limit retired this thread meanwhile.
@@ -262,6 +270,8 @@ impl Lane {
             .compare_exchange(current, retired(), Ordering::AcqRel, Ordering::Relaxed)
             .ok()
             .map(|ptr| {
+                // Relaxed: statistics only.
+                self.worker.retired.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: the slot held a reference made by `into_raw` in
                 // `run`, and the CAS moved its ownership to us.
                 unsafe { JobRef::from_raw(NonNull::new(ptr).expect("non-null")) }
