@@ -510,6 +510,7 @@ impl Lane {
     fn condemn(&self, gen: &mut Gen, why: &str) {
         gen.broken = true;
         let _ = gen.child.kill();
+        reap_soon(&mut gen.child);
         let (index, pid) = (self.index, gen.pid);
         let failed = gen.fail_inflight(|| {
             Error::of(
@@ -709,6 +710,7 @@ impl Lane {
         let State { gen, backlog, .. } = st;
         let gen = gen.as_mut().expect("a worker runs");
         let _ = gen.child.kill();
+        reap_soon(&mut gen.child);
         gen.broken = true;
         let runaway = gen.inflight.pop_front().expect("a call runs");
         runaway.job.fail(Error::hard_timeout(
@@ -972,6 +974,19 @@ struct Sleep {
     shm: Arc<Mapping>,
     seen: u32,
     timeout: Duration,
+}
+
+/// Gives a killed worker a few milliseconds to be reaped, so that the
+/// reactor starts its replacement on its next round rather than after a
+/// poll interval; never blocks longer (the reactor reaps it later if need
+/// be).
+fn reap_soon(child: &mut Child) {
+    for _ in 0..50 {
+        if let Ok(Some(_)) | Err(_) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
 }
 
 /// Asks a worker to exit once its requests are done; kills it if it takes
