@@ -217,6 +217,11 @@ impl<T: Send + 'static> Call<T> {
     /// return; a task that does not look runs to its end. The handle stays
     /// valid, and the call still ends with whatever the task returns.
     ///
+    /// On a process worker the signal is the call's abort word in the
+    /// shared mapping; a call aborted before it is sent starts aborted.
+    /// There is no limit on how many calls may be aborted at once: every
+    /// call carries its own flag.
+    ///
     /// ```
     /// #[knitting::task]
     /// fn spin(signal: &knitting::Signal) -> &'static str {
