@@ -17,11 +17,18 @@
 //!   sizes in `--quick` and `--smoke`): `knitting-threads`, `tokio`;
 //! - W6, start-up of a 2-worker pool up to its first answer:
 //!   `knitting-threads`, `procspawn`;
-//! - W8, process call latency, `f64` echo at batch 1 and 100: `procspawn`.
+//! - W8, process call latency, `f64` echo at batch 1 and 100: `procspawn`;
+//! - W9, W1's echo with an abort-aware task (it takes `&knitting::Signal`
+//!   and checks it once), at batch 1 and 100: `knitting-threads`,
+//!   `knitting-processes`, compared with their W1 records of the same run;
+//! - W10a, W10b, W10c, how long a call takes to end after `Call::abort`,
+//!   after `Call::cancel`, and past a 20 ms hard limit (the overshoot):
+//!   `knitting-threads`, `knitting-processes` (see `workloads/w10.rs`).
 //!
 //! It prints a markdown table (median, p99, ratio to knitting) and the
-//! targets of those workloads (those of `knitting-processes` read "not
-//! measured" until its records exist), and writes `results.json`,
+//! targets of those workloads (those whose runtimes were not measured read
+//! "not measured"), with the cost of an abort-aware call (W9 ÷ W1) as
+//! information, and writes `results.json`,
 //! `results.csv` and `chart.svg` (W1–W3) under `target/bench/` (or
 //! `$CARGO_TARGET_DIR/bench/`).
 //!
@@ -84,26 +91,36 @@ fn run(mode: &Mode) -> Result<()> {
     }
 
     let mut records = Vec::new();
-    // One workload at a time: its runtimes are dropped (threads gone)
-    // before the next one starts.
-    let builders = [
-        workloads::w1::workload,
-        workloads::w2::workload,
-        workloads::w3::workload,
-        workloads::w6::workload,
-        workloads::w8::workload,
+    // One group of workloads at a time: its runtimes are dropped (threads
+    // gone) before the next group starts. The workloads of a group take
+    // their rounds in turn: W9 is compared with W1, so both see the same
+    // drift of the machine.
+    let groups: &[&[(&str, workloads::Builder)]] = &[
+        &[
+            ("W1", workloads::w1::workload),
+            ("W9", workloads::w9::workload),
+        ],
+        &[("W2", workloads::w2::workload)],
+        &[("W3", workloads::w3::workload)],
+        &[("W6", workloads::w6::workload)],
+        &[("W8", workloads::w8::workload)],
+        &[("W10a", workloads::w10::abort)],
+        &[("W10b", workloads::w10::cancel)],
+        &[("W10c", workloads::w10::hard_limit)],
     ];
-    // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads.
+    // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
+    // that is not measured is not built either (no pool started).
     let only = std::env::var("KNITTING_BENCH_ONLY").ok();
-    for build in builders {
-        let mut workload = build(mode)?;
-        if only
-            .as_deref()
-            .is_some_and(|only| !only.split(',').any(|id| id.trim() == workload.id))
-        {
-            continue;
+    for group in groups {
+        let mut built = Vec::new();
+        for &(id, build) in *group {
+            if selected(only.as_deref(), id) {
+                let workload = build(mode)?;
+                debug_assert_eq!(workload.id, id);
+                built.push(workload);
+            }
         }
-        records.extend(workloads::measure(&mut workload, mode)?);
+        records.extend(workloads::measure(&mut built, mode)?);
     }
 
     println!(
@@ -128,4 +145,36 @@ fn run(mode: &Mode) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// True when workload `id` is to be measured: always without a
+/// `KNITTING_BENCH_ONLY` list, else when the list names it, or names it
+/// without its letter suffix (`W10` selects `W10a`, `W10b` and `W10c`).
+fn selected(only: Option<&str>, id: &str) -> bool {
+    let Some(only) = only else {
+        return true;
+    };
+    only.split(',').map(str::trim).any(|wanted| {
+        id.strip_prefix(wanted).is_some_and(|suffix| {
+            !wanted.is_empty() && suffix.chars().all(|c| c.is_ascii_lowercase())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected;
+
+    #[test]
+    fn only_selects_workloads_and_their_lettered_parts() {
+        assert!(selected(None, "W10a"));
+        assert!(selected(Some("W1,W9"), "W1"));
+        assert!(selected(Some("W1, W9"), "W9"));
+        assert!(!selected(Some("W1,W9"), "W10a"));
+        assert!(selected(Some("W10"), "W10b"));
+        assert!(selected(Some("W10c"), "W10c"));
+        assert!(!selected(Some("W10c"), "W10a"));
+        assert!(!selected(Some(""), "W1"));
+        assert!(!selected(Some("W"), "W1"));
+    }
 }

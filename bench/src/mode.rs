@@ -8,12 +8,17 @@ pub const USAGE: &str = "\
 usage: cargo run --release -p knitting-bench [-- OPTIONS]
 
 options:
-  --quick    shorter blocks, fewer W3 sizes and start-ups; under a minute in all
+  --quick    shorter blocks, fewer W3 sizes, start-ups and W10 samples; under
+             a minute in all
   --smoke    a handful of samples per point, every workload (wins over --quick)
   -h, --help this text
 
+workloads: W1 W2 W3 W6 W8 W9 W10a W10b W10c (BENCHMARKS.md; W9 and W10 in
+bench/src/workloads/w9.rs and w10.rs)
+
 environment:
-  KNITTING_BENCH_ONLY=W1,W8  measure only these workloads";
+  KNITTING_BENCH_ONLY=W1,W9,W10  measure only these workloads (W10 selects
+                                 W10a, W10b and W10c)";
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -35,6 +40,10 @@ pub struct Mode {
     /// Start-ups timed per runtime in W6, over all rounds: each one starts
     /// a whole pool (processes too), so there are few.
     pub startups: usize,
+    /// Samples per runtime of each W10 latency (abort, cancel, hard
+    /// limit), over all rounds: each one lets a call spin for a few
+    /// milliseconds (tens, for the hard limit), so there are few.
+    pub aborts: usize,
 }
 
 impl Mode {
@@ -52,6 +61,7 @@ impl Mode {
         // 8 B, then every power of 4 from 64 B to 1 MiB.
         sweep: &[8, 64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB],
         startups: 30,
+        aborts: 100,
     };
 
     /// `--quick`: well under a minute.
@@ -67,6 +77,7 @@ impl Mode {
         },
         sweep: QUICK_SWEEP,
         startups: 10,
+        aborts: 24,
     };
 
     /// `--smoke`: proves every workload runs; its numbers mean nothing.
@@ -82,6 +93,7 @@ impl Mode {
         },
         sweep: QUICK_SWEEP,
         startups: 2,
+        aborts: 3,
     };
 
     /// Parses the command line (without the program name); `None` when

@@ -6,6 +6,10 @@
 //! `knitting-processes` ones, until that runner exists) reads "not
 //! measured". A target on a workload with several payload sizes (W3) must
 //! hold at every size: the worst size is reported.
+//!
+//! After the targets come rows marked "info", never met nor missed: the
+//! cost of an abort-aware call, W9's median ÷ W1's at the same runtime and
+//! batch.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -164,7 +168,35 @@ pub fn table(records: &[Record]) -> String {
             },
         );
     }
+    info(records, &mut out);
     out
+}
+
+/// The informational rows: for each knitting runtime and W9 batch, W9's
+/// median (abort-aware echo) ÷ W1's (plain echo) in the same run.
+fn info(records: &[Record], out: &mut String) {
+    for subject in [KNITTING, KNITTING_PROCESSES] {
+        for &batch in crate::workloads::w9::BATCHES {
+            let median = |workload: &str| {
+                records
+                    .iter()
+                    .find(|r| r.workload == workload && r.runtime == subject && r.batch == batch)
+                    .map(|r| r.median_ns.max(1) as f64)
+            };
+            let (measured, status) = match (median("W9"), median("W1")) {
+                (Some(aware), Some(plain)) => {
+                    (format!("{}× a plain call", ratio(aware / plain)), "info")
+                }
+                (Some(_), None) => ("— (no W1 record)".to_owned(), "not measured"),
+                _ => ("—".to_owned(), "not measured"),
+            };
+            let _ = writeln!(
+                out,
+                "| W9 n={batch}, {}: cost of an abort-aware call (W9 ÷ W1) | {measured} | {status} |",
+                subject.trim_start_matches("knitting-"),
+            );
+        }
+    }
 }
 
 /// `peer ÷ knitting` in words.
@@ -218,6 +250,25 @@ mod tests {
         ));
         assert!(text.contains(
             "| W8 n=100, processes: ≥ 20× faster than procspawn | 25.00× faster | met |"
+        ));
+    }
+
+    #[test]
+    fn the_cost_of_an_abort_aware_call_is_information() {
+        let text = table(&[
+            record("W1", KNITTING, 8, 1_000),
+            record("W9", KNITTING, 8, 1_030),
+            record("W9", KNITTING_PROCESSES, 8, 3_000),
+        ]);
+        assert!(text.contains(
+            "| W9 n=100, threads: cost of an abort-aware call (W9 ÷ W1) | 1.03× a plain call | info |"
+        ));
+        assert!(text.contains(
+            "| W9 n=100, processes: cost of an abort-aware call (W9 ÷ W1) \
+             | — (no W1 record) | not measured |"
+        ));
+        assert!(text.contains(
+            "| W9 n=1, threads: cost of an abort-aware call (W9 ÷ W1) | — | not measured |"
         ));
     }
 

@@ -265,6 +265,11 @@ impl Gen {
         // this RMW, which is also the ringer's half of the bell protocol.
         bell::publish(&*control.req_head, self.req_head);
         ring_if_sleeping(&control.worker_bell);
+        if hard.is_some() {
+            // The reactor watches the hard limit; it may be asleep on the
+            // long timeout of an idle lane.
+            ring_if_sleeping(&control.host_bell);
+        }
     }
 
     /// Takes every response the worker published. Returns how many.

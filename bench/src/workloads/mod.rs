@@ -6,7 +6,8 @@
 //! [`measure`] then takes every point (payload size × batch size) in
 //! `rounds` interleaved blocks: in each round, every runtime measures every
 //! point once, the order of runtimes rotating from round to round. Idle
-//! runtimes sit parked while the others run.
+//! runtimes sit parked while the others run. Workloads compared with each
+//! other (W9 with W1) are measured as one group, their rounds in turn.
 //!
 //! Each runtime of a workload is one function returning its [`Runner`]
 //! (`knitting_threads()`, `tokio(..)`, `procspawn()`, ...); a knitting
@@ -14,14 +15,21 @@
 //! calls into.
 
 pub mod w1;
+pub mod w10;
 pub mod w2;
 pub mod w3;
 pub mod w6;
 pub mod w8;
+pub mod w9;
 
-use std::{hint::black_box, time::Duration};
+use std::{
+    cell::RefCell,
+    hint::black_box,
+    rc::{Rc, Weak},
+    time::Duration,
+};
 
-use knitting::Call;
+use knitting::{Call, Pool, ProcessPool};
 
 use crate::{
     measure::{Plan, Sampler, Summary},
@@ -39,6 +47,41 @@ pub fn workers() -> usize {
         .map_or(1, std::num::NonZeroUsize::get)
         .saturating_sub(1)
         .max(1)
+}
+
+thread_local! {
+    static THREADS: RefCell<Weak<Pool>> = const { RefCell::new(Weak::new()) };
+    static PROCESSES: RefCell<Weak<ProcessPool>> = const { RefCell::new(Weak::new()) };
+}
+
+/// knitting's thread pool of [`workers`] threads, shared by every runner
+/// that holds it: a runner built while another one holds the pool gets
+/// that same pool. W1 and W9 measure on the same pools, so that their ratio
+/// is the tasks' difference alone, not that of two pools (two pools of the
+/// same size can differ by tens of percent on a 2-core machine, as their
+/// threads land on cores). Dropped with its last runner.
+pub fn shared_threads() -> Result<Rc<Pool>> {
+    shared(&THREADS, || Pool::builder().threads(workers()).build())
+}
+
+/// knitting's process pool of [`workers`] processes, shared as
+/// [`shared_threads`] is.
+pub fn shared_processes() -> Result<Rc<ProcessPool>> {
+    shared(&PROCESSES, || Pool::builder().processes(workers()).build())
+}
+
+fn shared<P>(
+    cache: &'static std::thread::LocalKey<RefCell<Weak<P>>>,
+    build: impl FnOnce() -> Result<P, knitting::Error>,
+) -> Result<Rc<P>> {
+    cache.with(|cache| {
+        if let Some(pool) = cache.borrow().upgrade() {
+            return Ok(pool);
+        }
+        let pool = Rc::new(build()?);
+        *cache.borrow_mut() = Rc::downgrade(&pool);
+        Ok(pool)
+    })
 }
 
 /// The batch sizes of W1 and W2.
@@ -70,6 +113,9 @@ pub struct Point {
     /// Calls in flight.
     pub batch: usize,
 }
+
+/// Builds a workload: starts its runtimes and checks them.
+pub type Builder = fn(&Mode) -> Result<Workload>;
 
 type MeasureFn = Box<dyn FnMut(Point, &mut Sampler) -> Result<()>>;
 
@@ -106,24 +152,56 @@ impl Runner {
     }
 }
 
-/// Measures every point of `workload`; records come out grouped by point
-/// (size, then batch), in the order of the workload's runners.
-pub fn measure(workload: &mut Workload, mode: &Mode) -> Result<Vec<Record>> {
-    let runners = workload.runners.len();
-    let plan = workload.plan.unwrap_or(mode.plan);
-    let points: Vec<Point> = workload
-        .sizes
-        .iter()
-        .flat_map(|&bytes| {
-            workload
-                .batches
-                .iter()
-                .map(move |&batch| Point { bytes, batch })
-        })
-        .collect();
-    // samples[runner][point index]
-    let mut samples: Vec<Vec<Vec<Duration>>> = vec![vec![Vec::new(); points.len()]; runners];
+/// Measures every point of every workload of `group`; records come out
+/// workload by workload, each grouped by point (size, then batch), in the
+/// order of the workload's runners.
+///
+/// The workloads of a group take their rounds in turn (round 1 of each,
+/// then round 2 of each, ...), so that workloads compared with each other
+/// (W9 with W1) see the same drift of a shared machine; a group of one is
+/// a workload measured on its own.
+pub fn measure(group: &mut [Workload], mode: &Mode) -> Result<Vec<Record>> {
+    let mut states: Vec<Samples> = group.iter().map(Samples::new).collect();
     for round in 0..mode.rounds {
+        for (workload, state) in group.iter_mut().zip(&mut states) {
+            state.round(workload, mode, round)?;
+        }
+    }
+    Ok(group
+        .iter()
+        .zip(states)
+        .flat_map(|(workload, state)| state.records(workload))
+        .collect())
+}
+
+/// The samples of one workload so far.
+struct Samples {
+    points: Vec<Point>,
+    /// `by_runner[runner][point index]`
+    by_runner: Vec<Vec<Vec<Duration>>>,
+}
+
+impl Samples {
+    fn new(workload: &Workload) -> Self {
+        let points: Vec<Point> = workload
+            .sizes
+            .iter()
+            .flat_map(|&bytes| {
+                workload
+                    .batches
+                    .iter()
+                    .map(move |&batch| Point { bytes, batch })
+            })
+            .collect();
+        let by_runner = vec![vec![Vec::new(); points.len()]; workload.runners.len()];
+        Self { points, by_runner }
+    }
+
+    /// One round: every runtime measures every point once, the order of
+    /// runtimes rotating from round to round.
+    fn round(&mut self, workload: &mut Workload, mode: &Mode, round: usize) -> Result<()> {
+        let runners = workload.runners.len();
+        let plan = workload.plan.unwrap_or(mode.plan);
         let order: Vec<usize> = (0..runners).map(|step| (round + step) % runners).collect();
         let names: Vec<&str> = order.iter().map(|&i| workload.runners[i].runtime).collect();
         eprintln!(
@@ -135,7 +213,7 @@ pub fn measure(workload: &mut Workload, mode: &Mode) -> Result<Vec<Record>> {
         );
         for index in order {
             let runner = &mut workload.runners[index];
-            for (p, &point) in points.iter().enumerate() {
+            for (p, &point) in self.points.iter().enumerate() {
                 if !runner.measures(point.batch) {
                     continue;
                 }
@@ -149,19 +227,23 @@ pub fn measure(workload: &mut Workload, mode: &Mode) -> Result<Vec<Record>> {
                         point.batch
                     )
                 })?;
-                samples[index][p].extend(sampler.into_samples());
+                self.by_runner[index][p].extend(sampler.into_samples());
             }
         }
+        Ok(())
     }
-    let mut records = Vec::new();
-    for (p, &point) in points.iter().enumerate() {
-        for (runner, per_point) in workload.runners.iter().zip(&mut samples) {
-            if let Some(summary) = Summary::of(&mut per_point[p]) {
-                records.push(Record::new(workload, runner.runtime, point, summary));
+
+    fn records(mut self, workload: &Workload) -> Vec<Record> {
+        let mut records = Vec::new();
+        for (p, &point) in self.points.iter().enumerate() {
+            for (runner, per_point) in workload.runners.iter().zip(&mut self.by_runner) {
+                if let Some(summary) = Summary::of(&mut per_point[p]) {
+                    records.push(Record::new(workload, runner.runtime, point, summary));
+                }
             }
         }
+        records
     }
-    Ok(records)
 }
 
 /// Times batches of `batch` knitting calls, the `i`-th submitted by

@@ -1,9 +1,9 @@
 //! W1: echo one `f64`; the latency of a whole batch of `n` calls, all
 //! submitted first, then all waited for.
 
-use knitting::Pool;
-
-use super::{check, knitting_batches, workers, Runner, Workload, BATCHES};
+use super::{
+    check, knitting_batches, shared_processes, shared_threads, workers, Runner, Workload, BATCHES,
+};
 use crate::{
     baselines::{crossbeam, limits::PingPong, tokio},
     mode::Mode,
@@ -37,7 +37,7 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
 }
 
 fn knitting_threads() -> Result<Runner> {
-    let pool = Pool::builder().threads(workers()).build()?;
+    let pool = shared_threads()?;
     check(
         pool.call(echo, 1.5).wait()? == 1.5,
         "knitting echoes its argument",
@@ -48,7 +48,7 @@ fn knitting_threads() -> Result<Runner> {
 }
 
 fn knitting_processes() -> Result<Runner> {
-    let pool = Pool::builder().processes(workers()).build()?;
+    let pool = shared_processes()?;
     check(
         pool.call(echo, 1.5).wait()? == 1.5,
         "knitting processes echo their argument",
