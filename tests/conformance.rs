@@ -143,6 +143,17 @@ fn count_until_stopped(limit: u64, signal: &knitting::Signal) -> u64 {
     n
 }
 
+/// A waker that runs `f` (once) when woken.
+fn waker_fn(f: impl Fn() + Send + Sync + 'static) -> std::task::Waker {
+    struct FnWaker<F>(F, std::sync::Once);
+    impl<F: Fn() + Send + Sync + 'static> std::task::Wake for FnWaker<F> {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.1.call_once(|| (self.0)());
+        }
+    }
+    std::task::Waker::from(std::sync::Arc::new(FnWaker(f, std::sync::Once::new())))
+}
+
 /// Waits at most 10 s: a call that does not end fails the test instead of
 /// hanging it.
 fn within<T: Send + 'static>(mut call: knitting::Call<T>) -> Result<T, knitting::Error> {
@@ -311,6 +322,38 @@ macro_rules! conformance {
                 for (i, call) in calls.into_iter().enumerate() {
                     assert_eq!(within(call).unwrap(), i as i64 + 1);
                 }
+            }
+
+            #[test]
+            fn a_waker_may_call_the_same_pool() {
+                // A waker that runs code of its own (some executors poll
+                // inline) and calls the pool again must not find a lock of
+                // the pool held.
+                let pool = std::sync::Arc::new($make);
+                let (again, seen) = (
+                    std::sync::Arc::clone(&pool),
+                    std::sync::Arc::new(std::sync::Mutex::new(None)),
+                );
+                let seen_by_waker = std::sync::Arc::clone(&seen);
+                let waker = waker_fn(move || {
+                    let value = again.call(add, (1, 2)).wait();
+                    *seen_by_waker.lock().unwrap() = Some(value.map_err(|e| e.to_string()));
+                });
+                let mut call = pool.call(nap, 20);
+                let mut cx = std::task::Context::from_waker(&waker);
+                assert!(
+                    std::future::Future::poll(std::pin::Pin::new(&mut call), &mut cx).is_pending()
+                );
+                let started = std::time::Instant::now();
+                while seen.lock().unwrap().is_none() {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "the waker never ran"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                assert_eq!(seen.lock().unwrap().clone().unwrap(), Ok(3));
+                assert_eq!(within(call).unwrap(), 20);
             }
 
             #[test]

@@ -142,6 +142,14 @@ impl<T: Task> Cell<T> {
     /// Writes the result and publishes it; caller holds the `COMPLETING`
     /// claim.
     fn publish(&self, result: Result<T::Output, Error>) {
+        if let Some(waker) = self.publish_quietly(result) {
+            waker.wake();
+        }
+    }
+
+    /// As `publish`, but hands back the waker to wake instead of waking it
+    /// (for a caller that holds a lock a waker might want).
+    fn publish_quietly(&self, result: Result<T::Output, Error>) -> Option<Waker> {
         self.result.with_mut(|cell| {
             // SAFETY: we hold the COMPLETING claim, which by the state table
             // makes us the only writer of `result`, and it is uninit.
@@ -150,7 +158,7 @@ impl<T: Task> Cell<T> {
         // SYNC POINT: Release publishes the result to the handle's Acquire
         // load of DONE.
         self.header.state.store(DONE, Ordering::Release);
-        self.header.waker.wake();
+        self.header.waker.take()
     }
 }
 
@@ -291,9 +299,14 @@ fn drop_quietly<V>(value: V) {
 pub(crate) struct RemoteOps {
     /// Claims the call (`QUEUED → RUNNING`) and encodes its arguments.
     encode: unsafe fn(NonNull<Header>, &mut Window, usize) -> Encoded,
-    /// Completes a `RUNNING` call from the worker's response.
-    complete: unsafe fn(NonNull<Header>, Result<&[u8], Error>),
+    /// Completes a `RUNNING` call from the worker's response; returns the
+    /// waker to wake (after the caller lets go of its locks).
+    complete: CompleteFn,
 }
+
+/// See [`RemoteOps::complete`].
+#[cfg(target_os = "linux")]
+type CompleteFn = unsafe fn(NonNull<Header>, Result<&[u8], Error>) -> Option<Waker>;
 
 /// The outcome of [`JobRef::encode`].
 #[cfg(target_os = "linux")]
@@ -392,7 +405,7 @@ where
 }
 
 #[cfg(target_os = "linux")]
-unsafe fn complete<T: Task>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>)
+unsafe fn complete<T: Task>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>) -> Option<Waker>
 where
     T::Output: serde::de::DeserializeOwned,
 {
@@ -415,8 +428,11 @@ where
     };
     let result = outcome.and_then(decode).map_err(|e| e.with_task(name));
     match cell.claim_completion(false) {
-        Some(_) => cell.publish(result),
-        None => drop_quietly(result),
+        Some(_) => cell.publish_quietly(result),
+        None => {
+            drop_quietly(result);
+            None
+        }
     }
 }
 
@@ -453,9 +469,10 @@ impl JobRef {
         unsafe { (ops.encode)(self.0, window, max) }
     }
 
-    /// Completes the call from its response (bytes to decode, or an error).
+    /// Completes the call from its response (bytes to decode, or an
+    /// error). Returns the waker to wake once the caller's locks are free.
     #[cfg(target_os = "linux")]
-    pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) {
+    pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) -> Option<Waker> {
         // SAFETY: as for `encode`.
         unsafe { (ops.complete)(self.0, outcome) }
     }

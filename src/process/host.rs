@@ -38,6 +38,7 @@ use std::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
         mpsc, Arc, Mutex, MutexGuard,
     },
+    task::Waker,
     time::{Duration, Instant},
 };
 
@@ -273,7 +274,12 @@ impl Gen {
     }
 
     /// Takes every response the worker published. Returns how many.
-    fn drain(&mut self, scratch: &mut Vec<u8>, max_payload: usize) -> Result<usize, Violation> {
+    fn drain(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        max_payload: usize,
+        wakers: &mut Vec<Waker>,
+    ) -> Result<usize, Violation> {
         if self.broken {
             return Ok(0);
         }
@@ -337,7 +343,7 @@ impl Gen {
                 .inflight
                 .pop_front()
                 .expect("every consumed response has a call in flight");
-            call.job.complete(call.ops, outcome);
+            wakers.extend(call.job.complete(call.ops, outcome));
             self.resp_tail += 1;
             self.resp_freed = start + len as u64;
             self.req_freed = call.req_end();
@@ -386,6 +392,9 @@ struct State {
     /// start-up) or stopped at shutdown: new calls fail with this.
     done: Option<Error>,
     scratch: Vec<u8>,
+    /// Wakers of calls completed under the lock, woken after it is let go
+    /// (a waker may run code that wants this lane).
+    wakers: Vec<Waker>,
 }
 
 /// One process lane: a worker process, its mapping, and its reactor.
@@ -420,6 +429,7 @@ impl Lane {
                 backlog: VecDeque::new(),
                 done: None,
                 scratch: Vec::new(),
+                wakers: Vec::new(),
             }),
             pending: AtomicUsize::new(0),
             completed: AtomicUsize::new(0),
@@ -465,8 +475,19 @@ impl Lane {
 
     /// Takes responses and sends queued calls, if nobody else is at it.
     pub(crate) fn poll(&self) {
-        if let Ok(mut st) = self.state.try_lock() {
-            self.progress(&mut st);
+        if let Ok(st) = self.state.try_lock() {
+            self.progress_and_wake(st);
+        }
+    }
+
+    /// Takes responses and sends what fits, then lets go of the lock and
+    /// wakes the callers whose calls completed.
+    fn progress_and_wake(&self, mut st: MutexGuard<'_, State>) {
+        self.progress(&mut st);
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        for waker in wakers {
+            waker.wake();
         }
     }
 
@@ -477,12 +498,13 @@ impl Lane {
             gen,
             backlog,
             scratch,
+            wakers,
             ..
         } = st;
         let Some(gen) = gen.as_mut() else {
             return 0;
         };
-        let taken = match gen.drain(scratch, max) {
+        let taken = match gen.drain(scratch, max, wakers) {
             Ok(n) => n,
             Err(Violation(why)) => {
                 self.condemn(gen, &why);
@@ -547,8 +569,7 @@ impl Lane {
         if let Some(shm) = shm {
             bell::leave_spin(&shm.control().host_bell.spinners);
             // The last look: the drain's Acquire load of `resp_head`.
-            let mut st = lock(&self.state);
-            self.progress(&mut st);
+            self.progress_and_wake(lock(&self.state));
         }
     }
 
@@ -595,8 +616,7 @@ impl Lane {
                         self.pid.store(gen.pid, Ordering::Relaxed);
                         let mut st = lock(&self.state);
                         st.gen = Some(gen);
-                        self.progress(&mut st);
-                        drop(st);
+                        self.progress_and_wake(st);
                         if let Some(tx) = started.take() {
                             let _ = tx.send(Ok(()));
                         }
@@ -643,8 +663,10 @@ impl Lane {
     /// One round of the reactor with a live worker. Returns how to sleep,
     /// or `None` to loop again at once.
     fn serve_once(&self) -> Option<Sleep> {
+        self.progress_and_wake(lock(&self.state));
         let mut st = lock(&self.state);
-        self.progress(&mut st);
+        // Only this thread takes the worker away; a guard, not a path.
+        st.gen.as_ref()?;
         let gen = st.gen.as_mut().expect("serve_once runs with a worker");
         match gen.child.try_wait() {
             Ok(Some(status)) => {
@@ -780,6 +802,35 @@ impl Lane {
         self.shared
             .abandoned_calls
             .fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// The reactor thread panicked (a bug in the crate): kill the worker,
+    /// fail every call of the lane and every later one, and count the lane
+    /// as stopped so that shutdown does not wait for it.
+    pub(crate) fn reactor_panicked(&self) {
+        let error = || {
+            Error::of(
+                ErrorKind::Closed,
+                format!(
+                    "lane {} stopped: its reactor thread panicked (a bug in knitting)",
+                    self.index
+                ),
+            )
+        };
+        let mut st = lock(&self.state);
+        if let Some(mut gen) = st.gen.take() {
+            let _ = gen.child.kill();
+            reap_soon(&mut gen.child);
+            gen.fail_inflight(error);
+        }
+        for q in st.backlog.drain(..) {
+            q.job().fail(error());
+        }
+        st.done = Some(error());
+        self.pending.store(0, Ordering::Relaxed);
+        self.pid.store(0, Ordering::Relaxed);
+        drop(st);
+        self.shared.live.count_down();
     }
 
     /// The lane cannot get a worker: fail its queue and later calls.

@@ -369,7 +369,15 @@ impl ProcessPool {
             let lane = Arc::clone(lane);
             let spawned = std::thread::Builder::new()
                 .name(format!("knitting-lane-{}", lane.index))
-                .spawn(move || lane.run(tx));
+                .spawn(move || {
+                    // A panic here is a bug in the crate: close the lane
+                    // with an error rather than leave its calls waiting.
+                    let reactor = Arc::clone(&lane);
+                    let run = std::panic::AssertUnwindSafe(move || reactor.run(tx));
+                    if std::panic::catch_unwind(run).is_err() {
+                        lane.reactor_panicked();
+                    }
+                });
             match spawned {
                 Ok(handle) => {
                     reactors.push(handle);
