@@ -325,6 +325,27 @@ macro_rules! conformance {
             }
 
             #[test]
+            fn a_result_does_not_wait_for_the_next_call() {
+                // A short call, then a long one on the same worker: the
+                // short call's awaited result arrives long before the long
+                // call ends (nobody spins on it: it is awaited).
+                let pool = $make;
+                let busy: Vec<_> = (0..2).map(|_| pool.call(nap, 0)).collect();
+                for b in busy {
+                    within(b).unwrap();
+                }
+                let short = pool.call(add, (1, 1));
+                let long = pool.call(nap, 400);
+                let also_long = pool.call(nap, 400);
+                let started = std::time::Instant::now();
+                assert_eq!(pollster::block_on(short).unwrap(), 2);
+                let took = started.elapsed();
+                assert!(took < Duration::from_millis(200), "{took:?}");
+                within(long).unwrap();
+                within(also_long).unwrap();
+            }
+
+            #[test]
             fn a_waker_may_call_the_same_pool() {
                 // A waker that runs code of its own (some executors poll
                 // inline) and calls the pool again must not find a lock of

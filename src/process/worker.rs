@@ -5,7 +5,11 @@
 //! process), but still checks what it reads so that a host bug ends in a
 //! clear message rather than undefined behaviour.
 
-use std::{collections::HashMap, sync::atomic::Ordering, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -125,6 +129,8 @@ fn start(version: &str) -> Result<WorkerLane, String> {
         out: Outbox {
             resp_head: control.resp_head.load(Ordering::Relaxed),
             cursor: Cursor::new(map.layout().arena),
+            owed_since: None,
+            started: Instant::now(),
             max_payload,
         },
         map,
@@ -216,12 +222,33 @@ struct Outbox {
     resp_head: u64,
     /// Where the next response goes in the response arena.
     cursor: Cursor,
+    /// Since when published responses wait for a ring (see `RING_DELAY`).
+    owed_since: Option<Instant>,
+    /// When the current request started.
+    started: Instant,
 }
+
+/// How long the response of a short call may wait for its ring while the
+/// worker goes straight on to the next request: a burst of short calls then
+/// costs the host one wake-up (whose thread would land on the worker's
+/// core), not one per response. A worker about to sleep, or to start a
+/// request after this long, rings first; a call that itself ran this long
+/// rings at once. The worst case, a short call followed by a long one,
+/// waits for the reactor's poll (5 ms while calls are in flight) if its
+/// caller is not spinning on it.
+const RING_DELAY: Duration = Duration::from_micros(50);
 
 impl WorkerLane {
     /// Serves requests until the host says stop; returns the exit code.
     fn run(mut self) -> i32 {
         loop {
+            if let Some(since) = self.out.owed_since {
+                // Acquire: as in `take_one`.
+                let more = self.map.control().req_head.load(Ordering::Acquire) != self.req_tail;
+                if !more || since.elapsed() >= RING_DELAY {
+                    self.out.ring_host(&self.map);
+                }
+            }
             if self.take_one() {
                 continue;
             }
@@ -253,6 +280,7 @@ impl WorkerLane {
         control.req_tail.store(self.req_tail, Ordering::Release);
 
         let index = (seq % layout.slots as u64) as usize;
+        self.out.started = Instant::now();
         #[cfg(not(knitting_loom))]
         let signal = Signal::from_word(&self.map.aborts()[index]);
         // Loom builds never run a worker; they only need this to compile.
@@ -374,8 +402,21 @@ impl Outbox {
         // SYNC POINT: the slot and the payload before it are published by
         // this RMW, the ringer's half of the bell protocol.
         bell::publish(&*control.resp_head, self.resp_head);
-        let host = &control.host_bell;
-        // A host thread spinning on responses takes this one itself.
+        // A call that took a while may have a waiter that stopped
+        // spinning: ring now. A short one is likely part of a burst.
+        if self.started.elapsed() >= RING_DELAY {
+            self.ring_host(map);
+        } else if self.owed_since.is_none() {
+            self.owed_since = Some(Instant::now());
+        }
+    }
+
+    /// Rings the host for the responses published since the last ring,
+    /// unless a host thread is spinning on them or the reactor is awake.
+    fn ring_host(&mut self, map: &Mapping) {
+        self.owed_since = None;
+        let host = &map.control().host_bell;
+        // A host thread spinning on responses takes them itself.
         if !bell::someone_spins(&host.spinners) && bell::should_ring(&host.word, &host.sleeping) {
             futex::wake_all(&host.word);
         }
