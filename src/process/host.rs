@@ -898,10 +898,9 @@ impl Lane {
             // fork: start-up is much faster for a big host.
             let lifeline = lifeline()?;
             cmd.env(ENV_LIFELINE_FD, LIFELINE_FD.to_string());
-            // SAFETY: the closure runs in the forked child before exec and
-            // only makes raw system calls (fcntl or dup2, prctl, getppid),
-            // which are async-signal-safe; it allocates nothing and takes
-            // no lock.
+            // The closure allocates nothing and takes no lock.
+            // SAFETY: it runs in the forked child before exec and only makes
+            // async-signal-safe raw system calls (fcntl/dup2, prctl, getppid).
             unsafe {
                 cmd.pre_exec(move || {
                     // The lifeline's read end on a fixed number, without

@@ -430,10 +430,10 @@ impl Mapping {
         let window = self.window(dir, offset, len)?;
         out.clear();
         out.reserve(len);
+        // A broken peer may write these bytes meanwhile: a raw byte copy has
+        // no validity requirement, and only our copy is decoded, later.
         // SAFETY: the window is inside the mapping (checked above) and `out`
-        // has room for `len` bytes. The bytes may be written concurrently by
-        // a broken peer: a raw byte copy has no validity requirement, and the
-        // copy is decoded only after this returns, from our own memory.
+        // has room for `len` bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(window.ptr, out.as_mut_ptr(), len);
             out.set_len(len);
@@ -445,11 +445,11 @@ impl Mapping {
     /// worker only, which trusts the host not to touch a published request.
     pub(crate) fn request_bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
         let window = self.window(Dir::Request, offset, len)?;
-        // SAFETY: in bounds (checked by `window`); the host wrote these bytes
-        // before publishing the request (Release/Acquire on `req_head`) and
-        // leaves them alone until the response is consumed, so nothing
-        // writes them while this borrow (which ends before the response is
-        // published) lives.
+        // The host wrote these bytes before publishing the request and leaves
+        // them alone until the response is consumed, which is after this
+        // borrow ends.
+        // SAFETY: in bounds (checked by `window`), published (Acquire on
+        // `req_head`), and not written while borrowed (see above).
         Some(unsafe { std::slice::from_raw_parts(window.ptr, len) })
     }
 }
