@@ -50,22 +50,6 @@ fn look_around(port: u16, marker: String) -> (Result<Vec<String>, String>, Optio
     (interfaces, connected, Path::new(&marker).exists())
 }
 
-/// The shared memory objects this worker has mapped, as its
-/// `/proc/self/maps` names them (one entry per distinct path).
-#[knitting::task]
-fn mapped_objects() -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut paths: Vec<String> = maps
-        .lines()
-        // No field before the path holds a `/`.
-        .filter_map(|line| line.find('/').map(|at| line[at..].trim().to_owned()))
-        .filter(|path| path.contains("knitting"))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
 /// The directory of this test executable (which is also the worker
 /// executable).
 fn exe_dir() -> PathBuf {
@@ -329,7 +313,7 @@ fn named_shared_memory_works_through_the_sandbox() {
     // And really named: the worker maps the host's /dev/shm object, whose
     // name is gone already.
     let prefix = format!("/dev/shm/knitting-{me}-");
-    let mapped = wait(pool.call(mapped_objects, ())).unwrap();
+    let mapped = wait(pool.call(common::mapped_objects, ())).unwrap();
     assert!(
         !mapped.is_empty()
             && mapped

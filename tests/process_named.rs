@@ -34,22 +34,6 @@ fn worker_pid() -> u32 {
     std::process::id()
 }
 
-/// The shared memory this worker has mapped, as `/proc/self/maps` names
-/// it (one entry per distinct path).
-#[knitting::task]
-fn shared_mappings() -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut paths: Vec<String> = maps
-        .lines()
-        // No field before the path holds a `/`.
-        .filter_map(|line| line.find('/').map(|at| line[at..].trim().to_owned()))
-        .filter(|path| path.contains("knitting"))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
 fn workers_of(pool: &ProcessPool) -> Vec<Proc> {
     pool.worker_pids()
         .into_iter()
@@ -108,7 +92,7 @@ fn a_named_pool_answers_and_leaves_no_names() {
     // host, whose name is already gone.
     let prefix = format!("/dev/shm/knitting-{me}-");
     for _ in 0..4 {
-        let mapped = wait(pool.call(shared_mappings, ())).unwrap();
+        let mapped = wait(pool.call(common::mapped_objects, ())).unwrap();
         assert!(
             !mapped.is_empty()
                 && mapped

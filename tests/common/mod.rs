@@ -158,3 +158,19 @@ pub(crate) fn wait_gone(pid: u32) -> bool {
     }
     false
 }
+
+/// The shared memory objects this worker has mapped, as its
+/// `/proc/self/maps` names them (one entry per distinct path).
+#[knitting::task]
+pub(crate) fn mapped_objects() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut paths: Vec<String> = maps
+        .lines()
+        // No field before the path holds a `/`.
+        .filter_map(|line| line.find('/').map(|at| line[at..].trim().to_owned()))
+        .filter(|path| path.contains("knitting"))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
