@@ -407,9 +407,27 @@ impl<T: Send + 'static> Call<T> {
         };
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         call.register(&waker);
+        // A waker (user code) running on a process lane's reactor thread
+        // that waits for a call on that same lane must not sleep: the
+        // reactor that would wake it is this thread. It takes the responses
+        // itself instead, with short naps.
+        #[cfg(target_os = "linux")]
+        let own_reactor = self
+            .lane
+            .clone()
+            .filter(|lane| lane.is_current_thread_reactor());
         loop {
             if let Some(result) = self.poll_result() {
                 return Some(result);
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(lane) = &own_reactor {
+                lane.poll();
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
             }
             match deadline {
                 None => std::thread::park(),

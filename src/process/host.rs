@@ -55,6 +55,11 @@ use crate::{
     Error, ErrorKind,
 };
 
+thread_local! {
+    /// On a reactor thread: the address of its lane (0 elsewhere).
+    static REACTOR_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Pool-wide settings of a process pool.
 #[derive(Debug)]
 pub(crate) struct Config {
@@ -573,6 +578,11 @@ impl Lane {
         }
     }
 
+    /// True on this lane's reactor thread (where wakers of its calls run).
+    pub(crate) fn is_current_thread_reactor(self: &Arc<Self>) -> bool {
+        REACTOR_OF.with(|r| r.get() == Arc::as_ptr(self).addr())
+    }
+
     /// Tells the worker that `call` was aborted, if it is on the worker:
     /// raises the abort word of its slot. (A call still queued in the host
     /// carries the flag in its cell and starts aborted when it is sent.)
@@ -598,6 +608,7 @@ impl Lane {
     /// The reactor thread: start the worker, serve, replace it when it
     /// dies, stop it at shutdown.
     pub(crate) fn run(self: Arc<Self>, started: mpsc::Sender<Result<(), Error>>) {
+        REACTOR_OF.with(|r| r.set(Arc::as_ptr(&self).addr()));
         let mut started = Some(started);
         let mut failures = 0u32;
         loop {
