@@ -413,6 +413,8 @@ pub(crate) struct Lane {
     pub(crate) restarts: AtomicUsize,
     /// The current worker's pid, 0 while none runs.
     pub(crate) pid: AtomicU32,
+    /// Mirrors `State::done.is_some()`, read without the lock.
+    done: AtomicBool,
 }
 
 impl std::fmt::Debug for Lane {
@@ -440,6 +442,7 @@ impl Lane {
             completed: AtomicUsize::new(0),
             restarts: AtomicUsize::new(0),
             pid: AtomicU32::new(0),
+            done: AtomicBool::new(false),
         }
     }
 
@@ -452,7 +455,8 @@ impl Lane {
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        lock(&self.state).done.is_some()
+        // Relaxed: a hint for picking a lane; `submit` checks under the lock.
+        self.done.load(Ordering::Relaxed)
     }
 
     /// Sends a call, or queues it when the ring or the arena is full (or
@@ -717,6 +721,7 @@ impl Lane {
         {
             let gen = st.gen.take().expect("checked above");
             st.done = Some(Error::closed());
+            self.done.store(true, Ordering::Relaxed);
             drop(st);
             stop_worker(gen);
             return None;
@@ -788,6 +793,7 @@ impl Lane {
         let mut st = lock(&self.state);
         if st.backlog.is_empty() {
             st.done = Some(Error::closed());
+            self.done.store(true, Ordering::Relaxed);
             true
         } else {
             false
@@ -798,6 +804,7 @@ impl Lane {
     fn abandon(&self) {
         let mut st = lock(&self.state);
         st.done = Some(Error::closed());
+        self.done.store(true, Ordering::Relaxed);
         let mut failed = 0;
         if let Some(mut gen) = st.gen.take() {
             let _ = gen.child.kill();
@@ -838,6 +845,7 @@ impl Lane {
             q.job().fail(error());
         }
         st.done = Some(error());
+        self.done.store(true, Ordering::Relaxed);
         self.pending.store(0, Ordering::Relaxed);
         self.pid.store(0, Ordering::Relaxed);
         drop(st);
@@ -851,6 +859,7 @@ impl Lane {
             q.job().fail(clone_error(&err));
         }
         st.done = Some(err);
+        self.done.store(true, Ordering::Relaxed);
         self.pending.store(0, Ordering::Relaxed);
     }
 

@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    hash::BuildHasherDefault,
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -113,7 +114,7 @@ fn start(version: &str) -> Result<WorkerLane, String> {
     let fd = shm::open_worker_fd(&locator)?;
     let (map, max_payload) = Mapping::open(fd)?;
 
-    let mut table = HashMap::new();
+    let mut table = HashMap::default();
     for info in crate::task::tasks() {
         if let Some(entry) = info.worker_entry() {
             table.insert(info.id().as_u64(), entry.0);
@@ -130,13 +131,35 @@ fn start(version: &str) -> Result<WorkerLane, String> {
             resp_head: control.resp_head.load(Ordering::Relaxed),
             cursor: Cursor::new(map.layout().arena),
             owed_since: None,
-            started: Instant::now(),
+            last_publish: Instant::now(),
             max_payload,
         },
         map,
         table,
         spin,
     })
+}
+
+/// Hashes task ids by themselves: they are FNV-1a hashes already, and the
+/// lookup is on every request.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for `u64` keys; fold anything else in.
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
 }
 
 /// Exit code of a worker whose host died.
@@ -207,7 +230,7 @@ fn ring(bell: &shm::Bell) {
 
 struct WorkerLane {
     map: Mapping,
-    table: HashMap<u64, EntryFn>,
+    table: HashMap<u64, EntryFn, BuildHasherDefault<IdHasher>>,
     spin: Duration,
     /// Requests taken so far (this side's copy of `req_tail`).
     req_tail: u64,
@@ -224,28 +247,30 @@ struct Outbox {
     cursor: Cursor,
     /// Since when published responses wait for a ring (see `RING_DELAY`).
     owed_since: Option<Instant>,
-    /// When the current request started.
-    started: Instant,
+    /// When the last response was published.
+    last_publish: Instant,
 }
 
 /// How long the response of a short call may wait for its ring while the
 /// worker goes straight on to the next request: a burst of short calls then
 /// costs the host one wake-up (whose thread would land on the worker's
-/// core), not one per response. A worker about to sleep, or to start a
-/// request after this long, rings first; a call that itself ran this long
-/// rings at once. The worst case, a short call followed by a long one,
-/// waits for the reactor's poll (5 ms while calls are in flight) if its
-/// caller is not spinning on it.
+/// core), not one per response. A worker about to sleep rings first; a
+/// response published this long after the previous one (a call that ran
+/// this long, or the first after a pause) rings at once, and so does one
+/// published when a ring has been owed this long. The worst case, a short
+/// call followed by a long one, waits for the reactor's poll (5 ms while
+/// calls are in flight) if its caller is not spinning on it. One clock read
+/// per response.
 const RING_DELAY: Duration = Duration::from_micros(50);
 
 impl WorkerLane {
     /// Serves requests until the host says stop; returns the exit code.
     fn run(mut self) -> i32 {
         loop {
-            if let Some(since) = self.out.owed_since {
+            if self.out.owed_since.is_some() {
                 // Acquire: as in `take_one`.
                 let more = self.map.control().req_head.load(Ordering::Acquire) != self.req_tail;
-                if !more || since.elapsed() >= RING_DELAY {
+                if !more {
                     self.out.ring_host(&self.map);
                 }
             }
@@ -280,7 +305,6 @@ impl WorkerLane {
         control.req_tail.store(self.req_tail, Ordering::Release);
 
         let index = (seq % layout.slots as u64) as usize;
-        self.out.started = Instant::now();
         #[cfg(not(knitting_loom))]
         let signal = Signal::from_word(&self.map.aborts()[index]);
         // Loom builds never run a worker; they only need this to compile.
@@ -404,10 +428,16 @@ impl Outbox {
         bell::publish(&*control.resp_head, self.resp_head);
         // A call that took a while may have a waiter that stopped
         // spinning: ring now. A short one is likely part of a burst.
-        if self.started.elapsed() >= RING_DELAY {
+        let now = Instant::now();
+        let gap = now.saturating_duration_since(self.last_publish);
+        self.last_publish = now;
+        let owed_long = self
+            .owed_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
+        if gap >= RING_DELAY || owed_long {
             self.ring_host(map);
         } else if self.owed_since.is_none() {
-            self.owed_since = Some(Instant::now());
+            self.owed_since = Some(now);
         }
     }
 
