@@ -139,6 +139,30 @@ impl<T: Task> Cell<T> {
         }
     }
 
+    /// Ends the call without its worker (a failure, a deadline) unless it
+    /// is completing or done (or, with `only_queued`, has started): claims
+    /// it, drops the arguments if no worker took them, and publishes
+    /// `outcome()` for the task. True if it ended the call.
+    fn end_early(
+        &self,
+        only_queued: bool,
+        outcome: impl FnOnce() -> Result<T::Output, Error>,
+    ) -> bool {
+        let Some(from) = self.claim_completion(only_queued) else {
+            return false;
+        };
+        if from == QUEUED {
+            let args = self.args.with(|cell| {
+                // SAFETY: claimed from QUEUED: the arguments are ours to drop.
+                unsafe { (*cell).assume_init_read() }
+            });
+            drop_quietly(args);
+        }
+        let name = self.task.info().name();
+        self.publish(outcome().map_err(|e| e.with_task(name)));
+        true
+    }
+
     /// Writes the result and publishes it; caller holds the `COMPLETING`
     /// claim.
     fn publish(&self, result: Result<T::Output, Error>) {
@@ -213,38 +237,14 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
 unsafe fn fail<T: Task>(ptr: NonNull<Header>, error: Error, only_queued: bool) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    let Some(from) = cell.claim_completion(only_queued) else {
-        return false;
-    };
-    if from == QUEUED {
-        let args = cell.args.with(|cell| {
-            // SAFETY: claimed from QUEUED: the arguments are ours to drop.
-            unsafe { (*cell).assume_init_read() }
-        });
-        drop_quietly(args);
-    }
-    cell.publish(Err(error.with_task(cell.task.info().name())));
-    true
+    cell.end_early(only_queued, || Err(error))
 }
 
 unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    let Some(from) = cell.claim_completion(false) else {
-        return false;
-    };
-    if from == QUEUED {
-        let args = cell.args.with(|cell| {
-            // SAFETY: claimed from QUEUED: the arguments are ours to drop.
-            unsafe { (*cell).assume_init_read() }
-        });
-        drop_quietly(args);
-    }
-    let name = cell.task.info().name();
     // User code (a `default` expression) runs here, on the timer thread.
-    let outcome = panics::catch(T::timed_out).map_err(|e| e.with_task(name));
-    cell.publish(outcome);
-    true
+    cell.end_early(false, || panics::catch(T::timed_out))
 }
 
 unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
