@@ -139,6 +139,22 @@ impl<T: Task> Cell<T> {
         }
     }
 
+    /// Starts the call (`QUEUED → RUNNING`) and takes its arguments;
+    /// `None` if it was cancelled or failed before it started.
+    fn start(&self) -> Option<T::Args> {
+        // Acquire: the arguments written before the hand-off are visible.
+        self.header
+            .state
+            .compare_exchange(QUEUED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some(self.args.with(|cell| {
+            // SAFETY: we won QUEUED → RUNNING, which hands us the arguments;
+            // from now on the state is never QUEUED again, so nobody else
+            // reads them.
+            unsafe { (*cell).assume_init_read() }
+        }))
+    }
+
     /// Ends the call without its worker (a failure, a deadline) unless it
     /// is completing or done (or, with `only_queued`, has started): claims
     /// it, drops the arguments if no worker took them, and publishes
@@ -209,21 +225,10 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
     let _job = JobRef(ptr);
     // SAFETY: `_job` holds a reference to a `Cell<T>` (vtable of `T`).
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    // Acquire: the arguments written before the hand-off are visible.
-    if cell
-        .header
-        .state
-        .compare_exchange(QUEUED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    let Some(args) = cell.start() else {
         // Cancelled or failed before it started: nothing to run.
         return;
-    }
-    let args = cell.args.with(|cell| {
-        // SAFETY: we won QUEUED → RUNNING, which hands us the arguments; from
-        // now on the state is never QUEUED again, so nobody else reads them.
-        unsafe { (*cell).assume_init_read() }
-    });
+    };
     let name = cell.task.info().name();
     let result = panics::catch(|| T::run(args, &cell.header.signal)).map_err(|e| e.with_task(name));
     match cell.claim_completion(false) {
@@ -354,19 +359,9 @@ where
     // SAFETY: the caller holds a reference to a `Cell<T>` (the ops were
     // taken for the same `T` as the cell).
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    // Acquire: the arguments written before the hand-off are visible.
-    if cell
-        .header
-        .state
-        .compare_exchange(QUEUED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    let Some(args) = cell.start() else {
         return Encoded::Cancelled;
-    }
-    let args = cell.args.with(|cell| {
-        // SAFETY: we won QUEUED → RUNNING, which hands us the arguments.
-        unsafe { (*cell).assume_init_read() }
-    });
+    };
     let name = cell.task.info().name();
     let codec_error = |e: postcard::Error| {
         Error::of(
