@@ -377,21 +377,9 @@ impl Shared {
 
     #[inline]
     fn pick_lane(&self) -> &Lane {
-        if let [only] = &*self.lanes {
-            return only;
-        }
-        // The first idle lane, in index order: a trickle of calls keeps
-        // one worker hot and lets the others park (on a machine with fewer
-        // free cores than workers, idle spinners slow the busy one down).
-        for lane in self.lanes.iter() {
-            if lane.is_idle() {
-                return lane;
-            }
-        }
-        // All busy: spread round-robin.
         // Relaxed: only spreads calls; no data hangs on the counter.
-        let n = self.next_lane.0.fetch_add(1, Ordering::Relaxed);
-        &self.lanes[n % self.lanes.len()]
+        let ticket = || self.next_lane.0.fetch_add(1, Ordering::Relaxed);
+        pick_lane(&self.lanes, ticket, |_| true, Lane::is_idle)
     }
 
     fn close(&self) {
@@ -403,6 +391,33 @@ impl Shared {
             let _ = lane.wake.notify();
         }
     }
+}
+
+/// The lane a call goes to, for threads and processes alike: the first
+/// idle lane in index order, else the next usable one in round-robin order
+/// (`ticket` hands out the round-robin count), else any.
+///
+/// First idle rather than plain round-robin: a trickle of calls keeps one
+/// worker hot and lets the others park (on a machine with fewer free cores
+/// than workers, idle spinners slow the busy one down).
+#[inline]
+pub(crate) fn pick_lane<L>(
+    lanes: &[L],
+    ticket: impl FnOnce() -> usize,
+    usable: impl Fn(&L) -> bool,
+    idle: impl Fn(&L) -> bool,
+) -> &L {
+    if let [only] = lanes {
+        return only;
+    }
+    if let Some(lane) = lanes.iter().find(|l| idle(l) && usable(l)) {
+        return lane;
+    }
+    let (start, n) = (ticket(), lanes.len());
+    (0..n)
+        .map(|i| &lanes[(start + i) % n])
+        .find(|l| usable(l))
+        .unwrap_or(&lanes[start % n])
 }
 
 impl Drop for Pool {

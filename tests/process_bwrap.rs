@@ -99,19 +99,10 @@ fn bwrap_prefix() -> Vec<OsString> {
 /// Why bwrap cannot run here (not installed, no user namespaces, ...), or
 /// `None` when it can.
 fn bwrap_unavailable() -> Option<String> {
-    let probe = Command::new("bwrap")
-        .args([
-            "--unshare-all",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev-bind",
-            "/dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "true",
-        ])
+    let flags = sandbox_flags();
+    let probe = Command::new(&flags[0])
+        .args(&flags[1..])
+        .arg("true")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

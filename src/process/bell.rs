@@ -29,6 +29,8 @@
 
 use std::sync::atomic::Ordering;
 
+use super::{futex, shm::Bell};
+
 /// The atomic operations the protocol uses.
 pub(crate) trait Word<T: Copy> {
     fn load(&self, order: Ordering) -> T;
@@ -155,4 +157,20 @@ pub(crate) fn someone_spins<W: Word<u32>>(spinners: &W) -> bool {
     // AcqRel RMW read: releases the publication to a spinner whose
     // decrement comes next (see the module docs).
     spinners.fetch_add(0, Ordering::AcqRel) != 0
+}
+
+/// Rings a bell of the shared mapping if its sleeper sleeps.
+pub(crate) fn ring_if_sleeping(bell: &Bell) {
+    if should_ring(&bell.word, &bell.sleeping) {
+        futex::wake_all(&bell.word);
+    }
+}
+
+/// Rings a bell of the shared mapping whether or not its sleeper sleeps
+/// (start-up, shutdown, a dead worker): the bump alone makes a sleeper that
+/// is about to wait return.
+pub(crate) fn ring(bell: &Bell) {
+    // Release: a woken sleeper sees what was written before the bump.
+    bell.word.fetch_add(1, Ordering::Release);
+    futex::wake_all(&bell.word);
 }

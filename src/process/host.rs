@@ -270,11 +270,11 @@ impl Gen {
         // SYNC POINT: the slot and the bytes before it are published by
         // this RMW, which is also the ringer's half of the bell protocol.
         bell::publish(&*control.req_head, self.req_head);
-        ring_if_sleeping(&control.worker_bell);
+        bell::ring_if_sleeping(&control.worker_bell);
         if hard.is_some() {
             // The reactor watches the hard limit; it may be asleep on the
             // long timeout of an idle lane.
-            ring_if_sleeping(&control.host_bell);
+            bell::ring_if_sleeping(&control.host_bell);
         }
     }
 
@@ -360,7 +360,7 @@ impl Gen {
             // The ringer's half of the bell protocol, for a worker that
             // sleeps waiting for response room.
             bell::publish(&*control.resp_freed, self.resp_freed);
-            ring_if_sleeping(&control.worker_bell);
+            bell::ring_if_sleeping(&control.worker_bell);
         }
         Ok(taken)
     }
@@ -373,21 +373,6 @@ impl Gen {
         }
         n
     }
-}
-
-/// Rings a bell if its sleeper sleeps (see `bell`).
-fn ring_if_sleeping(bell: &shm::Bell) {
-    if bell::should_ring(&bell.word, &bell.sleeping) {
-        futex::wake_all(&bell.word);
-    }
-}
-
-/// Rings a bell whether or not its sleeper sleeps (shutdown, a dead
-/// worker): the bump alone makes a sleeper that is about to wait return.
-fn ring(bell: &shm::Bell) {
-    // Release: a woken sleeper sees what was written before the bump.
-    bell.word.fetch_add(1, Ordering::Release);
-    futex::wake_all(&bell.word);
 }
 
 struct State {
@@ -560,7 +545,7 @@ impl Lane {
         self.pending
             .fetch_sub(failed.min(self.in_flight()), Ordering::Relaxed);
         // Wake the reactor: it reaps the worker and starts another.
-        ring(&gen.shm.control().host_bell);
+        bell::ring(&gen.shm.control().host_bell);
     }
 
     /// A caller starts spinning on a response of this lane.
@@ -605,7 +590,7 @@ impl Lane {
     pub(crate) fn nudge(&self) {
         let st = lock(&self.state);
         if let Some(gen) = &st.gen {
-            ring(&gen.shm.control().host_bell);
+            bell::ring(&gen.shm.control().host_bell);
         }
     }
 
@@ -800,33 +785,45 @@ impl Lane {
         }
     }
 
-    /// Shutdown stopped waiting: kill the worker and fail what is left.
-    fn abandon(&self) {
+    /// Closes the lane for good: kills and reaps its worker, fails every
+    /// call in flight or queued with `error()`, and fails later calls with
+    /// it too. Returns how many calls it failed.
+    fn close_lane(&self, error: &dyn Fn() -> Error) -> usize {
         let mut st = lock(&self.state);
-        st.done = Some(Error::closed());
-        self.done.store(true, Ordering::Relaxed);
         let mut failed = 0;
         if let Some(mut gen) = st.gen.take() {
             let _ = gen.child.kill();
             let _ = gen.child.wait();
-            failed += gen.fail_inflight(Error::closed);
+            failed += gen.fail_inflight(error);
         }
         for q in st.backlog.drain(..) {
-            if q.job().fail(Error::closed()) {
-                failed += 1;
-            }
+            failed += usize::from(q.job().fail(error()));
         }
+        st.done = Some(error());
+        self.done.store(true, Ordering::Relaxed);
         self.pending.store(0, Ordering::Relaxed);
+        self.pid.store(0, Ordering::Relaxed);
+        failed
+    }
+
+    /// Shutdown stopped waiting: kill the worker and fail what is left.
+    fn abandon(&self) {
+        let failed = self.close_lane(&Error::closed);
         self.shared
             .abandoned_calls
             .fetch_add(failed, Ordering::Relaxed);
     }
 
-    /// The reactor thread panicked (a bug in the crate): kill the worker,
-    /// fail every call of the lane and every later one, and count the lane
-    /// as stopped so that shutdown does not wait for it.
+    /// The lane cannot get a worker: fail its queue and later calls.
+    fn give_up(&self, err: Error) {
+        self.close_lane(&|| clone_error(&err));
+    }
+
+    /// The reactor thread panicked (a bug in the crate): close the lane
+    /// with an error, and count it as stopped so that shutdown does not
+    /// wait for it.
     pub(crate) fn reactor_panicked(&self) {
-        let error = || {
+        self.close_lane(&|| {
             Error::of(
                 ErrorKind::Closed,
                 format!(
@@ -834,33 +831,8 @@ impl Lane {
                     self.index
                 ),
             )
-        };
-        let mut st = lock(&self.state);
-        if let Some(mut gen) = st.gen.take() {
-            let _ = gen.child.kill();
-            reap_soon(&mut gen.child);
-            gen.fail_inflight(error);
-        }
-        for q in st.backlog.drain(..) {
-            q.job().fail(error());
-        }
-        st.done = Some(error());
-        self.done.store(true, Ordering::Relaxed);
-        self.pending.store(0, Ordering::Relaxed);
-        self.pid.store(0, Ordering::Relaxed);
-        drop(st);
+        });
         self.shared.live.count_down();
-    }
-
-    /// The lane cannot get a worker: fail its queue and later calls.
-    fn give_up(&self, err: Error) {
-        let mut st = lock(&self.state);
-        for q in st.backlog.drain(..) {
-            q.job().fail(clone_error(&err));
-        }
-        st.done = Some(err);
-        self.done.store(true, Ordering::Relaxed);
-        self.pending.store(0, Ordering::Relaxed);
     }
 
     /// Starts a worker process and waits until it is ready.
@@ -1070,7 +1042,7 @@ fn stop_worker(mut gen: Gen) {
     let control = gen.shm.control();
     // Release: pairs with the worker's Acquire load of STOP.
     control.host_ctl.store(shm::STOP, Ordering::SeqCst);
-    ring(&control.worker_bell);
+    bell::ring(&control.worker_bell);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match gen.child.try_wait() {

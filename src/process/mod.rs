@@ -458,19 +458,9 @@ impl ProcessPool {
     }
 
     fn pick_lane(&self) -> &Arc<Lane> {
-        if let [only] = &*self.lanes {
-            return only;
-        }
-        if let Some(idle) = self.lanes.iter().find(|l| l.is_idle() && !l.is_done()) {
-            return idle;
-        }
         // Relaxed: only spreads calls.
-        let start = self.next_lane.fetch_add(1, Ordering::Relaxed);
-        let n = self.lanes.len();
-        (0..n)
-            .map(|i| &self.lanes[(start + i) % n])
-            .find(|l| !l.is_done())
-            .unwrap_or(&self.lanes[start % n])
+        let ticket = || self.next_lane.fetch_add(1, Ordering::Relaxed);
+        crate::pool::pick_lane(&self.lanes, ticket, |l| !l.is_done(), |l| l.is_idle())
     }
 
     /// The number of worker processes.

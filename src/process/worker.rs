@@ -124,7 +124,7 @@ fn start(version: &str) -> Result<WorkerLane, String> {
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
-    ring(&control.host_bell);
+    bell::ring(&control.host_bell);
     Ok(WorkerLane {
         req_tail: control.req_tail.load(Ordering::Relaxed),
         out: Outbox {
@@ -219,13 +219,6 @@ fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
-}
-
-/// Rings a bell: bump its word and wake a sleeper.
-fn ring(bell: &shm::Bell) {
-    // Release: whoever wakes on the new word value sees what we published.
-    bell.word.fetch_add(1, Ordering::Release);
-    futex::wake_all(&bell.word);
 }
 
 struct WorkerLane {
@@ -447,8 +440,8 @@ impl Outbox {
         self.owed_since = None;
         let host = &map.control().host_bell;
         // A host thread spinning on responses takes them itself.
-        if !bell::someone_spins(&host.spinners) && bell::should_ring(&host.word, &host.sleeping) {
-            futex::wake_all(&host.word);
+        if !bell::someone_spins(&host.spinners) {
+            bell::ring_if_sleeping(host);
         }
     }
 }
