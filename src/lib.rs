@@ -291,8 +291,9 @@ pub use knitting_macros::task;
 /// The entry point of process workers: call it first thing in `main`.
 ///
 /// In the host it returns at once and does nothing. In a process that a
-/// [`ProcessPool`] started as a worker (it finds a `KNITTING_WORKER`
-/// variable in its environment), it never returns: it maps the lane the
+/// [`ProcessPool`] started as a worker (its first argument is
+/// `--knitting-worker`, followed by what the host hands over; wrappers that
+/// drop the environment pass it on), it never returns: it maps the lane the
 /// host made, serves calls, and exits when the host shuts the pool down.
 /// Code before it runs in every worker too, so put nothing before it.
 ///

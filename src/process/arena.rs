@@ -1,194 +1,302 @@
-//! Where the next payload goes in a circular arena.
+//! Where payloads go in a circular arena, and the check that a peer's
+//! claimed payloads do not overlap.
 //!
-//! Each arena carries one direction's payloads as a byte stream: the
-//! producer writes at increasing *stream positions* (offset = position mod
-//! arena size), the consumer frees in order by publishing how far it has
-//! consumed. A payload is always contiguous: when it does not fit before
-//! the arena's end, the producer skips to the next lap. When everything is
-//! consumed, the producer restarts at offset 0 (a fresh lap), which keeps
-//! the touched pages few under light traffic.
+//! Each arena carries one direction's payloads, consumed in the order they
+//! were written. The producer keeps its own record of the payloads not yet
+//! consumed ([`Ring`]) and learns only *how many* were consumed; it never
+//! trusts the other side for where free space is. Payloads are contiguous
+//! and addressed by offset: the next one goes right after the newest, or
+//! at the arena's start when that has room ("wrapping"), and a ring that
+//! empties starts over at offset 0. Wrapping as soon as the start has room
+//! for a sizeable payload keeps the touched pages of the arena few, which
+//! is what makes a fresh mapping (a replaced worker) cheap under load.
 //!
-//! The consumer only knows what it consumed, not what the producer skipped,
-//! so the producer keeps a `floor`: after a restart everything below it is
-//! free, whatever the consumer last said.
+//! The consumer cannot see the producer's record, so it checks what it
+//! reads with [`check_unread`]: every payload published and not yet
+//! consumed must lie in the arena, and the list must follow the rule above
+//! (contiguous, with at most one wrap that stays below the oldest one).
+//! Payloads that pass are pairwise disjoint, whatever the producer wrote.
 
-/// The producer's side of one arena.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cursor {
-    arena: u64,
-    /// Stream position of the next byte to write.
-    write: u64,
-    /// Everything before this position is free (see the module docs).
-    floor: u64,
-}
+use std::collections::VecDeque;
 
-/// A place to write: stream position and the contiguous bytes available.
+/// A payload's place in the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Room {
-    pub(crate) start: u64,
+pub(crate) struct Span {
+    pub(crate) offset: usize,
     pub(crate) len: usize,
 }
 
-impl Room {
-    /// The offset of `start` in the arena.
-    pub(crate) fn offset(&self, arena: usize) -> usize {
-        (self.start % arena as u64) as usize
+impl Span {
+    /// One past the payload's last byte (in the arena, by construction).
+    pub(crate) fn end(&self) -> usize {
+        self.offset + self.len
     }
 }
 
-impl Cursor {
+/// The start of the arena is used for the next payload, even while more
+/// room is left after the newest one, once it has at least this much (see
+/// the module docs).
+pub(crate) const WRAP_EARLY: usize = 1 << 20;
+
+/// The producer's side of one arena.
+#[derive(Clone, Debug)]
+pub(crate) struct Ring {
+    arena: usize,
+    /// Payloads written and not yet consumed, oldest first.
+    live: VecDeque<Span>,
+    /// One past the newest payload (0 when the ring is empty).
+    write: usize,
+    /// The newest payloads lie before the oldest one (the ring wrapped).
+    wrapped: bool,
+}
+
+impl Ring {
     pub(crate) fn new(arena: usize) -> Self {
         Self {
-            arena: arena as u64,
+            arena,
+            live: VecDeque::new(),
             write: 0,
-            floor: 0,
+            wrapped: false,
         }
     }
 
-    /// The two candidate places given the consumer's `freed` position: at
-    /// the write position, and at the start of the next lap.
-    fn places(&self, freed: u64) -> (Room, Room) {
-        let freed = freed.max(self.floor).min(self.write);
-        let used = self.write - freed;
-        let free = self.arena - used.min(self.arena);
-        let offset = self.write % self.arena;
-        let to_end = self.arena - offset;
-        let next_lap = self.write + if offset == 0 { 0 } else { to_end };
-        if used == 0 {
-            // Everything is consumed: a fresh lap has the whole arena.
-            let whole = Room {
-                start: next_lap,
-                len: self.arena as usize,
+    /// Payloads written and not yet consumed.
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The free room after the newest payload, and at the arena's start.
+    fn places(&self) -> (Span, Span) {
+        let Some(oldest) = self.live.front() else {
+            let whole = Span {
+                offset: 0,
+                len: self.arena,
             };
-            return (whole, whole);
+            return (whole, Span { offset: 0, len: 0 });
+        };
+        if self.wrapped {
+            let here = Span {
+                offset: self.write,
+                len: oldest.offset - self.write,
+            };
+            (here, Span { offset: 0, len: 0 })
+        } else {
+            let here = Span {
+                offset: self.write,
+                len: self.arena - self.write,
+            };
+            (
+                here,
+                Span {
+                    offset: 0,
+                    len: oldest.offset,
+                },
+            )
         }
-        let here = Room {
-            start: self.write,
-            len: to_end.min(free) as usize,
-        };
-        let lap = Room {
-            start: next_lap,
-            len: free.saturating_sub(to_end) as usize,
-        };
-        (here, lap)
     }
 
-    /// The largest contiguous room for the next payload.
-    pub(crate) fn room(&self, freed: u64) -> Room {
-        let (here, lap) = self.places(freed);
-        if lap.len > here.len {
-            lap
+    /// Prefer the arena's start when it has a sizeable room, or more room
+    /// than after the newest payload.
+    fn prefers_start(here: Span, start: Span) -> bool {
+        start.len >= here.len || start.len >= WRAP_EARLY
+    }
+
+    /// The room to encode the next payload into, whose size is not known
+    /// yet: the larger of the two, or the arena's start once it has
+    /// [`WRAP_EARLY`] bytes.
+    pub(crate) fn room(&self) -> Span {
+        let (here, start) = self.places();
+        if Self::prefers_start(here, start) {
+            start
         } else {
             here
         }
     }
 
     /// A room of at least `n` bytes, if there is one now.
-    pub(crate) fn reserve(&self, freed: u64, n: usize) -> Option<Room> {
-        let (here, lap) = self.places(freed);
-        [here, lap].into_iter().find(|r| r.len >= n)
+    pub(crate) fn reserve(&self, n: usize) -> Option<Span> {
+        let (here, start) = self.places();
+        let fits = |s: Span| s.len >= n;
+        match (fits(here), fits(start)) {
+            (true, true) if Self::prefers_start(here, start) => Some(start),
+            (true, _) => Some(here),
+            (false, true) => Some(start),
+            (false, false) => None,
+        }
     }
 
-    /// Records that `len` bytes were written at `room.start`.
-    pub(crate) fn commit(&mut self, room: Room, len: usize) {
+    /// Records that `len` bytes were written at `room.offset`, a room this
+    /// ring offered.
+    pub(crate) fn commit(&mut self, room: Span, len: usize) -> Span {
         debug_assert!(len <= room.len);
-        if room.len as u64 == self.arena {
-            // Only an empty arena offers all of it: everything before this
-            // room is free, whatever the consumer said last.
-            self.floor = room.start;
+        let span = Span {
+            offset: room.offset,
+            len,
+        };
+        if !self.live.is_empty() && !self.wrapped && room.offset < self.write {
+            self.wrapped = true;
         }
-        self.write = room.start + len as u64;
+        self.write = span.end();
+        self.live.push_back(span);
+        span
     }
+
+    /// The oldest payload was consumed.
+    pub(crate) fn pop(&mut self) {
+        let Some(gone) = self.live.pop_front() else {
+            return;
+        };
+        match self.live.front() {
+            None => {
+                self.write = 0;
+                self.wrapped = false;
+            }
+            // The oldest payload now lies before the one consumed: the
+            // consumer followed the wrap.
+            Some(next) if next.offset < gone.offset => self.wrapped = false,
+            Some(_) => {}
+        }
+    }
+}
+
+/// Checks the payloads a peer published and this side has not consumed,
+/// oldest first: each lies in the arena, and together they follow the
+/// producer's rule, so no two overlap. `Err` says what is wrong.
+pub(crate) fn check_unread(
+    spans: impl IntoIterator<Item = (u64, u64)>,
+    arena: usize,
+) -> Result<(), String> {
+    let mut first: Option<Span> = None;
+    let mut prev_end = 0usize;
+    let mut wrapped = false;
+    for (i, (offset, len)) in spans.into_iter().enumerate() {
+        let span = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .filter(|&(o, l)| o.checked_add(l).is_some_and(|end| end <= arena))
+            .map(|(offset, len)| Span { offset, len })
+            .ok_or_else(|| {
+                format!("payload {i} claims {len} bytes at offset {offset} (arena {arena} bytes)")
+            })?;
+        let Some(oldest) = first else {
+            first = Some(span);
+            prev_end = span.end();
+            continue;
+        };
+        if span.offset == prev_end && (!wrapped || span.end() <= oldest.offset) {
+            // Right after the previous one.
+        } else if span.offset == 0 && !wrapped && span.end() <= oldest.offset {
+            wrapped = true;
+        } else {
+            return Err(format!(
+                "payload {i} at offset {} ({} bytes) overlaps unread payloads or skips \
+                 free room (previous ends at {prev_end}, oldest unread at {})",
+                span.offset, span.len, oldest.offset
+            ));
+        }
+        prev_end = span.end();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-
     use super::*;
 
     const ARENA: usize = 64;
 
-    /// Payloads written and not yet consumed, as (start, len).
+    /// A producer and the list of what it wrote, with the consumer's check.
     struct Model {
-        cursor: Cursor,
-        live: VecDeque<(u64, usize)>,
-        freed: u64,
+        ring: Ring,
+        live: VecDeque<Span>,
     }
 
     impl Model {
         fn new() -> Self {
             Self {
-                cursor: Cursor::new(ARENA),
+                ring: Ring::new(ARENA),
                 live: VecDeque::new(),
-                freed: 0,
             }
         }
 
         fn live_bytes(&self) -> usize {
-            self.live.iter().map(|&(_, len)| len).sum()
+            self.live.iter().map(|s| s.len).sum()
         }
 
         /// Writes `n` bytes if there is room; checks the room against every
-        /// live payload.
+        /// live payload, and the consumer's view of the whole list.
         fn write(&mut self, n: usize) -> bool {
-            let Some(room) = self.cursor.reserve(self.freed, n) else {
+            let Some(room) = self.ring.reserve(n) else {
                 return false;
             };
-            let offset = room.offset(ARENA);
-            assert!(offset + n <= ARENA, "the payload stays inside the arena");
-            for &(start, len) in &self.live {
-                let o = (start % ARENA as u64) as usize;
-                let disjoint = offset + n <= o || o + len <= offset;
+            assert!(
+                room.offset + n <= ARENA,
+                "the payload stays inside the arena"
+            );
+            for s in &self.live {
+                let disjoint = room.offset + n <= s.offset || s.end() <= room.offset;
                 assert!(
-                    disjoint || n == 0 || len == 0,
+                    disjoint || n == 0 || s.len == 0,
                     "room overlaps a live payload"
                 );
             }
-            self.cursor.commit(room, n);
-            self.live.push_back((room.start, n));
+            let span = self.ring.commit(room, n);
+            self.live.push_back(span);
+            let claimed = self.live.iter().map(|s| (s.offset as u64, s.len as u64));
+            check_unread(claimed, ARENA).expect("an honest producer passes the check");
             true
         }
 
         fn consume(&mut self) {
-            if let Some((start, len)) = self.live.pop_front() {
-                self.freed = start + len as u64;
+            if self.live.pop_front().is_some() {
+                self.ring.pop();
             }
         }
     }
 
     #[test]
-    fn an_empty_arena_offers_all_of_it_from_offset_zero() {
+    fn an_empty_ring_starts_over_at_offset_zero() {
         let mut m = Model::new();
         assert!(m.write(10));
         m.consume();
-        let room = m.cursor.room(m.freed);
-        assert_eq!(room.len, ARENA);
-        assert_eq!(room.offset(ARENA), 0);
+        let room = m.ring.room();
+        assert_eq!((room.offset, room.len), (0, ARENA));
     }
 
     #[test]
-    fn a_restart_does_not_count_the_skipped_tail_as_used() {
-        // The bug this guards against: after a restart the consumer's
-        // position lags a lap behind, which looked like a full arena.
-        let mut m = Model::new();
-        assert!(m.write(40));
-        m.consume();
-        for _ in 0..6 {
-            assert!(m.write(8), "room for small payloads after a restart");
-        }
-        assert_eq!(m.live_bytes(), 48);
-    }
-
-    #[test]
-    fn a_payload_that_does_not_fit_before_the_end_goes_to_the_next_lap() {
+    fn a_payload_that_does_not_fit_before_the_end_wraps_to_the_start() {
         let mut m = Model::new();
         assert!(m.write(40));
         assert!(m.write(16));
         m.consume(); // frees the first 40
-        assert!(m.write(20), "20 bytes fit at the start of the next lap");
-        assert_eq!(m.live.back().unwrap().0 % ARENA as u64, 0);
+        assert!(m.write(20), "20 bytes fit at the start");
+        assert_eq!(m.live.back().unwrap().offset, 0);
         assert!(!m.write(30), "only what is really free is offered");
+        assert!(m.write(20), "the rest of the start is free");
+        assert!(!m.write(1), "the ring is full up to the oldest payload");
+    }
+
+    #[test]
+    fn the_start_is_reused_early_for_large_arenas() {
+        // Under steady load the ring never empties; it must still come back
+        // to the start rather than sweep the whole arena.
+        let arena = 16 * WRAP_EARLY;
+        let mut ring = Ring::new(arena);
+        let chunk = WRAP_EARLY / 2;
+        let mut highest = 0;
+        for _ in 0..1000 {
+            let room = ring.reserve(chunk).expect("room");
+            ring.commit(room, chunk);
+            highest = highest.max(room.offset + chunk);
+            if ring.live() > 3 {
+                ring.pop();
+            }
+        }
+        assert!(
+            highest <= 8 * WRAP_EARLY,
+            "touched {highest} bytes of {arena} with 4 payloads of {chunk} live"
+        );
     }
 
     #[test]
@@ -218,6 +326,41 @@ mod tests {
         while !m.live.is_empty() {
             m.consume();
         }
-        assert_eq!(m.cursor.room(m.freed).len, ARENA, "all of it is free again");
+        assert_eq!(m.ring.room().len, ARENA, "all of it is free again");
+    }
+
+    #[test]
+    fn the_check_refuses_payloads_outside_the_arena() {
+        let err = |spans: &[(u64, u64)]| check_unread(spans.iter().copied(), ARENA).unwrap_err();
+        assert!(err(&[(60, 8)]).contains("offset 60"));
+        assert!(err(&[(u64::MAX - 3, 4)]).contains("arena"));
+        assert!(err(&[(0, u64::MAX)]).contains("arena"));
+        assert!(err(&[(0, 8), (8, 57)]).contains("payload 1"));
+    }
+
+    #[test]
+    fn the_check_refuses_overlapping_or_scattered_payloads() {
+        let check = |spans: &[(u64, u64)]| check_unread(spans.iter().copied(), ARENA);
+        assert!(
+            check(&[(8, 8), (16, 8), (0, 8)]).is_ok(),
+            "a wrap below the oldest"
+        );
+        assert!(
+            check(&[(8, 8), (16, 8), (0, 9)]).is_err(),
+            "a wrap into the oldest"
+        );
+        assert!(check(&[(8, 8), (8, 8)]).is_err(), "the same place twice");
+        assert!(check(&[(8, 8), (20, 8)]).is_err(), "a gap");
+        assert!(check(&[(8, 8), (4, 8)]).is_err(), "backwards");
+        assert!(check(&[(32, 8), (0, 8), (0, 8)]).is_err(), "two wraps");
+        assert!(
+            check(&[(32, 8), (0, 8), (8, 30)]).is_err(),
+            "past the oldest"
+        );
+        assert!(
+            check(&[(32, 0), (32, 0), (32, 8)]).is_ok(),
+            "empty payloads"
+        );
+        assert!(check(&[]).is_ok());
     }
 }

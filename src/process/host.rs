@@ -43,10 +43,10 @@ use std::{
 };
 
 use super::{
-    arena::Cursor,
+    arena::{check_unread, Ring, Span},
     bell, futex,
+    handover::Handover,
     shm::{self, Dir, Layout, Locator, Mapping},
-    ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
@@ -73,6 +73,10 @@ pub(crate) struct Config {
     pub(crate) start_attempts: u32,
     /// The pool's hard time limit per call (a task's own wins).
     pub(crate) hard_timeout: Option<Duration>,
+    /// How often a worker shows it is alive.
+    pub(crate) heartbeat: Duration,
+    /// How long a worker holding calls may show no sign of life.
+    pub(crate) liveness: Duration,
 }
 
 /// State shared by the pool and its lanes.
@@ -132,18 +136,19 @@ struct InFlight {
     job: JobRef,
     ops: &'static RemoteOps,
     task: u64,
-    /// Where its arguments are in the request arena.
-    start: u64,
-    len: usize,
+    span: Span,
     /// Its hard time limit, counted from when it reaches the front.
     hard: Option<Duration>,
 }
 
-impl InFlight {
-    /// Request-arena stream position just past its arguments.
-    fn req_end(&self) -> u64 {
-        self.start + self.len as u64
-    }
+/// One response slot as read, once, from the worker's memory: everything
+/// below is decided on this copy, never on a second read.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    seq: u64,
+    status: u64,
+    offset: u64,
+    len: u64,
 }
 
 /// One worker process and the host's side of its mapping.
@@ -155,23 +160,30 @@ struct Gen {
     req_head: u64,
     /// Responses consumed (the host's own copy of `resp_tail`).
     resp_tail: u64,
-    /// Where the next request's arguments go.
-    req_cursor: Cursor,
-    /// Request-arena stream position freed so far (by consumed responses).
-    req_freed: u64,
-    /// Response-arena stream position freed so far.
-    resp_freed: u64,
+    /// Where the arguments of the calls in flight are, and where the next
+    /// go: the host's own record, never read back from the mapping.
+    req_ring: Ring,
     inflight: VecDeque<InFlight>,
     /// Since when the front call in flight is the one the worker runs (it
     /// serves requests in order): its hard time limit counts from here,
     /// from host-side facts only.
     front_since: Instant,
+    /// The heartbeat word as last seen, and since when it has not moved
+    /// while calls were in flight.
+    beat: u64,
+    beat_since: Instant,
     /// The worker broke the protocol and was killed; nothing more is read.
     broken: bool,
+    /// Scratch for the response slots of one take.
+    answers: Vec<Answer>,
 }
 
-/// Why the worker's memory cannot be trusted.
-struct Violation(String);
+/// Why the worker's memory cannot be trusted, and how many of the calls
+/// in flight it claims to have answered (those may have run).
+struct Violation {
+    why: String,
+    answered: usize,
+}
 
 impl Gen {
     fn slots(&self) -> u64 {
@@ -185,35 +197,38 @@ impl Gen {
         if self.broken || self.req_head - self.resp_tail >= self.slots() {
             return Some(q);
         }
-        let arena = self.shm.layout().arena;
-        let room = self.req_cursor.room(self.req_freed);
-        let len = room.len.min(max_payload);
-        let mut window = self
-            .shm
-            .window(Dir::Request, room.offset(arena), len)
-            .expect("request room lies inside the arena");
         match q {
-            Queued::Fresh { job, ops, task } => match job.encode(ops, &mut window, max_payload) {
-                Encoded::Cancelled | Encoded::Failed => None,
-                Encoded::Written(n) => {
-                    self.req_cursor.commit(room, n);
-                    self.publish(job, ops, task, room.start, n, pool_hard);
-                    None
+            Queued::Fresh { job, ops, task } => {
+                let room = self.req_ring.room();
+                let mut window = self
+                    .shm
+                    .window(Dir::Request, room.offset, room.len.min(max_payload))
+                    .expect("request room lies inside the arena");
+                match job.encode(ops, &mut window, max_payload) {
+                    Encoded::Cancelled | Encoded::Failed => None,
+                    Encoded::Written(n) => {
+                        let span = self.req_ring.commit(room, n);
+                        self.publish(job, ops, task, span, pool_hard);
+                        None
+                    }
+                    Encoded::Spilled(bytes) => self.try_send(
+                        Queued::Spilled {
+                            job,
+                            ops,
+                            task,
+                            bytes,
+                        },
+                        cfg,
+                    ),
                 }
-                Encoded::Spilled(bytes) => Some(Queued::Spilled {
-                    job,
-                    ops,
-                    task,
-                    bytes,
-                }),
-            },
+            }
             Queued::Spilled {
                 job,
                 ops,
                 task,
                 bytes,
             } => {
-                let Some(room) = self.req_cursor.reserve(self.req_freed, bytes.len()) else {
+                let Some(room) = self.req_ring.reserve(bytes.len()) else {
                     return Some(Queued::Spilled {
                         job,
                         ops,
@@ -223,11 +238,11 @@ impl Gen {
                 };
                 let mut window = self
                     .shm
-                    .window(Dir::Request, room.offset(arena), bytes.len())
+                    .window(Dir::Request, room.offset, bytes.len())
                     .expect("request room lies inside the arena");
                 window.write(0, &bytes);
-                self.req_cursor.commit(room, bytes.len());
-                self.publish(job, ops, task, room.start, bytes.len(), pool_hard);
+                let span = self.req_ring.commit(room, bytes.len());
+                self.publish(job, ops, task, span, pool_hard);
                 None
             }
         }
@@ -238,31 +253,33 @@ impl Gen {
         job: JobRef,
         ops: &'static RemoteOps,
         task: u64,
-        start: u64,
-        len: usize,
+        span: Span,
         pool_hard: Option<Duration>,
     ) {
         let seq = self.req_head;
         let index = (seq % self.slots()) as usize;
         let slot = &self.shm.req_slots()[index];
-        // Relaxed: published by the store of `req_head` below.
-        slot.seq.store(seq, Ordering::Relaxed);
+        // Relaxed: published by the Release store of `seq` below.
         slot.task.store(task, Ordering::Relaxed);
-        slot.start.store(start, Ordering::Relaxed);
-        slot.len.store(len as u64, Ordering::Relaxed);
+        slot.offset.store(span.offset as u64, Ordering::Relaxed);
+        slot.len.store(span.len as u64, Ordering::Relaxed);
         // Relaxed: published with the slot; a call aborted before it was
         // sent starts aborted.
         self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
+        // SYNC POINT: the slot's fields and the argument bytes, for the
+        // worker's Acquire load of the slot's `seq`.
+        slot.seq.store(seq, Ordering::Release);
         if self.inflight.is_empty() {
-            self.front_since = Instant::now();
+            let now = Instant::now();
+            self.front_since = now;
+            self.beat_since = now;
         }
         let hard = job.hard_timeout().or(pool_hard);
         self.inflight.push_back(InFlight {
             job,
             ops,
             task,
-            start,
-            len,
+            span,
             hard,
         });
         self.req_head += 1;
@@ -279,6 +296,12 @@ impl Gen {
     }
 
     /// Takes every response the worker published. Returns how many.
+    ///
+    /// The worker's counter and slots are read once each, into host
+    /// memory; then the whole set of unread responses is checked (each for
+    /// the call it names, a known status, a payload in the arena and under
+    /// the limit, and all of them disjoint: `arena::check_unread`) before
+    /// any of them completes a call.
     fn drain(
         &mut self,
         scratch: &mut Vec<u8>,
@@ -289,80 +312,113 @@ impl Gen {
             return Ok(0);
         }
         let layout = *self.shm.layout();
-        let arena = layout.arena as u64;
         let control = self.shm.control();
         // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
         // `resp_head` (slots and payload bytes before it).
         let head = control.resp_head.load(Ordering::Acquire);
         if head < self.resp_tail || head > self.req_head {
-            return Err(Violation(format!(
-                "its response counter reads {head}, outside [{}, {}]",
-                self.resp_tail, self.req_head
-            )));
+            return Err(Violation {
+                why: format!(
+                    "its response counter reads {head}, outside [{}, {}]",
+                    self.resp_tail, self.req_head
+                ),
+                answered: self.inflight.len(),
+            });
         }
+        // At most the calls in flight (`req_head - resp_tail`), checked above.
         let taken = (head - self.resp_tail) as usize;
-        while self.resp_tail < head {
-            let seq = self.resp_tail;
+        if taken == 0 {
+            return Ok(0);
+        }
+        let violation = |why: String| Violation {
+            why,
+            answered: taken,
+        };
+        self.answers.clear();
+        for seq in self.resp_tail..head {
             let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
-            // Relaxed: ordered by the Acquire load of `resp_head` above.
-            let got_seq = slot.seq.load(Ordering::Relaxed);
-            let status = slot.status.load(Ordering::Relaxed);
-            let start = slot.start.load(Ordering::Relaxed);
-            let len = slot.len.load(Ordering::Relaxed);
-            if got_seq != seq {
-                return Err(Violation(format!(
-                    "response slot for call {seq} names call {got_seq}"
+            // Acquire: pairs with the worker's Release store of `seq`, made
+            // after the slot's other fields.
+            let got = slot.seq.load(Ordering::Acquire);
+            // Relaxed: ordered by the Acquire loads above.
+            let answer = Answer {
+                seq: got,
+                status: slot.status.load(Ordering::Relaxed),
+                offset: slot.offset.load(Ordering::Relaxed),
+                len: slot.len.load(Ordering::Relaxed),
+            };
+            if got != seq {
+                return Err(violation(format!(
+                    "response slot for call {seq} names call {got}"
                 )));
             }
-            let offset = start % arena;
-            if len > max_payload as u64 || offset + len > arena || start < self.resp_freed {
-                return Err(Violation(format!(
-                    "response {seq} claims {len} bytes at stream position {start} \
-                     (arena {arena} bytes, freed up to {}, limit {max_payload})",
-                    self.resp_freed
+            if answer.status != u64::from(shm::STATUS_OK)
+                && answer.status != u64::from(shm::STATUS_ERR)
+            {
+                return Err(violation(format!(
+                    "response {seq} has unknown status {}",
+                    answer.status
                 )));
             }
-            let len = len as usize;
-            let outcome = match status {
-                s if s == u64::from(shm::STATUS_OK) || s == u64::from(shm::STATUS_ERR) => {
-                    self.shm
-                        .copy_out(Dir::Response, offset as usize, len, scratch)
-                        .ok_or_else(|| Violation("response range check failed".to_owned()))?;
-                    if s == u64::from(shm::STATUS_OK) {
-                        Ok(&scratch[..])
-                    } else {
-                        Err(super::wire::decode::<WireError>(scratch)
-                            .map(Error::from_wire)
-                            .map_err(|e| {
-                                Violation(format!("response {seq} holds an undecodable error: {e}"))
-                            })?)
-                    }
-                }
-                other => {
-                    return Err(Violation(format!(
-                        "response {seq} has unknown status {other}"
-                    )));
-                }
+            if answer.len > max_payload as u64 {
+                return Err(violation(format!(
+                    "response {seq} claims {} bytes, over the limit of {max_payload}",
+                    answer.len
+                )));
+            }
+            self.answers.push(answer);
+        }
+        check_unread(self.answers.iter().map(|a| (a.offset, a.len)), layout.arena)
+            .map_err(|why| violation(format!("its responses {}..{head}: {why}", self.resp_tail)))?;
+        for i in 0..taken {
+            let Answer {
+                seq,
+                status,
+                offset,
+                len,
+            } = self.answers[i];
+            // In the arena: `check_unread` proved `offset + len <= arena`.
+            self.shm
+                .copy_out(Dir::Response, offset as usize, len as usize, scratch)
+                .ok_or_else(|| violation("response range check failed".to_owned()))?;
+            let outcome = if status == u64::from(shm::STATUS_OK) {
+                Ok(&scratch[..])
+            } else {
+                Err(super::wire::decode::<WireError>(scratch)
+                    .map(Error::from_wire)
+                    .map_err(|e| Violation {
+                        why: format!("response {seq} holds an undecodable error: {e}"),
+                        answered: taken - i,
+                    })?)
             };
             let call = self
                 .inflight
                 .pop_front()
                 .expect("every consumed response has a call in flight");
             wakers.extend(call.job.complete(call.ops, outcome));
+            self.req_ring.pop();
             self.resp_tail += 1;
-            self.resp_freed = start + len as u64;
-            self.req_freed = call.req_end();
             self.front_since = Instant::now();
         }
-        if taken > 0 {
-            // Release: the worker reuses the freed bytes only after this.
-            control.resp_tail.store(self.resp_tail, Ordering::Release);
-            // The ringer's half of the bell protocol, for a worker that
-            // sleeps waiting for response room.
-            bell::publish(&*control.resp_freed, self.resp_freed);
-            bell::ring_if_sleeping(&control.worker_bell);
-        }
+        // SYNC POINT: Release (in the RMW): the worker reuses the payloads
+        // of consumed responses only after this; also the ringer's half of
+        // the bell protocol, for a worker that sleeps waiting for room.
+        bell::publish(&*control.resp_tail, self.resp_tail);
+        bell::ring_if_sleeping(&control.worker_bell);
         Ok(taken)
+    }
+
+    /// The heartbeat rule: true when the worker holds calls and its
+    /// heartbeat has not moved for `limit`.
+    fn unresponsive(&mut self, limit: Duration, now: Instant) -> bool {
+        // Relaxed: a sign of life, compared with its last value only.
+        let beat = self.shm.control().heartbeat.load(Ordering::Relaxed);
+        if beat != self.beat || self.inflight.is_empty() {
+            self.beat = beat;
+            self.beat_since = now;
+            return false;
+        }
+        now.saturating_duration_since(self.beat_since) >= limit
     }
 
     /// Fails every call in flight with the error `make` builds.
@@ -385,6 +441,75 @@ struct State {
     /// Wakers of calls completed under the lock, woken after it is let go
     /// (a waker may run code that wants this lane).
     wakers: Vec<Waker>,
+    /// Workers taken away and not reaped yet (the reactor reaps them).
+    zombies: Vec<Child>,
+}
+
+/// How a worker went.
+enum Gone {
+    /// It exited or was killed from outside.
+    Exited(ExitStatus),
+    /// It broke the protocol.
+    Broken(Violation),
+    /// Its front call ran past its hard time limit.
+    HardLimit { limit: Duration, runaway: usize },
+    /// It showed no sign of life for this long while it had calls.
+    Unresponsive(Duration),
+}
+
+impl Gone {
+    /// The error for a call that may have started on the worker.
+    fn error(&self, index: usize, pid: u32, job: &JobRef) -> Error {
+        match self {
+            Gone::Exited(status) => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) {} while running this call",
+                    describe_exit(*status)
+                ),
+            ),
+            Gone::Broken(v) => Error::of(
+                ErrorKind::Protocol,
+                format!(
+                    "worker {index} (pid {pid}) broke the shared-memory protocol: {}; \
+                     it was killed and is being replaced",
+                    v.why
+                ),
+            ),
+            Gone::HardLimit { limit, runaway } if job.key() == *runaway => Error::hard_timeout(
+                *limit,
+                &format!("its worker process {index} (pid {pid}) was killed and is being replaced"),
+            ),
+            Gone::HardLimit { limit, .. } => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) was killed because the call before this one ran \
+                     past its hard time limit ({limit:?}), while this call was running or next"
+                ),
+            ),
+            Gone::Unresponsive(limit) => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) showed no sign of life for {limit:?} (stopped \
+                     by a signal, or frozen) and was killed while running this call"
+                ),
+            ),
+        }
+    }
+}
+
+/// A call the worker cannot have started, to be sent again.
+fn replay(shm: &Mapping, arena: usize, call: InFlight) -> Option<Queued> {
+    let _ = arena;
+    let mut bytes = Vec::new();
+    shm.copy_out(Dir::Request, call.span.offset, call.span.len, &mut bytes)
+        .expect("a sent request lies inside the arena");
+    Some(Queued::Spilled {
+        job: call.job,
+        ops: call.ops,
+        task: call.task,
+        bytes,
+    })
 }
 
 /// One process lane: a worker process, its mapping, and its reactor.
@@ -422,6 +547,7 @@ impl Lane {
                 done: None,
                 scratch: Vec::new(),
                 wakers: Vec::new(),
+                zombies: Vec::new(),
             }),
             pending: AtomicUsize::new(0),
             completed: AtomicUsize::new(0),
@@ -495,16 +621,17 @@ impl Lane {
             wakers,
             ..
         } = st;
-        let Some(gen) = gen.as_mut() else {
+        let Some(g) = gen.as_mut() else {
             return 0;
         };
-        let taken = match gen.drain(scratch, max, wakers) {
+        let taken = match g.drain(scratch, max, wakers) {
             Ok(n) => n,
-            Err(Violation(why)) => {
-                self.condemn(gen, &why);
+            Err(violation) => {
+                self.retire(st, Gone::Broken(violation));
                 return 0;
             }
         };
+        let gen = g;
         if taken > 0 {
             self.pending.fetch_sub(taken, Ordering::Relaxed);
             self.completed.fetch_add(taken, Ordering::Relaxed);
@@ -527,25 +654,60 @@ impl Lane {
             .store(gen.inflight.len() + backlog.len(), Ordering::Relaxed);
     }
 
-    /// Kills a worker that broke the protocol and fails its calls.
-    fn condemn(&self, gen: &mut Gen, why: &str) {
+    /// Takes a worker away for good, however it went (see
+    /// [`ErrorKind::WorkerDied`](crate::ErrorKind::WorkerDied) for the
+    /// rule): kills it unless it is dead already, takes the responses it
+    /// published before it went, fails the calls that may have started,
+    /// and puts the calls behind them (which it cannot have started: it
+    /// serves its ring in order, one at a time) back at the head of the
+    /// backlog for the replacement. Everything here is decided from host
+    /// state; the only worker-written words read are the responses, under
+    /// the usual checks.
+    fn retire(&self, st: &mut State, mut gone: Gone) {
+        let max = self.shared.cfg.max_payload;
+        let Some(mut gen) = st.gen.take() else {
+            return;
+        };
+        if !matches!(gone, Gone::Exited(_)) {
+            let _ = gen.child.kill();
+        }
+        // Before any call fails: `worker_pids` never shows a worker whose
+        // calls have already failed.
+        self.pid.store(0, Ordering::Relaxed);
+        if !gen.broken && !matches!(gone, Gone::Broken(_)) {
+            match gen.drain(&mut st.scratch, max, &mut st.wakers) {
+                Ok(taken) => {
+                    self.completed.fetch_add(taken, Ordering::Relaxed);
+                }
+                Err(violation) => gone = Gone::Broken(violation),
+            }
+        }
         gen.broken = true;
-        let _ = gen.child.kill();
-        reap_soon(&mut gen.child);
-        let (index, pid) = (self.index, gen.pid);
-        let failed = gen.fail_inflight(|| {
-            Error::of(
-                ErrorKind::Protocol,
-                format!(
-                    "worker {index} (pid {pid}) broke the shared-memory protocol: {why}; \
-                     it was killed and is being replaced"
-                ),
-            )
-        });
-        self.pending
-            .fetch_sub(failed.min(self.in_flight()), Ordering::Relaxed);
-        // Wake the reactor: it reaps the worker and starts another.
+        let started = match &gone {
+            Gone::Broken(v) => v.answered + 1,
+            _ => 1,
+        }
+        .min(gen.inflight.len());
+        for call in gen.inflight.drain(..started) {
+            call.job.fail(gone.error(self.index, gen.pid, &call.job));
+            if matches!(gone, Gone::HardLimit { .. }) {
+                call.job.raise();
+            }
+        }
+        let arena = gen.shm.layout().arena;
+        let behind: Vec<InFlight> = gen.inflight.drain(..).collect();
+        for call in behind.into_iter().rev() {
+            if let Some(q) = replay(&gen.shm, arena, call) {
+                st.backlog.push_front(q);
+            }
+        }
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.pending.store(st.backlog.len(), Ordering::Relaxed);
+        // Wake the reactor, which may sleep on this worker's bell: it
+        // starts the replacement.
         bell::ring(&gen.shm.control().host_bell);
+        reap_soon(&mut gen.child);
+        st.zombies.push(gen.child);
     }
 
     /// A caller starts spinning on a response of this lane.
@@ -645,6 +807,7 @@ impl Lane {
                 }
                 continue;
             }
+            self.reap_zombies();
             if let Some(sleep) = self.serve_once() {
                 futex::wait(
                     &sleep.shm.control().host_bell.word,
@@ -668,33 +831,32 @@ impl Lane {
         // Only this thread takes the worker away; a guard, not a path.
         st.gen.as_ref()?;
         let gen = st.gen.as_mut().expect("serve_once runs with a worker");
-        match gen.child.try_wait() {
-            Ok(Some(status)) => {
-                let how = describe_exit(status);
-                let (index, pid) = (self.index, gen.pid);
-                gen.fail_inflight(|| {
-                    Error::of(
-                        ErrorKind::WorkerDied,
-                        format!("worker {index} (pid {pid}) {how} while running this call"),
-                    )
-                });
-                st.gen = None;
-                self.pid.store(0, Ordering::Relaxed);
-                self.restarts.fetch_add(1, Ordering::Relaxed);
-                let State { backlog, .. } = &*st;
-                self.pending.store(backlog.len(), Ordering::Relaxed);
-                return None;
-            }
-            Ok(None) => {}
-            Err(_) => {}
+        if let Ok(Some(status)) = gen.child.try_wait() {
+            self.retire(&mut st, Gone::Exited(status));
+            return None;
+        }
+        let now = Instant::now();
+        let liveness = self.shared.cfg.liveness;
+        if gen.unresponsive(liveness, now) {
+            self.retire(&mut st, Gone::Unresponsive(liveness));
+            return None;
         }
         // The call the worker runs: past its hard time limit?
         let mut wake_for_limit = None;
-        if let Some(limit) = gen.inflight.front().and_then(|f| f.hard) {
+        if let Some((limit, key)) = gen
+            .inflight
+            .front()
+            .and_then(|f| Some((f.hard?, f.job.key())))
+        {
             let due = gen.front_since + limit;
-            let now = Instant::now();
             if now >= due {
-                self.cut_runaway(&mut st, limit);
+                self.retire(
+                    &mut st,
+                    Gone::HardLimit {
+                        limit,
+                        runaway: key,
+                    },
+                );
                 return None;
             }
             wake_for_limit = Some(due - now);
@@ -719,8 +881,9 @@ impl Lane {
         Some(Sleep {
             shm: Arc::clone(&gen.shm),
             seen,
-            // Death is noticed by polling: often while calls are in flight,
-            // rarely when idle.
+            // Death wakes the reactor at once (the exit watcher rings); the
+            // timeouts bound hard limits, the liveness rule, and a ring the
+            // worker owes (see `RING_DELAY` in worker.rs).
             timeout: if gen.inflight.is_empty() {
                 Duration::from_millis(100)
             } else {
@@ -730,46 +893,11 @@ impl Lane {
         })
     }
 
-    /// The worker's current call ran past its hard time limit: kill the
-    /// worker, fail that call, and put the calls queued behind it (which
-    /// the worker had not started: it serves in order) back at the head of
-    /// the backlog for the replacement.
-    fn cut_runaway(&self, st: &mut State, limit: Duration) {
-        let State { gen, backlog, .. } = st;
-        let gen = gen.as_mut().expect("a worker runs");
-        let _ = gen.child.kill();
-        reap_soon(&mut gen.child);
-        gen.broken = true;
-        let runaway = gen.inflight.pop_front().expect("a call runs");
-        runaway.job.fail(Error::hard_timeout(
-            limit,
-            &format!(
-                "its worker process {} (pid {}) was killed and is being replaced",
-                self.index, gen.pid
-            ),
-        ));
-        runaway.job.raise();
-        let arena = gen.shm.layout().arena;
-        let behind: Vec<Queued> = gen
-            .inflight
-            .drain(..)
-            .map(|call| {
-                let mut bytes = Vec::new();
-                let offset = (call.start % arena as u64) as usize;
-                gen.shm
-                    .copy_out(Dir::Request, offset, call.len, &mut bytes)
-                    .expect("a sent request lies inside the arena");
-                Queued::Spilled {
-                    job: call.job,
-                    ops: call.ops,
-                    task: call.task,
-                    bytes,
-                }
-            })
-            .collect();
-        for q in behind.into_iter().rev() {
-            backlog.push_front(q);
-        }
+    /// Reaps workers taken away earlier that have exited since.
+    fn reap_zombies(&self) {
+        let mut st = lock(&self.state);
+        st.zombies
+            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
     }
 
     /// At shutdown with no worker running: stop for good when nothing is
@@ -793,8 +921,13 @@ impl Lane {
         let mut failed = 0;
         if let Some(mut gen) = st.gen.take() {
             let _ = gen.child.kill();
+            self.pid.store(0, Ordering::Relaxed);
             let _ = gen.child.wait();
             failed += gen.fail_inflight(error);
+        }
+        for mut child in st.zombies.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         for q in st.backlog.drain(..) {
             failed += usize::from(q.job().fail(error()));
@@ -858,13 +991,18 @@ impl Lane {
             None => Locator::Stdin,
         };
         let host_pid = std::process::id();
-        cmd.env(ENV_WORKER, shm::VERSION.to_string())
-            .env(ENV_SHM, locator.to_env())
-            .env(ENV_LANE, self.index.to_string())
-            .env(ENV_SPIN_NS, cfg.spin.as_nanos().to_string());
-        if cfg.prefix.is_empty() {
-            cmd.env(ENV_HOST_PID, host_pid.to_string());
-        }
+        let handover = Handover {
+            version: shm::VERSION,
+            locator: locator.clone(),
+            lane: self.index,
+            spin: cfg.spin,
+            heartbeat: cfg.heartbeat,
+            lifeline: (!cfg.prefix.is_empty()).then_some(LIFELINE_FD),
+            host_pid: cfg.prefix.is_empty().then_some(host_pid as i32),
+        };
+        // Everything on the command line, which every wrapper passes on
+        // (see `handover.rs`).
+        cmd.args(handover.to_args());
         match locator {
             Locator::Stdin => {
                 let fd = shm.fd().try_clone().map_err(|e| {
@@ -884,12 +1022,11 @@ impl Lane {
             // Behind a wrapper the worker is not our child: hand it the
             // lifeline and arm the parent-death signal on the wrapper.
             // Without one, the worker arms its own death signal and checks
-            // that its parent is still us (ENV_HOST_PID), so no hook runs
+            // that its parent is still us (its hand-over's host pid), so no hook runs
             // between fork and exec, and std can spawn with posix_spawn
             // (vfork) instead of copying this process's page tables with
             // fork: start-up is much faster for a big host.
             let lifeline = lifeline()?;
-            cmd.env(ENV_LIFELINE_FD, LIFELINE_FD.to_string());
             // The closure allocates nothing and takes no lock.
             // SAFETY: it runs in the forked child before exec and only makes
             // async-signal-safe raw system calls (fcntl/dup2, prctl, getppid).
@@ -974,20 +1111,51 @@ impl Lane {
         // The worker opened the object (and unlinked it itself); make sure
         // no name is left even if it could not.
         unlink();
+        let shm = Arc::new(shm);
+        watch_exit(pid, &shm);
+        let now = Instant::now();
         Ok(Gen {
-            shm: Arc::new(shm),
+            shm,
             child,
             pid,
             req_head: 0,
             resp_tail: 0,
-            req_cursor: Cursor::new(cfg.layout.arena),
-            req_freed: 0,
-            resp_freed: 0,
+            req_ring: Ring::new(cfg.layout.arena),
             inflight: VecDeque::new(),
-            front_since: Instant::now(),
+            front_since: now,
+            beat: 0,
+            beat_since: now,
             broken: false,
+            answers: Vec::new(),
         })
     }
+}
+
+/// Rings the host bell of `shm` the moment process `pid` exits, so that the
+/// reactor notices a dead worker at once rather than on its next poll: a
+/// small thread waits on the process's pidfd (it ends when the process
+/// does, however it ends). Without pidfds (Linux before 5.3) the reactor's
+/// poll is all there is.
+fn watch_exit(pid: u32, shm: &Arc<Mapping>) {
+    use rustix::{
+        event::{poll, PollFd, PollFlags},
+        process::{pidfd_open, Pid, PidfdFlags},
+    };
+    let Some(pidfd) =
+        Pid::from_raw(pid as i32).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+    else {
+        return;
+    };
+    let shm = Arc::clone(shm);
+    let _ = std::thread::Builder::new()
+        .name("knitting-exit-watch".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+            // Readable once the process has exited; EINTR just retries.
+            while let Ok(0) | Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
+            bell::ring(&shm.control().host_bell);
+        });
 }
 
 /// The file descriptor number on which a worker finds the lifeline.

@@ -15,6 +15,7 @@
 pub(crate) mod arena;
 pub(crate) mod bell;
 pub(crate) mod futex;
+pub(crate) mod handover;
 pub(crate) mod host;
 pub(crate) mod names;
 pub(crate) mod shm;
@@ -40,19 +41,6 @@ use crate::{
     call::cell::{CallRef, RemoteOps},
     Call, Error, ErrorKind, LaneStats, PoolStats, Task,
 };
-
-/// Set in a worker's environment: the protocol version it must speak.
-pub(crate) const ENV_WORKER: &str = "KNITTING_WORKER";
-/// Where the worker finds its mapping (`fd:0` or `name:/...`).
-pub(crate) const ENV_SHM: &str = "KNITTING_SHM";
-/// The worker's lane index, for diagnostics.
-pub(crate) const ENV_LANE: &str = "KNITTING_LANE";
-/// The worker's idle spin budget, in nanoseconds.
-pub(crate) const ENV_SPIN_NS: &str = "KNITTING_SPIN_NS";
-/// The fd number of the lifeline pipe (end-of-file: the host died).
-pub(crate) const ENV_LIFELINE_FD: &str = "KNITTING_LIFELINE_FD";
-/// The host's pid, when the worker is its direct child.
-pub(crate) const ENV_HOST_PID: &str = "KNITTING_HOST_PID";
 
 static IS_PROCESS_WORKER: AtomicBool = AtomicBool::new(false);
 
@@ -94,6 +82,16 @@ pub struct ProcessPoolBuilder {
     spin: Duration,
     start_timeout: Duration,
     hard_timeout: Option<Duration>,
+    liveness: Duration,
+}
+
+/// The default of [`ProcessPoolBuilder::liveness_timeout`].
+const DEFAULT_LIVENESS: Duration = Duration::from_secs(5);
+
+/// How often a worker shows it is alive, for a liveness timeout: five
+/// beats per timeout, between 1 ms and 1 s apart.
+fn heartbeat_for(liveness: Duration) -> Duration {
+    (liveness / 5).clamp(Duration::from_millis(1), Duration::from_secs(1))
 }
 
 impl ProcessPoolBuilder {
@@ -109,6 +107,7 @@ impl ProcessPoolBuilder {
             spin,
             start_timeout: Duration::from_secs(10),
             hard_timeout,
+            liveness: DEFAULT_LIVENESS,
         }
     }
 
@@ -127,6 +126,11 @@ impl ProcessPoolBuilder {
     /// `["bwrap", "--unshare-all", ...]` or `["systemd-run", "--user", ...]`:
     /// the worker's command line becomes `prefix... <worker executable>`.
     ///
+    /// Everything a worker is told travels on its command line (after the
+    /// worker executable), so a prefix that drops the environment
+    /// (`env -i`, `systemd-run`, `docker run`) is fine; a process started as
+    /// a worker never runs `main`, even when a wrapper dropped part of what
+    /// it needs (it exits with a message on stderr, and the start fails).
     /// The prefix must keep file descriptor 0 (bwrap and `env` do) unless
     /// [`named_shared_memory`](Self::named_shared_memory) is on, and must let
     /// the worker executable be seen: `bwrap --tmpfs /tmp` hides a program
@@ -246,6 +250,44 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// How long a worker that holds calls may show no sign of life before
+    /// it is killed and replaced. Default: 5 s.
+    ///
+    /// Each worker process has a thread of its own that marks a word in
+    /// the shared mapping a few times per timeout, whatever its tasks do;
+    /// a worker stopped by a signal (`SIGSTOP`), frozen by its cgroup, or
+    /// otherwise not scheduled stops marking it. When that word has not
+    /// moved for this long while the worker has calls, the worker is
+    /// killed: the call at the front of its queue (which may have started)
+    /// fails with a [`WorkerDied`](crate::ErrorKind::WorkerDied) error, and
+    /// the calls behind it run on the replacement. A task that runs long,
+    /// or is stuck in a loop or a deadlock, does not stop the beat: that is
+    /// what [`hard_timeout`](Self::hard_timeout) is for. An idle worker is
+    /// never judged.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder()
+    ///     .processes(2)
+    ///     .liveness_timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is under 10 ms.
+    #[track_caller]
+    pub fn liveness_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            timeout >= Duration::from_millis(10),
+            "liveness_timeout must be at least 10 ms, got {timeout:?}"
+        );
+        self.liveness = timeout;
+        self
+    }
+
     /// Starts the worker processes and waits until each is ready.
     ///
     /// # Errors
@@ -315,7 +357,7 @@ pub struct ProcessPool {
 
 impl ProcessPool {
     fn start(builder: ProcessPoolBuilder) -> Result<Self, Error> {
-        if is_process_worker() || std::env::var_os(ENV_WORKER).is_some() {
+        if is_process_worker() || handover::started_as_worker() {
             return Err(Error::of(
                 ErrorKind::Startup,
                 "this process is a knitting process worker: it cannot start process pools of its \
@@ -356,6 +398,8 @@ impl ProcessPool {
                 start_timeout: builder.start_timeout,
                 start_attempts: 3,
                 hard_timeout: builder.hard_timeout,
+                heartbeat: heartbeat_for(builder.liveness),
+                liveness: builder.liveness,
             },
             n,
         ));

@@ -39,7 +39,7 @@ use crate::Error;
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -111,31 +111,36 @@ pub(crate) struct Control {
     pub(crate) req_tail: Line<AtomicU64>,
     /// Worker-written: responses published so far.
     pub(crate) resp_head: Line<AtomicU64>,
-    /// Host-written: responses consumed so far.
+    /// Host-written: responses consumed so far (the worker frees their
+    /// payloads from its own record of where it put them).
     pub(crate) resp_tail: Line<AtomicU64>,
-    /// Host-written: response arena bytes freed so far (a stream position).
-    pub(crate) resp_freed: Line<AtomicU64>,
+    /// Worker-written: bumped by a thread of the worker's own every
+    /// heartbeat, whatever its tasks do (the host's liveness rule).
+    pub(crate) heartbeat: Line<AtomicU64>,
 }
 
-/// One request: which task, where its arguments are.
+/// One request: which task, where its arguments are. `seq` is written
+/// last (Release) and read first (Acquire): a slot whose `seq` is the
+/// request's number holds that request.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct ReqSlot {
     pub(crate) seq: AtomicU64,
     pub(crate) task: AtomicU64,
-    /// Stream position of the arguments in the request arena.
-    pub(crate) start: AtomicU64,
+    /// Offset of the arguments in the request arena.
+    pub(crate) offset: AtomicU64,
     pub(crate) len: AtomicU64,
 }
 
 /// One response: for which request, the outcome, where its payload is.
+/// `seq` is written last, as in [`ReqSlot`].
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct RespSlot {
     pub(crate) seq: AtomicU64,
     pub(crate) status: AtomicU64,
-    /// Stream position of the payload in the response arena.
-    pub(crate) start: AtomicU64,
+    /// Offset of the payload in the response arena.
+    pub(crate) offset: AtomicU64,
     pub(crate) len: AtomicU64,
 }
 

@@ -15,10 +15,11 @@ use std::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
-    arena::Cursor,
+    arena::{Ring, Span},
     bell, futex,
-    shm::{self, Dir, Locator, Mapping},
-    wire, ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
+    handover::{self, Handover},
+    shm::{self, Dir, Mapping},
+    wire,
 };
 use crate::{transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal, Task};
 
@@ -51,49 +52,39 @@ where
 
 /// Enters the worker loop if this process was started as a process worker;
 /// returns at once otherwise. See [`crate::init`].
+///
+/// A process started as a worker (its first argument is the hand-over
+/// marker) never returns from here: it serves calls, or exits with
+/// [`EXIT_STARTUP`] and a message when its hand-over is incomplete.
 pub(crate) fn enter_if_worker() {
-    let Some(version) = std::env::var_os(ENV_WORKER) else {
+    let args = handover::own_args();
+    let Some(handover) = Handover::from_args(&args) else {
         return;
     };
     super::mark_process_worker();
-    let code = match start(&version.to_string_lossy()) {
+    let code = match handover.and_then(start) {
         Ok(lane) => lane.run(),
         Err(message) => {
-            eprintln!("knitting worker (pid {}): {message}", std::process::id());
+            eprintln!(
+                "knitting worker (pid {}): {message}; this process was started as a knitting \
+                 worker and does not run main",
+                std::process::id()
+            );
             EXIT_STARTUP
         }
     };
     std::process::exit(code)
 }
 
-fn start(version: &str) -> Result<WorkerLane, String> {
-    if version != shm::VERSION.to_string() {
-        return Err(format!(
-            "the host speaks process protocol version {version}, this worker speaks {}",
-            shm::VERSION
-        ));
-    }
-    let env = |key: &str| std::env::var(key).ok();
-    let locator = env(ENV_SHM)
-        .as_deref()
-        .and_then(Locator::from_env)
-        .ok_or_else(|| format!("{ENV_SHM} is missing or malformed"))?;
-    let spin = env(ENV_SPIN_NS)
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_micros(50), Duration::from_nanos);
-    let host_pid = env(ENV_HOST_PID).and_then(|v| v.parse::<i32>().ok());
-    let lifeline = env(ENV_LIFELINE_FD).and_then(|v| v.parse::<i32>().ok());
-    // Keep the variables away from programs this worker's tasks start.
-    for key in [
-        ENV_WORKER,
-        ENV_SHM,
-        ENV_SPIN_NS,
-        ENV_HOST_PID,
-        ENV_LANE,
-        ENV_LIFELINE_FD,
-    ] {
-        std::env::remove_var(key);
-    }
+fn start(handover: Handover) -> Result<WorkerLane, String> {
+    let Handover {
+        locator,
+        spin,
+        heartbeat,
+        lifeline,
+        host_pid,
+        ..
+    } = handover;
     if let Some(fd) = lifeline {
         watch_lifeline(fd)?;
     }
@@ -113,6 +104,7 @@ fn start(version: &str) -> Result<WorkerLane, String> {
     tune_allocator();
     let fd = shm::open_worker_fd(&locator)?;
     let (map, max_payload) = Mapping::open(fd)?;
+    let map = std::sync::Arc::new(map);
 
     let mut table = HashMap::default();
     for info in crate::task::tasks() {
@@ -121,15 +113,17 @@ fn start(version: &str) -> Result<WorkerLane, String> {
         }
     }
     panics::install_hook();
+    beat(std::sync::Arc::clone(&map), heartbeat)?;
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
     bell::ring(&control.host_bell);
     Ok(WorkerLane {
-        req_tail: control.req_tail.load(Ordering::Relaxed),
+        req_tail: 0,
         out: Outbox {
-            resp_head: control.resp_head.load(Ordering::Relaxed),
-            cursor: Cursor::new(map.layout().arena),
+            resp_head: 0,
+            consumed: 0,
+            ring: Ring::new(map.layout().arena),
             owed_since: None,
             last_publish: Instant::now(),
             max_payload,
@@ -138,6 +132,23 @@ fn start(version: &str) -> Result<WorkerLane, String> {
         table,
         spin,
     })
+}
+
+/// Shows the host that this worker process runs: a thread of its own bumps
+/// the heartbeat word every `every`, whatever the tasks do. A process that
+/// is stopped (`SIGSTOP`), frozen or not scheduled stops beating, and the
+/// host replaces it (see `liveness_timeout`).
+fn beat(map: std::sync::Arc<Mapping>, every: Duration) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("knitting-heartbeat".into())
+        .stack_size(64 << 10)
+        .spawn(move || loop {
+            // Relaxed: a sign of life, not a publication of data.
+            map.control().heartbeat.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(every);
+        })
+        .map(drop)
+        .map_err(|e| format!("could not start the heartbeat thread: {e}"))
 }
 
 /// Hashes task ids by themselves: they are FNV-1a hashes already, and the
@@ -222,7 +233,7 @@ fn tune_allocator() {
 }
 
 struct WorkerLane {
-    map: Mapping,
+    map: std::sync::Arc<Mapping>,
     table: HashMap<u64, EntryFn, BuildHasherDefault<IdHasher>>,
     spin: Duration,
     /// Requests taken so far (this side's copy of `req_tail`).
@@ -236,8 +247,12 @@ struct Outbox {
     max_payload: usize,
     /// Responses published so far (this side's copy of `resp_head`).
     resp_head: u64,
-    /// Where the next response goes in the response arena.
-    cursor: Cursor,
+    /// Responses the host consumed, as far as this side knows: the last
+    /// value of `resp_tail` that made sense.
+    consumed: u64,
+    /// Where the published, unconsumed responses are, and where the next
+    /// one goes.
+    ring: Ring,
     /// Since when published responses wait for a ring (see `RING_DELAY`).
     owed_since: Option<Instant>,
     /// When the last response was published.
@@ -279,32 +294,30 @@ impl WorkerLane {
     /// Runs the next request if there is one.
     fn take_one(&mut self) -> bool {
         let control = self.map.control();
-        // SYNC POINT: Acquire pairs with the host's store of `req_head`,
-        // which comes after the slot and the argument bytes are written.
-        let head = control.req_head.load(Ordering::Acquire);
-        if head == self.req_tail {
-            return false;
-        }
         let seq = self.req_tail;
         let layout = *self.map.layout();
-        let slot = &self.map.req_slots()[(seq % layout.slots as u64) as usize];
-        // Relaxed: ordered by the Acquire load of `req_head` above.
+        let index = (seq % layout.slots as u64) as usize;
+        let slot = &self.map.req_slots()[index];
+        // SYNC POINT: Acquire pairs with the host's Release store of the
+        // slot's `seq`, made after the other fields and the argument bytes.
+        // The slot, not `req_head`, says a request is there: a counter
+        // that a task overwrote cannot make this side read a stale slot.
+        if slot.seq.load(Ordering::Acquire) != seq || !request_published(&self.map, seq) {
+            return false;
+        }
+        // Relaxed: ordered by the Acquire load of `seq` above.
         let task = slot.task.load(Ordering::Relaxed);
-        let start = slot.start.load(Ordering::Relaxed);
+        let offset = slot.offset.load(Ordering::Relaxed);
         let len = slot.len.load(Ordering::Relaxed);
         self.req_tail += 1;
-        // Release: the host may reuse nothing on this alone (it frees on
-        // responses); the word is for diagnostics.
-        control.req_tail.store(self.req_tail, Ordering::Release);
+        // Relaxed: for diagnostics only; the host frees nothing on it.
+        control.req_tail.store(self.req_tail, Ordering::Relaxed);
 
-        let index = (seq % layout.slots as u64) as usize;
         #[cfg(not(knitting_loom))]
         let signal = Signal::from_word(&self.map.aborts()[index]);
         // Loom builds never run a worker; they only need this to compile.
         #[cfg(knitting_loom)]
         let signal = &Signal::new();
-        let _ = index;
-        let offset = (start % layout.arena as u64) as usize;
         let entry = self.table.get(&task).copied();
         let mut reply = Reply {
             map: &self.map,
@@ -312,9 +325,10 @@ impl WorkerLane {
             seq,
             sent: false,
         };
-        let bytes = usize::try_from(len)
+        let bytes = usize::try_from(offset)
             .ok()
-            .and_then(|len| self.map.request_bytes(offset, len));
+            .zip(usize::try_from(len).ok())
+            .and_then(|(offset, len)| self.map.request_bytes(offset, len));
         match (entry, bytes) {
             (Some(entry), Some(bytes)) => entry(bytes, signal, &mut reply),
             (None, _) => reply.error(&Error::of(
@@ -325,7 +339,7 @@ impl WorkerLane {
             )),
             (_, None) => reply.error(&Error::of(
                 ErrorKind::Protocol,
-                format!("request {seq} points outside the request arena ({start}+{len})"),
+                format!("request {seq} points outside the request arena ({offset}+{len})"),
             )),
         }
         if !reply.sent {
@@ -343,28 +357,58 @@ impl WorkerLane {
         let control = self.map.control();
         let mut backoff = Backoff::new(self.spin);
         while !backoff.is_completed() {
-            // Acquire: as in `take_one`.
-            if control.req_head.load(Ordering::Acquire) != self.req_tail {
+            if request_published(&self.map, self.req_tail) {
                 return false;
             }
             backoff.snooze();
         }
         let tail = self.req_tail;
         sleep(&self.map, |map| {
-            let control = map.control();
             // STOP comes with an unconditional ring, so a plain load sees
             // it either here or after the wake-up it causes.
-            bell::read_counter(&*control.req_head) != tail
-                || control.host_ctl.load(Ordering::Acquire) == shm::STOP
+            bell::read_counter(&*map.control().req_head) > tail && slot_holds(map, tail)
+                || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
         });
         // Acquire: pairs with the host's store of STOP, made after its last
         // request.
         control.host_ctl.load(Ordering::Acquire) == shm::STOP
-            && control.req_head.load(Ordering::Acquire) == self.req_tail
+            && !request_published(&self.map, self.req_tail)
     }
 }
 
+/// True when request `seq` is published: the host's counter is past it
+/// and its slot holds it.
+fn request_published(map: &Mapping, seq: u64) -> bool {
+    // Acquire: pairs with the host's `bell::publish` of `req_head`.
+    map.control().req_head.load(Ordering::Acquire) > seq && slot_holds(map, seq)
+}
+
+/// True when the request slot of `seq` holds that request.
+fn slot_holds(map: &Mapping, seq: u64) -> bool {
+    let slots = map.layout().slots as u64;
+    // Acquire: as in `take_one`.
+    map.req_slots()[(seq % slots) as usize]
+        .seq
+        .load(Ordering::Acquire)
+        == seq
+}
+
 impl Outbox {
+    /// Frees the payloads of the responses the host consumed since the last
+    /// look. A `resp_tail` that makes no sense (backwards, or past what was
+    /// published: a task wrote over it) frees nothing; the host rewrites it
+    /// on its next take.
+    fn sync_consumed(&mut self, map: &Mapping) {
+        // Acquire: the host read the payloads before storing this.
+        let tail = map.control().resp_tail.load(Ordering::Acquire);
+        if tail > self.consumed && tail <= self.resp_head {
+            for _ in self.consumed..tail {
+                self.ring.pop();
+            }
+            self.consumed = tail;
+        }
+    }
+
     /// Encodes `value` into the response arena and publishes it.
     fn send<V: Serialize + ?Sized>(
         &mut self,
@@ -373,14 +417,12 @@ impl Outbox {
         status: u32,
         value: &V,
     ) -> Result<(), Error> {
-        let arena = map.layout().arena;
         loop {
-            // Acquire: the host read the bytes it freed before storing this.
-            let freed = map.control().resp_freed.load(Ordering::Acquire);
-            let room = self.cursor.room(freed);
+            self.sync_consumed(map);
+            let room = self.ring.room();
             let len = room.len.min(self.max_payload);
             let mut window = map
-                .window(Dir::Response, room.offset(arena), len)
+                .window(Dir::Response, room.offset, len)
                 .expect("response room lies inside the arena");
             let n = wire::encode_into(value, &mut window).map_err(|e| {
                 Error::of(
@@ -389,32 +431,52 @@ impl Outbox {
                 )
             })?;
             if n <= len {
-                self.cursor.commit(room, n);
-                self.publish(map, seq, status, room.start, n);
+                let span = self.ring.commit(room, n);
+                self.publish(map, seq, status, span);
                 return Ok(());
             }
             if n > self.max_payload {
                 return Err(Error::too_large("result", n, self.max_payload));
             }
-            // It fits once the host frees enough: wait for that, then
+            if let Some(room) = self.ring.reserve(n) {
+                // Room elsewhere (the other end of the ring): encode there.
+                let mut window = map
+                    .window(Dir::Response, room.offset, n)
+                    .expect("response room lies inside the arena");
+                if wire::encode_into(value, &mut window).is_ok_and(|m| m == n) {
+                    let span = self.ring.commit(room, n);
+                    self.publish(map, seq, status, span);
+                    return Ok(());
+                }
+                continue;
+            }
+            // It fits once the host consumes enough: wait for that, then
             // encode again.
-            let cursor = self.cursor;
+            let (ring, consumed, head) = (self.ring.clone(), self.consumed, self.resp_head);
             sleep(map, |map| {
-                let freed = bell::read_counter(&*map.control().resp_freed);
-                cursor.reserve(freed, n).is_some()
+                let tail = bell::read_counter(&*map.control().resp_tail);
+                if tail <= consumed || tail > head {
+                    return false;
+                }
+                let mut ring = ring.clone();
+                for _ in consumed..tail {
+                    ring.pop();
+                }
+                ring.reserve(n).is_some()
             });
         }
     }
 
-    fn publish(&mut self, map: &Mapping, seq: u64, status: u32, start: u64, len: usize) {
+    fn publish(&mut self, map: &Mapping, seq: u64, status: u32, span: Span) {
         let layout = *map.layout();
         let control = map.control();
         let slot = &map.resp_slots()[(seq % layout.slots as u64) as usize];
-        // Relaxed: published by the store of `resp_head` below.
-        slot.seq.store(seq, Ordering::Relaxed);
+        // Relaxed: published by the Release store of `seq` below.
         slot.status.store(u64::from(status), Ordering::Relaxed);
-        slot.start.store(start, Ordering::Relaxed);
-        slot.len.store(len as u64, Ordering::Relaxed);
+        slot.offset.store(span.offset as u64, Ordering::Relaxed);
+        slot.len.store(span.len as u64, Ordering::Relaxed);
+        // SYNC POINT: the slot's fields and the payload before it.
+        slot.seq.store(seq, Ordering::Release);
         self.resp_head += 1;
         // SYNC POINT: the slot and the payload before it are published by
         // this RMW, the ringer's half of the bell protocol.

@@ -1,0 +1,195 @@
+//! What the host tells a worker process at start-up, on its command line.
+//!
+//! A worker is started as `<prefix...> <program> --knitting-worker <words>`.
+//! The command line is the one thing every wrapper passes on (`env -i`,
+//! `systemd-run`, `docker run`, bwrap): a wrapper that drops the
+//! environment must not turn a worker into a second host that runs `main`
+//! and starts workers of its own. So the marker and every setting travel
+//! there, and a process whose first argument is the marker never returns
+//! from [`init`](crate::init): it serves calls, or exits with a message
+//! saying what of its hand-over is missing.
+
+use std::{ffi::OsString, time::Duration};
+
+use super::shm::{Locator, VERSION};
+
+/// The first argument of every worker process.
+pub(crate) const MARKER: &str = "--knitting-worker";
+
+/// Everything a worker needs besides its mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Handover {
+    /// The shared-memory protocol version the host speaks.
+    pub(crate) version: u32,
+    /// Where the mapping is.
+    pub(crate) locator: Locator,
+    /// The worker's lane, for diagnostics.
+    pub(crate) lane: usize,
+    /// How long an idle worker spins before it sleeps.
+    pub(crate) spin: Duration,
+    /// How often the worker shows it is alive (see the liveness rule in
+    /// `host.rs`).
+    pub(crate) heartbeat: Duration,
+    /// The descriptor of the host's lifeline pipe, behind a prefix.
+    pub(crate) lifeline: Option<i32>,
+    /// The host's pid, when the worker is its direct child.
+    pub(crate) host_pid: Option<i32>,
+}
+
+impl Handover {
+    /// The arguments that follow the program: the marker and one word of
+    /// `key=value` pairs.
+    pub(crate) fn to_args(&self) -> [OsString; 2] {
+        let mut words = format!(
+            "v={};shm={};lane={};spin={};beat={}",
+            self.version,
+            self.locator.to_env(),
+            self.lane,
+            self.spin.as_nanos(),
+            self.heartbeat.as_nanos()
+        );
+        if let Some(fd) = self.lifeline {
+            words.push_str(&format!(";lifeline={fd}"));
+        }
+        if let Some(pid) = self.host_pid {
+            words.push_str(&format!(";host={pid}"));
+        }
+        [MARKER.into(), words.into()]
+    }
+
+    /// Reads a worker's hand-over from its arguments (program name
+    /// excluded). `None`: this process is not a worker. `Some(Err)`: it was
+    /// started as one, and what is wrong.
+    pub(crate) fn from_args(args: &[OsString]) -> Option<Result<Self, String>> {
+        if args.first().and_then(|a| a.to_str()) != Some(MARKER) {
+            return None;
+        }
+        Some(Self::parse(args.get(1)))
+    }
+
+    fn parse(words: Option<&OsString>) -> Result<Self, String> {
+        let words = words
+            .and_then(|w| w.to_str())
+            .ok_or("the hand-over word after --knitting-worker is missing")?;
+        let (mut version, mut locator, mut lane, mut spin, mut beat) = (None, None, 0, None, None);
+        let (mut lifeline, mut host_pid) = (None, None);
+        for pair in words.split(';') {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("malformed hand-over entry {pair:?}"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("hand-over entry {key} is not a number: {value:?}"))
+            };
+            match key {
+                "v" => version = Some(number()?),
+                "shm" => {
+                    locator = Some(
+                        Locator::from_env(value)
+                            .ok_or_else(|| format!("malformed shared-memory locator {value:?}"))?,
+                    )
+                }
+                "lane" => lane = number()? as usize,
+                "spin" => spin = Some(Duration::from_nanos(number()?)),
+                "beat" => beat = Some(Duration::from_nanos(number()?)),
+                "lifeline" => lifeline = i32::try_from(number()?).ok(),
+                "host" => host_pid = i32::try_from(number()?).ok(),
+                // Newer hosts may say more; what this worker needs is checked
+                // below.
+                _ => {}
+            }
+        }
+        let version = version.ok_or("the hand-over names no protocol version")?;
+        if version != u64::from(VERSION) {
+            return Err(format!(
+                "the host speaks process protocol version {version}, this worker speaks {VERSION}"
+            ));
+        }
+        Ok(Self {
+            version: VERSION,
+            locator: locator.ok_or("the hand-over names no shared memory")?,
+            lane,
+            spin: spin.unwrap_or(Duration::from_micros(50)),
+            heartbeat: beat.unwrap_or(Duration::from_millis(100)),
+            lifeline,
+            host_pid,
+        })
+    }
+}
+
+/// This process's arguments after the program name: from std, or from
+/// `/proc/self/cmdline` when std has not read them yet (an initialiser that
+/// runs before std's, as [`init_before_main!`](crate::init_before_main)
+/// may).
+pub(crate) fn own_args() -> Vec<OsString> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if !args.is_empty() {
+        return args.into_iter().skip(1).collect();
+    }
+    use std::os::unix::ffi::OsStringExt;
+    let Ok(raw) = std::fs::read("/proc/self/cmdline") else {
+        return Vec::new();
+    };
+    raw.split(|&b| b == 0)
+        .skip(1)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| OsString::from_vec(arg.to_vec()))
+        .collect()
+}
+
+/// True when this process was started as a process worker (whatever else
+/// its hand-over says).
+pub(crate) fn started_as_worker() -> bool {
+    own_args().first().and_then(|a| a.to_str()) == Some(MARKER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Handover {
+        Handover {
+            version: VERSION,
+            locator: Locator::Named("/knitting-1-2-0-0-00000000".into()),
+            lane: 3,
+            spin: Duration::from_micros(7),
+            heartbeat: Duration::from_millis(25),
+            lifeline: Some(3),
+            host_pid: Some(4242),
+        }
+    }
+
+    #[test]
+    fn a_hand_over_reads_back_as_written() {
+        let args = sample().to_args();
+        assert_eq!(Handover::from_args(&args), Some(Ok(sample())));
+        let plain = Handover {
+            locator: Locator::Stdin,
+            lifeline: None,
+            host_pid: None,
+            ..sample()
+        };
+        assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));
+    }
+
+    #[test]
+    fn a_process_without_the_marker_is_no_worker() {
+        assert_eq!(Handover::from_args(&[]), None);
+        assert_eq!(Handover::from_args(&["--help".into()]), None);
+    }
+
+    #[test]
+    fn a_broken_hand_over_is_an_error_not_a_host() {
+        let err = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(Into::into).collect();
+            Handover::from_args(&args).expect("a worker").unwrap_err()
+        };
+        assert!(err(&[MARKER]).contains("missing"));
+        assert!(err(&[MARKER, "lane=0"]).contains("no protocol version"));
+        assert!(err(&[MARKER, "v=1;shm=fd:0"]).contains("version 1"));
+        assert!(err(&[MARKER, &format!("v={VERSION}")]).contains("no shared memory"));
+        assert!(err(&[MARKER, &format!("v={VERSION};shm=pipe")]).contains("locator"));
+        assert!(err(&[MARKER, "v=x"]).contains("not a number"));
+    }
+}
