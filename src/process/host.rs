@@ -43,8 +43,10 @@ use std::{
 };
 
 use super::{
-    arena::{check_unread, Ring, Span},
-    bell, futex,
+    arena::{Ring, Span},
+    bell,
+    check::{Answer, Expect, Violation},
+    futex,
     handover::Handover,
     shm::{self, Dir, Layout, Locator, Mapping},
 };
@@ -141,16 +143,6 @@ struct InFlight {
     hard: Option<Duration>,
 }
 
-/// One response slot as read, once, from the worker's memory: everything
-/// below is decided on this copy, never on a second read.
-#[derive(Clone, Copy, Debug)]
-struct Answer {
-    seq: u64,
-    status: u64,
-    offset: u64,
-    len: u64,
-}
-
 /// One worker process and the host's side of its mapping.
 struct Gen {
     shm: Arc<Mapping>,
@@ -176,13 +168,6 @@ struct Gen {
     broken: bool,
     /// Scratch for the response slots of one take.
     answers: Vec<Answer>,
-}
-
-/// Why the worker's memory cannot be trusted, and how many of the calls
-/// in flight it claims to have answered (those may have run).
-struct Violation {
-    why: String,
-    answered: usize,
 }
 
 impl Gen {
@@ -267,8 +252,9 @@ impl Gen {
         // sent starts aborted.
         self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
         // SYNC POINT: the slot's fields and the argument bytes, for the
-        // worker's Acquire load of the slot's `seq`.
-        slot.seq.store(seq, Ordering::Release);
+        // worker's Acquire load of the slot's number (`seq + 1`: a slot that
+        // never held a request reads 0).
+        slot.seq.store(seq + 1, Ordering::Release);
         if self.inflight.is_empty() {
             let now = Instant::now();
             self.front_since = now;
@@ -313,63 +299,55 @@ impl Gen {
         }
         let layout = *self.shm.layout();
         let control = self.shm.control();
+        let expect = Expect {
+            consumed: self.resp_tail,
+            sent: self.req_head,
+            max_payload,
+            arena: layout.arena,
+        };
         // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
         // `resp_head` (slots and payload bytes before it).
-        let head = control.resp_head.load(Ordering::Acquire);
-        if head < self.resp_tail || head > self.req_head {
-            return Err(Violation {
-                why: format!(
-                    "its response counter reads {head}, outside [{}, {}]",
-                    self.resp_tail, self.req_head
-                ),
-                answered: self.inflight.len(),
+        // A counter outside what was sent is a broken worker. The slots
+        // say what is ready: every slot up to the counter must hold its
+        // response (the worker fills a slot before it counts it), and the
+        // ones after it that do are ready too (a counter that a task set
+        // back hides nothing).
+        let counted = expect.ready(control.resp_head.load(Ordering::Acquire))?;
+        self.answers.clear();
+        for (i, seq) in (self.resp_tail..self.req_head).enumerate() {
+            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
+            // Acquire: pairs with the worker's Release store of the slot's
+            // number, made after its other fields and the payload.
+            let holds = slot.seq.load(Ordering::Acquire);
+            if holds != seq + 1 {
+                if i < counted {
+                    return Err(Violation {
+                        why: format!(
+                            "response slot for call {seq} names call {}",
+                            holds.wrapping_sub(1)
+                        ),
+                        answered: counted,
+                    });
+                }
+                break;
+            }
+            // Relaxed: ordered by the Acquire load above.
+            self.answers.push(Answer {
+                seq,
+                status: slot.status.load(Ordering::Relaxed),
+                offset: slot.offset.load(Ordering::Relaxed),
+                len: slot.len.load(Ordering::Relaxed),
             });
         }
-        // At most the calls in flight (`req_head - resp_tail`), checked above.
-        let taken = (head - self.resp_tail) as usize;
+        let taken = self.answers.len();
         if taken == 0 {
             return Ok(0);
         }
+        expect.answers(&self.answers)?;
         let violation = |why: String| Violation {
             why,
             answered: taken,
         };
-        self.answers.clear();
-        for seq in self.resp_tail..head {
-            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
-            // Acquire: pairs with the worker's Release store of `seq`, made
-            // after the slot's other fields.
-            let got = slot.seq.load(Ordering::Acquire);
-            // Relaxed: ordered by the Acquire loads above.
-            let answer = Answer {
-                seq: got,
-                status: slot.status.load(Ordering::Relaxed),
-                offset: slot.offset.load(Ordering::Relaxed),
-                len: slot.len.load(Ordering::Relaxed),
-            };
-            if got != seq {
-                return Err(violation(format!(
-                    "response slot for call {seq} names call {got}"
-                )));
-            }
-            if answer.status != u64::from(shm::STATUS_OK)
-                && answer.status != u64::from(shm::STATUS_ERR)
-            {
-                return Err(violation(format!(
-                    "response {seq} has unknown status {}",
-                    answer.status
-                )));
-            }
-            if answer.len > max_payload as u64 {
-                return Err(violation(format!(
-                    "response {seq} claims {} bytes, over the limit of {max_payload}",
-                    answer.len
-                )));
-            }
-            self.answers.push(answer);
-        }
-        check_unread(self.answers.iter().map(|a| (a.offset, a.len)), layout.arena)
-            .map_err(|why| violation(format!("its responses {}..{head}: {why}", self.resp_tail)))?;
         for i in 0..taken {
             let Answer {
                 seq,
@@ -406,6 +384,14 @@ impl Gen {
         bell::publish(&*control.resp_tail, self.resp_tail);
         bell::ring_if_sleeping(&control.worker_bell);
         Ok(taken)
+    }
+
+    /// True when the next response's slot holds it.
+    fn response_ready(&self) -> bool {
+        let seq = self.resp_tail;
+        let slot = &self.shm.resp_slots()[(seq % self.slots()) as usize];
+        // Acquire: as in `drain`.
+        seq < self.req_head && slot.seq.load(Ordering::Acquire) == seq + 1
     }
 
     /// The heartbeat rule: true when the worker holds calls and its
@@ -875,8 +861,18 @@ impl Lane {
         }
         let gen = st.gen.as_ref().expect("checked above");
         let control = gen.shm.control();
+        // A consumed count that a task overwrote is written again (the
+        // worker ignores one that makes no sense, and would wait for room).
+        // Relaxed: compared with the host's own copy only.
+        if control.resp_tail.load(Ordering::Relaxed) != gen.resp_tail {
+            bell::publish(&*control.resp_tail, gen.resp_tail);
+            bell::ring(&control.worker_bell);
+        }
         let seen = bell::arm(&control.host_bell.word, &control.host_bell.sleeping, || {
-            bell::read_counter(&*control.resp_head) != gen.resp_tail
+            // The RMW read orders this check after a publication that rang;
+            // the slot says whether a response is there.
+            bell::read_counter(&*control.resp_head);
+            gen.response_ready()
         })?;
         Some(Sleep {
             shm: Arc::clone(&gen.shm),

@@ -14,6 +14,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod bell;
+pub(crate) mod check;
 pub(crate) mod futex;
 pub(crate) mod handover;
 pub(crate) mod host;

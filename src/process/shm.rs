@@ -121,7 +121,7 @@ pub(crate) struct Control {
 
 /// One request: which task, where its arguments are. `seq` is written
 /// last (Release) and read first (Acquire): a slot whose `seq` is the
-/// request's number holds that request.
+/// request's number plus one holds that request (0: it never held one).
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct ReqSlot {

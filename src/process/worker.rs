@@ -276,8 +276,7 @@ impl WorkerLane {
     fn run(mut self) -> i32 {
         loop {
             if self.out.owed_since.is_some() {
-                // Acquire: as in `take_one`.
-                let more = self.map.control().req_head.load(Ordering::Acquire) != self.req_tail;
+                let more = request_published(&self.map, self.req_tail);
                 if !more {
                     self.out.ring_host(&self.map);
                 }
@@ -300,9 +299,9 @@ impl WorkerLane {
         let slot = &self.map.req_slots()[index];
         // SYNC POINT: Acquire pairs with the host's Release store of the
         // slot's `seq`, made after the other fields and the argument bytes.
-        // The slot, not `req_head`, says a request is there: a counter
-        // that a task overwrote cannot make this side read a stale slot.
-        if slot.seq.load(Ordering::Acquire) != seq || !request_published(&self.map, seq) {
+        // The slot, not `req_head`, says a request is there (see
+        // `request_published`).
+        if slot.seq.load(Ordering::Acquire) != seq + 1 {
             return false;
         }
         // Relaxed: ordered by the Acquire load of `seq` above.
@@ -366,8 +365,11 @@ impl WorkerLane {
         sleep(&self.map, |map| {
             // STOP comes with an unconditional ring, so a plain load sees
             // it either here or after the wake-up it causes.
-            bell::read_counter(&*map.control().req_head) > tail && slot_holds(map, tail)
-                || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
+            // The RMW read orders this check after a publication that rang
+            // (the bell protocol); the slot, not the counter's value, says
+            // whether the request is there.
+            bell::read_counter(&*map.control().req_head);
+            slot_holds(map, tail) || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
         });
         // Acquire: pairs with the host's store of STOP, made after its last
         // request.
@@ -376,11 +378,11 @@ impl WorkerLane {
     }
 }
 
-/// True when request `seq` is published: the host's counter is past it
-/// and its slot holds it.
+/// True when request `seq` is published: its slot holds it. The host's
+/// `req_head` only rings the bell; a task that overwrote it cannot hide a
+/// request or show a stale one.
 fn request_published(map: &Mapping, seq: u64) -> bool {
-    // Acquire: pairs with the host's `bell::publish` of `req_head`.
-    map.control().req_head.load(Ordering::Acquire) > seq && slot_holds(map, seq)
+    slot_holds(map, seq)
 }
 
 /// True when the request slot of `seq` holds that request.
@@ -390,7 +392,7 @@ fn slot_holds(map: &Mapping, seq: u64) -> bool {
     map.req_slots()[(seq % slots) as usize]
         .seq
         .load(Ordering::Acquire)
-        == seq
+        == seq + 1
 }
 
 impl Outbox {
@@ -475,8 +477,9 @@ impl Outbox {
         slot.status.store(u64::from(status), Ordering::Relaxed);
         slot.offset.store(span.offset as u64, Ordering::Relaxed);
         slot.len.store(span.len as u64, Ordering::Relaxed);
-        // SYNC POINT: the slot's fields and the payload before it.
-        slot.seq.store(seq, Ordering::Release);
+        // SYNC POINT: the slot's fields and the payload before it; the
+        // slot holds `seq + 1` (a slot that never held a response reads 0).
+        slot.seq.store(seq + 1, Ordering::Release);
         self.resp_head += 1;
         // SYNC POINT: the slot and the payload before it are published by
         // this RMW, the ringer's half of the bell protocol.
