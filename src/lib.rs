@@ -350,6 +350,12 @@ pub mod __private {
         TaskResult, WorkerEntry, TASKS,
     };
 
+    /// How many entries the deadline and time-limit timer holds right now
+    /// (for tests: a finished call must leave none behind).
+    pub fn timer_entries() -> usize {
+        crate::timer::entries()
+    }
+
     /// The error of a call whose deadline passed, from the `error` of
     /// `#[task(timeout = .., error = ..)]`.
     pub fn timed_out_with(error: crate::Error) -> crate::Error {

@@ -64,9 +64,13 @@ use crate::{transport::wake::spin::Backoff, Error};
 /// Polling the future and dropping it before it completes cancels the call
 /// as above (for example the losing branch of a `select!`). A call whose
 /// handle is dropped after it completed loses nothing but its result.
-#[must_use = "dropping a `Call` cancels it; `.await` it, `.wait()` for it, or `.detach()` it"]
+#[must_use = "call `.detach()` to let the call run in the background, or `.await`/`.wait()` it for its value; dropping the handle (also `let _ = ...`) cancels the call"]
 pub struct Call<T> {
     repr: Repr,
+    /// The thread pool the call was made on (its address), 0 for none: a
+    /// worker thread of that pool that waits for the call runs it itself
+    /// if no worker has started it.
+    home: usize,
     /// For calls on a process lane: the lane, whose responses a waiting
     /// caller takes itself while it spins.
     #[cfg(target_os = "linux")]
@@ -84,9 +88,10 @@ enum Repr {
 }
 
 impl<T: Send + 'static> Call<T> {
-    pub(crate) fn pending(call: CallRef) -> Self {
+    pub(crate) fn pending(call: CallRef, home: usize) -> Self {
         Self {
             repr: Repr::Pending(call),
+            home,
             #[cfg(target_os = "linux")]
             lane: None,
             _output: PhantomData,
@@ -98,6 +103,7 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn remote(call: CallRef, lane: Arc<crate::process::host::Lane>) -> Self {
         Self {
             repr: Repr::Pending(call),
+            home: 0,
             lane: Some(lane),
             _output: PhantomData,
         }
@@ -106,6 +112,7 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn failed(error: Error) -> Self {
         Self {
             repr: Repr::Failed(error),
+            home: 0,
             #[cfg(target_os = "linux")]
             lane: None,
             _output: PhantomData,
@@ -282,7 +289,7 @@ impl<T: Send + 'static> Call<T> {
     fn deadline_at(self, at: u64) -> Self {
         if let Repr::Pending(call) = &self.repr {
             let job = call.set_deadline(at);
-            crate::timer::schedule(
+            let key = crate::timer::schedule(
                 at,
                 crate::timer::Action::Deadline {
                     job,
@@ -291,6 +298,7 @@ impl<T: Send + 'static> Call<T> {
                     lane: self.lane.clone(),
                 },
             );
+            call.attach_timer(key);
         }
         self
     }
@@ -370,6 +378,14 @@ impl<T: Send + 'static> Call<T> {
         // microsecond; catching that without a sleep is most of the latency.
         if let Some(result) = self.poll_result() {
             return Some(result);
+        }
+        // HELP: a worker thread of the call's own pool that waits for a call
+        // no worker has started runs it here, instead of waiting for a
+        // worker that may be this one (a nested call on a full pool).
+        if let Repr::Pending(call) = &self.repr {
+            if self.home != 0 && crate::worker::current_pool() == self.home && call.run_here() {
+                return self.poll_result();
+            }
         }
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
         #[cfg(target_os = "linux")]

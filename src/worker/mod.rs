@@ -6,12 +6,20 @@ pub(crate) mod thread;
 use std::cell::Cell;
 
 thread_local! {
-    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The pool (its address) whose worker this thread is; 0 for none.
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks the current thread as a worker, for [`is_main`].
-pub(crate) fn mark_worker_thread() {
-    IS_WORKER.with(|w| w.set(true));
+/// Marks the current thread as a worker of thread pool `pool` (a non-zero
+/// address that names the pool while it lives), for [`is_main`] and for
+/// the nested-call rule of [`Call::wait`](crate::Call::wait).
+pub(crate) fn mark_worker_thread(pool: usize) {
+    WORKER_OF.with(|w| w.set(pool));
+}
+
+/// The thread pool whose worker the current thread is, 0 for none.
+pub(crate) fn current_pool() -> usize {
+    WORKER_OF.with(Cell::get)
 }
 
 /// True in host code, false inside a worker.
@@ -34,5 +42,5 @@ pub fn is_main() -> bool {
     if crate::process::is_process_worker() {
         return false;
     }
-    !IS_WORKER.with(Cell::get)
+    current_pool() == 0
 }

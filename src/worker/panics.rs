@@ -49,9 +49,10 @@ pub(crate) fn install_hook() {
 /// Runs task code, turning a panic into an [`Error`].
 #[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
-    IN_TASK.with(|t| t.set(true));
+    // Restore, not clear: a call that its waiter runs inside a task nests.
+    let outer = IN_TASK.with(|t| t.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    IN_TASK.with(|t| t.set(false));
+    IN_TASK.with(|t| t.set(outer));
     match outcome {
         Ok(result) => result,
         Err(payload) => Err(from_payload(payload)),
