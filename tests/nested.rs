@@ -94,3 +94,57 @@ fn unbounded_waits_in_a_tree_finish_too() {
         .expect("every call succeeded");
     assert_eq!(counted, nodes(3, 3));
 }
+
+/// As `tree`, blocking on the calls as futures.
+#[knitting::task]
+fn tree_async(depth: u32, fanout: u32, threads: usize) -> Result<u64, knitting::Error> {
+    if depth == 0 {
+        return Ok(1);
+    }
+    let pool = pool(threads);
+    let children: Vec<_> = (0..fanout)
+        .map(|_| pool.call(tree_async, (depth - 1, fanout, threads)))
+        .collect();
+    let mut nodes = 1;
+    for child in children {
+        nodes += pollster::block_on(child)?;
+    }
+    Ok(nodes)
+}
+
+#[test]
+fn blocking_on_nested_calls_as_futures_finishes_on_one_thread() {
+    let mut root = pool(1).call(tree_async, (3, 2, 1));
+    let counted = root
+        .wait_timeout(LONG)
+        .expect("the tree of calls finished in time (no deadlock)")
+        .expect("every call succeeded");
+    assert_eq!(counted, nodes(3, 2));
+}
+
+/// A panic in a nested call run by its waiter is that call's error, and
+/// the waiting task's own later panic is still caught with its location.
+#[knitting::task]
+fn panics_after_a_nested_panic(threads: usize) -> u32 {
+    let inner = pool(threads).call(nested_panic, ());
+    let err = inner.wait().unwrap_err();
+    assert!(err.is_panic() && err.location().is_some(), "{err:?}");
+    panic!("outer");
+}
+
+#[knitting::task]
+fn nested_panic() {
+    panic!("inner");
+}
+
+#[test]
+fn panics_in_nested_calls_stay_with_their_call() {
+    let mut call = pool(1).call(panics_after_a_nested_panic, 1);
+    let err = call.wait_timeout(LONG).expect("ended in time").unwrap_err();
+    assert!(err.is_panic(), "{err:?}");
+    assert_eq!(err.message(), "outer");
+    assert!(
+        err.location().is_some(),
+        "the outer panic's location was caught"
+    );
+}

@@ -50,6 +50,18 @@ use crate::{transport::wake::spin::Backoff, Error};
 /// is discarded. To let a call run to the end without keeping the handle,
 /// use [`detach`](Self::detach).
 ///
+/// `let _ = pool.call(..)` drops the handle at once, and so cancels the
+/// call (the compiler's `must_use` warning says so):
+///
+/// ```
+/// # #[knitting::task] fn log_line(line: String) { eprintln!("{line}") }
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// pool.call(log_line, "runs in the background".into()).detach(); // runs
+/// let line = pool.call(log_line, "waited for".into()).wait(); // runs, and we wait
+/// # line.unwrap();
+/// let _ = pool.call(log_line, "may never run".into()); // cancelled at once
+/// ```
+///
 /// # Ending a call early
 ///
 /// | | the call ends | the task is told (`signal.aborted()`) |
@@ -122,6 +134,44 @@ impl<T: Send + 'static> Call<T> {
     /// Blocks the current thread until the call ends.
     ///
     /// Spins briefly first, so a fast call answers without a sleep.
+    ///
+    /// # Waiting inside a task (nested calls)
+    ///
+    /// A task may call its own pool and wait. When the waiting thread is a
+    /// worker of the pool the call was made on and no worker has started
+    /// the call yet, the waiter runs it itself, right there (the claim a
+    /// worker makes, so the call runs exactly once). A call that already
+    /// runs on another worker is waited for as usual. So a tree of nested
+    /// calls finishes on any number of threads, one included: every call
+    /// waited for either runs on a thread that makes progress or is run by
+    /// its waiter. The same holds for [`wait_timeout`](Self::wait_timeout)
+    /// and [`wait_deadline`](Self::wait_deadline), which then return when
+    /// the call returns, even if that is past their bound.
+    ///
+    /// A call run by its waiter keeps its deadline, its signal and its
+    /// panic handling, but not a hard time limit of its own: it runs inside
+    /// the waiting task, whose hard limit covers it. (A thread cannot be
+    /// cut off under a task that is still running on it.) Polling the
+    /// call as a future on such a thread (`block_on` inside a task) follows
+    /// the same rule. Waits on process calls, or on another pool's calls,
+    /// never run them inline.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// static POOL: OnceLock<knitting::Pool> = OnceLock::new();
+    ///
+    /// #[knitting::task]
+    /// fn fib(n: u64) -> u64 {
+    ///     if n < 2 { return n; }
+    ///     let pool = POOL.get().unwrap();
+    ///     let (a, b) = (pool.call(fib, n - 1), pool.call(fib, n - 2));
+    ///     a.wait().unwrap() + b.wait().unwrap()
+    /// }
+    ///
+    /// // One worker thread, and still no deadlock.
+    /// let pool = POOL.get_or_init(|| knitting::Pool::builder().threads(1).build().unwrap());
+    /// assert_eq!(pool.call(fib, 10).wait().unwrap(), 55);
+    /// ```
     ///
     /// ```
     /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
@@ -253,6 +303,13 @@ impl<T: Send + 'static> Call<T> {
     /// [`Signal`](crate::Signal) is raised so that an abort-aware task can
     /// stop. A task that does not look at its signal runs on to its end;
     /// its late result is dropped.
+    ///
+    /// The deadline holds whoever gets there first: a result that arrives
+    /// after it (even before the timer thread fired) ends the call with the
+    /// timed-out outcome too, and a call still queued at its deadline is
+    /// not run. A call that ends before its deadline frees the timer's
+    /// entry at once, so even a far deadline costs no memory after the
+    /// call.
     ///
     /// ```
     /// use std::time::Duration;
@@ -487,6 +544,19 @@ impl<T: Send + 'static> Future for Call<T> {
         }
         if let Some(result) = this.poll_result() {
             return Poll::Ready(result);
+        }
+        // A task that blocks on this future on a worker of the call's pool
+        // (`block_on` inside a task): the nested-call rule of `wait`.
+        let ran_here = match &this.repr {
+            Repr::Pending(call) => {
+                this.home != 0 && crate::worker::current_pool() == this.home && call.run_here()
+            }
+            _ => false,
+        };
+        if ran_here {
+            if let Some(result) = this.poll_result() {
+                return Poll::Ready(result);
+            }
         }
         if let Repr::Pending(call) = &this.repr {
             call.register(cx.waker());

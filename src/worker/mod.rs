@@ -27,14 +27,35 @@ pub(crate) fn current_pool() -> usize {
 /// Use it to keep set-up code (building pools, reading configuration) out of
 /// task code paths that might reach it from a worker.
 ///
+/// Precisely, it answers for the current thread:
+///
+/// - **false** on the worker threads of every thread [`Pool`](crate::Pool)
+///   (also while such a thread runs a nested call it waits for, see
+///   [`Call::wait`](crate::Call::wait)), and on *every* thread of a worker
+///   process (the whole process is a worker);
+/// - **true** on every other thread of the host, including a thread that a
+///   task spawns from a thread worker: that thread is not a worker of any
+///   pool (the crate cannot see `std::thread::spawn`). A task whose
+///   spawned threads need to know should tell them.
+///
+/// (The JavaScript original's `isMain` is false in any worker thread; a
+/// Rust host has many threads of its own, so here the question is "is this
+/// a knitting worker", not "is this the main thread".)
+///
 /// ```
 /// #[knitting::task]
 /// fn on_worker() -> bool { knitting::is_main() }
+///
+/// #[knitting::task]
+/// fn in_a_thread_it_spawns() -> bool {
+///     std::thread::spawn(knitting::is_main).join().unwrap()
+/// }
 ///
 /// # fn main() -> Result<(), knitting::Error> {
 /// assert!(knitting::is_main());
 /// let pool = knitting::Pool::builder().threads(1).build()?;
 /// assert!(!pool.call(on_worker, ()).wait()?);
+/// assert!(pool.call(in_a_thread_it_spawns, ()).wait()?);
 /// # Ok(()) }
 /// ```
 pub fn is_main() -> bool {
