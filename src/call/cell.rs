@@ -170,10 +170,11 @@ impl<T: Task> Cell<T> {
             if !claimable {
                 return None;
             }
-            // Acquire: a claim from QUEUED must see the arguments the caller
-            // wrote (published by the cell's creation and the queue's
-            // hand-off); one from SENT must see the encoder's last reads of
-            // them (its Release CAS to SENT) before dropping them.
+            // SYNC POINT: Acquire. A claim from QUEUED must see the
+            // arguments the caller wrote (published by the cell's creation
+            // and the queue's hand-off); one from SENT must come after the
+            // encoder's last reads of them (its Release CAS to SENT), as it
+            // drops them.
             match self.header.state.compare_exchange_weak(
                 state,
                 COMPLETING,
@@ -502,8 +503,9 @@ impl<T: Task> Cell<T> {
             })
         });
         let next = if outcome.is_ok() { SENT } else { COMPLETING };
-        // Release: our reads of the arguments happen before the drop by
-        // whoever later claims the call from SENT (its Acquire CAS).
+        // SYNC POINT: Release makes our reads of the arguments happen
+        // before the drop by whoever later claims the call from SENT (the
+        // Acquire CAS in `claim_completion`).
         let ours = self
             .header
             .state
