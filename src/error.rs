@@ -104,8 +104,34 @@ struct Inner {
     message: String,
     task: Option<&'static str>,
     location: Option<String>,
-    backtrace: Option<String>,
+    backtrace: Option<Trace>,
     source: Option<RemoteError>,
+}
+
+/// A panic's backtrace: captured on the worker thread without resolving
+/// symbols (resolving the first one of a process reads its debug info, tens
+/// of milliseconds), resolved to text the first time someone asks for it;
+/// or text from the start (a process worker's, which crossed the boundary).
+struct Trace {
+    captured: Option<std::backtrace::Backtrace>,
+    text: std::sync::OnceLock<String>,
+}
+
+impl Trace {
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| {
+            self.captured
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string)
+        })
+    }
+
+    fn from_text(text: String) -> Self {
+        Self {
+            captured: None,
+            text: std::sync::OnceLock::from(text),
+        }
+    }
 }
 
 impl Error {
@@ -251,6 +277,11 @@ impl Error {
     /// The backtrace of a panicking task, when one was captured (set
     /// `RUST_BACKTRACE=1`, as for any panic).
     ///
+    /// On a thread worker the backtrace is captured without resolving its
+    /// symbols, and resolved on the first call of this method, so a panic
+    /// nobody inspects costs no symbol lookup. A process worker resolves it
+    /// before sending it to the host.
+    ///
     /// ```
     /// # #[knitting::task] fn noop() {}
     /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
@@ -259,7 +290,7 @@ impl Error {
     /// assert!(err.backtrace().is_none());
     /// ```
     pub fn backtrace(&self) -> Option<&str> {
-        self.inner.backtrace.as_deref()
+        self.inner.backtrace.as_ref().map(Trace::text)
     }
 
     pub(crate) fn with_task(mut self, task: &'static str) -> Self {
@@ -331,7 +362,7 @@ impl Error {
             kind: self.inner.kind.wire_code(),
             message: self.inner.message.clone(),
             location: self.inner.location.clone(),
-            backtrace: self.inner.backtrace.clone(),
+            backtrace: self.backtrace().map(str::to_owned),
             chain,
         }
     }
@@ -342,7 +373,7 @@ impl Error {
         let kind = ErrorKind::from_wire_code(wire.kind).unwrap_or(ErrorKind::Protocol);
         let mut err = Self::new(kind, wire.message);
         err.inner.location = wire.location;
-        err.inner.backtrace = wire.backtrace;
+        err.inner.backtrace = wire.backtrace.map(Trace::from_text);
         let mut source: Option<Box<RemoteError>> = None;
         for message in wire.chain.into_iter().rev() {
             source = Some(Box::new(RemoteError { message, source }));
@@ -358,11 +389,14 @@ impl Error {
     pub(crate) fn panic(
         message: String,
         location: Option<String>,
-        backtrace: Option<String>,
+        backtrace: Option<std::backtrace::Backtrace>,
     ) -> Self {
         let mut err = Self::new(ErrorKind::Panic, message);
         err.inner.location = location;
-        err.inner.backtrace = backtrace;
+        err.inner.backtrace = backtrace.map(|captured| Trace {
+            captured: Some(captured),
+            text: std::sync::OnceLock::new(),
+        });
         err
     }
 
@@ -547,5 +581,26 @@ impl StdError for RemoteError {
         self.source
             .as_deref()
             .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(all(test, not(knitting_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "captures a real backtrace")]
+    fn a_panics_backtrace_is_resolved_only_when_asked_for() {
+        let captured = std::backtrace::Backtrace::force_capture();
+        let err = Error::panic("boom".into(), None, Some(captured));
+        let trace = err.inner.backtrace.as_ref().expect("a backtrace");
+        assert!(trace.text.get().is_none(), "not resolved yet");
+        let text = err.backtrace().expect("a backtrace");
+        assert!(text.contains("a_panics_backtrace_is_resolved"), "{text}");
+        let trace = err.inner.backtrace.as_ref().expect("a backtrace");
+        assert!(trace.text.get().is_some(), "resolved once, then kept");
+        // The wire form (a process worker's answer) carries the text.
+        let back = Error::from_wire(err.to_wire());
+        assert_eq!(back.backtrace(), Some(text));
     }
 }

@@ -55,7 +55,21 @@
 //! or not you wait. `.await` the call, [`wait`](Call::wait) for it, bound the
 //! wait with [`wait_timeout`](Call::wait_timeout), or look with
 //! [`try_wait`](Call::try_wait). Dropping a `Call` cancels it;
-//! [`detach`](Call::detach) lets it run without a handle.
+//! [`detach`](Call::detach) lets it run without a handle:
+//!
+//! ```
+//! # #[knitting::task] fn work(v: u32) -> u32 { v }
+//! # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+//! pool.call(work, 1).detach();            // runs in the background
+//! let two = pool.call(work, 2).wait();    // runs; we wait for its value
+//! let _ = pool.call(work, 3);             // dropped at once: cancelled
+//! # assert_eq!(two.unwrap(), 2);
+//! ```
+//!
+//! A task may call its own pool and wait (nested calls): a worker thread
+//! that waits for a call no worker has started yet runs it itself, so a
+//! tree of calls cannot deadlock, on one thread or many; see
+//! [Waiting inside a task](Call::wait#waiting-inside-a-task-nested-calls).
 //!
 //! # Errors
 //!
@@ -80,7 +94,9 @@
 //! clock shared by the host and every worker ([`Signal::now`]); when it
 //! passes the call ends with the default value (or a timeout error) and the
 //! signal is raised. A task that never looks at its signal runs on; its
-//! late result is dropped.
+//! late result is dropped: a result that arrives after the deadline never
+//! ends the call `Ok`, whichever thread notices first. A call that ends
+//! early frees its deadline's timer entry with it.
 //!
 //! A hard time limit (`#[task(hard_timeout = "1s")]`,
 //! [`PoolBuilder::hard_timeout`]) is for tasks that do not cooperate: the
@@ -141,7 +157,9 @@
 //! # Where code runs
 //!
 //! [`is_main`] is true in host code and false inside a worker thread or a
-//! worker process.
+//! worker process. It answers for the current thread: a thread that a task
+//! spawns on a thread worker is a host thread (true); every thread of a
+//! worker process is a worker (false).
 
 mod builder;
 mod call;
@@ -350,6 +368,12 @@ pub mod __private {
         probe::{NoSerde, Probe, ViaSerde},
         TaskResult, WorkerEntry, TASKS,
     };
+
+    /// How many entries the deadline and time-limit timer holds right now
+    /// (for tests: a finished call must leave none behind).
+    pub fn timer_entries() -> usize {
+        crate::timer::entries()
+    }
 
     /// The error of a call whose deadline passed, from the `error` of
     /// `#[task(timeout = .., error = ..)]`.

@@ -161,7 +161,7 @@ impl Pool {
             // fail the call unless the worker claimed it on its way out.
             call.fail_queued(Error::closed());
         }
-        let call = Call::pending(call);
+        let call = Call::pending(call, shared.id());
         match timeout {
             Some(timeout) => call.timeout(timeout),
             None => call,
@@ -313,6 +313,7 @@ impl Shared {
                 let exit = run_worker(
                     &shared.lanes[index],
                     key,
+                    shared.id(),
                     &shared.closed,
                     &shared.abandoned,
                     shared.spin,
@@ -333,18 +334,29 @@ impl Shared {
 
     /// As a call starts on lane `index` (thread of `slot`): if it has a hard
     /// time limit, ask the timer to retire the thread when it passes.
-    fn arm_hard_limit(self: &Arc<Self>, index: usize, slot: usize, job: &JobRef) {
-        let Some(limit) = job.hard_timeout().or(self.hard_timeout) else {
-            return;
-        };
+    /// Returns the timer entry, for the lane to cancel when the call
+    /// returns.
+    fn arm_hard_limit(
+        self: &Arc<Self>,
+        index: usize,
+        slot: usize,
+        job: &JobRef,
+    ) -> Option<crate::timer::Key> {
+        let limit = job.hard_timeout().or(self.hard_timeout)?;
         let shared = Arc::clone(self);
         let key = job.key();
-        crate::timer::schedule(
+        Some(crate::timer::schedule(
             crate::clock::nanos_after(limit),
             crate::timer::Action::HardLimit(Box::new(move || {
                 shared.retire(index, slot, key, limit);
             })),
-        );
+        ))
+    }
+
+    /// Names this pool while it lives (its address; never 0), for the
+    /// worker threads' nested-call rule.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self).addr()
     }
 
     /// The hard time limit of call `key` on lane `index` passed: if the

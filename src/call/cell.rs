@@ -4,7 +4,20 @@
 //! A cell is reference counted (an `Arc`). The lane queue holds one
 //! reference as a [`JobRef`] (one pointer wide: the header starts the cell,
 //! and the header's vtable knows the concrete types), the caller holds one
-//! in its [`Call`](crate::Call) handle.
+//! in its [`Call`](crate::Call) handle, and the timer one per deadline
+//! entry until the entry fires or is cancelled.
+//!
+//! # Deadlines
+//!
+//! The timer thread is not the only one that enforces a deadline: whoever
+//! completes a call (its worker thread, the process lane that took its
+//! response, a failure path) first compares the call's deadline with the
+//! shared clock, and a call whose deadline has passed ends with its
+//! timed-out outcome (the task's `default`, its declared `error`, or a
+//! [`Timeout`](crate::ErrorKind::Timeout) error) whichever side gets there
+//! first. A worker also skips a call whose deadline passed while it was
+//! queued. As the call ends, the cell cancels its deadline's timer entry,
+//! so a finished call holds no memory until its deadline.
 
 use std::{
     mem::MaybeUninit,
@@ -35,24 +48,47 @@ pub(crate) const COMPLETING: u32 = 2;
 pub(crate) const DONE: u32 = 3;
 /// The handle moved the result out.
 pub(crate) const TAKEN: u32 = 4;
+/// A process lane is encoding the arguments from a shared borrow.
+pub(crate) const ENCODING: u32 = 5;
+/// A process worker has the encoded arguments; the arguments stay in the
+/// cell, so that the call can be encoded again for another worker.
+pub(crate) const SENT: u32 = 6;
 
 /// The type-independent start of every cell.
 #[repr(C)]
 pub(crate) struct Header {
     /// # State table
     ///
-    /// | state        | `args` owned by        | `result` owned by        |
-    /// |--------------|------------------------|--------------------------|
-    /// | `QUEUED`     | whoever CASes it away  | nobody (uninit)          |
-    /// | `RUNNING`    | moved out (uninit)     | nobody (uninit)          |
-    /// | `COMPLETING` | the CAS winner         | the CAS winner (writing) |
-    /// | `DONE`       | moved out or dropped   | the handle (init)        |
-    /// | `TAKEN`      | moved out or dropped   | moved out (uninit)       |
+    /// | state        | `args` owned by                      | `result` owned by        |
+    /// |--------------|--------------------------------------|--------------------------|
+    /// | `QUEUED`     | the cell (init)                      | nobody (uninit)          |
+    /// | `RUNNING`    | the worker, moved out (uninit)       | nobody (uninit)          |
+    /// | `ENCODING`   | the cell (init), read by the encoder | nobody (uninit)          |
+    /// | `SENT`       | the cell (init)                      | nobody (uninit)          |
+    /// | `COMPLETING` | see below                            | the CAS winner (writing) |
+    /// | `DONE`       | gone (moved out or dropped)          | the handle (init)        |
+    /// | `TAKEN`      | gone                                 | moved out (uninit)       |
     ///
-    /// `QUEUED → RUNNING` is the worker's claim; `QUEUED | RUNNING →
-    /// COMPLETING` is the claim to complete, by the worker or a failure path
-    /// (cancel, shutdown); `COMPLETING → DONE` publishes; `DONE → TAKEN` is
-    /// the handle's alone.
+    /// Claims (each a compare-and-swap on this word):
+    ///
+    /// - `QUEUED → RUNNING`: a thread worker (or the call's waiter, see
+    ///   [`CallRef::run_here`]) starts the call and moves `args` out.
+    /// - `QUEUED → ENCODING → SENT`: a process lane encodes the arguments
+    ///   from a shared borrow, then leaves them in place;
+    ///   `SENT → QUEUED` ([`JobRef::unsend`]) takes the call back so that
+    ///   it can be encoded again.
+    /// - `QUEUED | RUNNING | ENCODING | SENT → COMPLETING`: the claim to
+    ///   complete, by the worker, the lane, or a failure path (cancel,
+    ///   deadline, shutdown). Claimed from `QUEUED` or `SENT`, the winner
+    ///   drops `args`; from `ENCODING`, the encoder drops them when its own
+    ///   `ENCODING → SENT` fails; from `RUNNING` they are gone already.
+    /// - `COMPLETING → DONE` publishes; `DONE → TAKEN` is the handle's
+    ///   alone.
+    ///
+    /// So `args` are initialised exactly in `QUEUED`, `ENCODING` and
+    /// `SENT`, and in `COMPLETING` claimed from `ENCODING` until the
+    /// encoder drops them; the encoder holds a reference throughout, so the
+    /// cell's destructor never sees `ENCODING` or that window.
     state: AtomicU32,
     signal: Signal,
     waker: AtomicWaker,
@@ -61,6 +97,9 @@ pub(crate) struct Header {
     /// later [`Call::deadline`](crate::Call::deadline) overrides an earlier
     /// one.
     deadline: AtomicU64,
+    /// The timer key of the deadline entry (0 for none): cancelled as the
+    /// call ends, or when a later deadline replaces it.
+    timer: AtomicU64,
     vtable: &'static VTable,
 }
 
@@ -116,26 +155,72 @@ impl<T: Task> Cell<T> {
         unsafe { ptr.cast::<Self>().as_ref() }
     }
 
-    /// Claims the right to complete, from `QUEUED` or `RUNNING`.
+    /// Claims the right to complete, from `QUEUED`, `RUNNING`, `ENCODING`
+    /// or `SENT` (only `QUEUED` with `only_queued`), and drops the
+    /// arguments if the claim makes them ours (see the state table).
     /// Returns the state it was claimed from.
     fn claim_completion(&self, only_queued: bool) -> Option<u32> {
         let mut state = self.header.state.load(Ordering::Acquire);
         loop {
-            if state != QUEUED && (only_queued || state != RUNNING) {
+            let claimable = match state {
+                QUEUED => true,
+                RUNNING | ENCODING | SENT => !only_queued,
+                _ => false,
+            };
+            if !claimable {
                 return None;
             }
-            // Acquire: a claim from QUEUED must see the arguments the caller
-            // wrote (they were published by the cell's creation and the
-            // queue's hand-off, Acquire keeps that edge for the failure path).
+            // SYNC POINT: Acquire. A claim from QUEUED must see the
+            // arguments the caller wrote (published by the cell's creation
+            // and the queue's hand-off); one from SENT must come after the
+            // encoder's last reads of them (its Release CAS to SENT), as it
+            // drops them.
             match self.header.state.compare_exchange_weak(
                 state,
                 COMPLETING,
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(state),
+                Ok(_) => break,
                 Err(now) => state = now,
             }
+        }
+        if state == QUEUED || state == SENT {
+            let args = self.args.with(|cell| {
+                // SAFETY: claimed from QUEUED or SENT, where the cell owns
+                // the initialised arguments and nobody borrows them; the
+                // claim hands them to us, and no state after COMPLETING
+                // touches them again.
+                unsafe { (*cell).assume_init_read() }
+            });
+            drop_quietly(args);
+        }
+        Some(state)
+    }
+
+    /// True if the call has a deadline and it has passed.
+    fn past_deadline(&self) -> bool {
+        // Relaxed: the deadline is a plain value set by the handle; the
+        // completion claim is what synchronizes the outcome.
+        let deadline = self.header.deadline.load(Ordering::Relaxed);
+        deadline != 0 && crate::clock::now_nanos() >= deadline
+    }
+
+    /// The task's outcome for a passed deadline (user code: the `default`
+    /// expression), with the task's name.
+    fn timed_out(&self) -> Result<T::Output, Error> {
+        let name = self.task.info().name();
+        panics::catch(T::timed_out).map_err(|e| e.with_task(name))
+    }
+
+    /// `result`, unless the deadline has passed: then the timed-out
+    /// outcome, and `result` is dropped.
+    fn unless_late(&self, result: Result<T::Output, Error>) -> Result<T::Output, Error> {
+        if self.past_deadline() {
+            drop_quietly(result);
+            self.timed_out()
+        } else {
+            result
         }
     }
 
@@ -157,22 +242,15 @@ impl<T: Task> Cell<T> {
 
     /// Ends the call without its worker (a failure, a deadline) unless it
     /// is completing or done (or, with `only_queued`, has started): claims
-    /// it, drops the arguments if no worker took them, and publishes
-    /// `outcome()` for the task. True if it ended the call.
+    /// it (which drops the arguments if no worker took them), and
+    /// publishes `outcome()` for the task. True if it ended the call.
     fn end_early(
         &self,
         only_queued: bool,
         outcome: impl FnOnce() -> Result<T::Output, Error>,
     ) -> bool {
-        let Some(from) = self.claim_completion(only_queued) else {
+        if self.claim_completion(only_queued).is_none() {
             return false;
-        };
-        if from == QUEUED {
-            let args = self.args.with(|cell| {
-                // SAFETY: claimed from QUEUED: the arguments are ours to drop.
-                unsafe { (*cell).assume_init_read() }
-            });
-            drop_quietly(args);
         }
         let name = self.task.info().name();
         self.publish(outcome().map_err(|e| e.with_task(name)));
@@ -198,6 +276,10 @@ impl<T: Task> Cell<T> {
         // SYNC POINT: Release publishes the result to the handle's Acquire
         // load of DONE.
         self.header.state.store(DONE, Ordering::Release);
+        // AcqRel: pairs with the swap in `CallRef::attach_timer`: if that
+        // one comes later, its Acquire sees DONE and it cancels its own
+        // entry; if it came first, this swap takes its key.
+        crate::timer::cancel(self.header.timer.swap(0, Ordering::AcqRel));
         self.header.waker.take()
     }
 }
@@ -206,8 +288,10 @@ impl<T: Task> Drop for Cell<T> {
     fn drop(&mut self) {
         // `&mut self`: no other reference exists, so plain reads are fine.
         match self.header.state.load(Ordering::Relaxed) {
-            QUEUED => self.args.with_mut(|cell| {
-                // SAFETY: QUEUED means the arguments were never moved out.
+            QUEUED | SENT => self.args.with_mut(|cell| {
+                // SAFETY: QUEUED and SENT mean the cell still owns the
+                // arguments (an encoder borrowing them in ENCODING would
+                // hold a reference, so the state is not ENCODING here).
                 unsafe { (*cell).assume_init_drop() }
             }),
             DONE => self.result.with_mut(|cell| {
@@ -225,14 +309,21 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
     let _job = JobRef(ptr);
     // SAFETY: `_job` holds a reference to a `Cell<T>` (vtable of `T`).
     let cell = unsafe { Cell::<T>::from_header(ptr) };
+    if cell.past_deadline() {
+        // Its deadline passed while it was queued: not worth running.
+        // (If it is no longer queued, it is not ours to start either.)
+        cell.end_early(true, || cell.timed_out());
+        return;
+    }
     let Some(args) = cell.start() else {
-        // Cancelled or failed before it started: nothing to run.
+        // Cancelled, failed or started elsewhere: nothing to run.
         return;
     };
     let name = cell.task.info().name();
     let result = panics::catch(|| T::run(args, &cell.header.signal)).map_err(|e| e.with_task(name));
     match cell.claim_completion(false) {
-        Some(_) => cell.publish(result),
+        // A result after the deadline is not the call's outcome.
+        Some(_) => cell.publish(cell.unless_late(result)),
         // Someone failed the call meanwhile (shutdown timeout); the value is
         // not wanted. User `Drop` code runs here: keep its panic contained.
         None => drop_quietly(result),
@@ -242,14 +333,14 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
 unsafe fn fail<T: Task>(ptr: NonNull<Header>, error: Error, only_queued: bool) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    cell.end_early(only_queued, || Err(error))
+    cell.end_early(only_queued, || cell.unless_late(Err(error)))
 }
 
 unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
     // User code (a `default` expression) runs here, on the timer thread.
-    cell.end_early(false, || panics::catch(T::timed_out))
+    cell.end_early(false, || cell.timed_out())
 }
 
 unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
@@ -302,9 +393,10 @@ fn drop_quietly<V>(value: V) {
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct RemoteOps {
-    /// Claims the call (`QUEUED → RUNNING`) and encodes its arguments.
+    /// Moves the call `QUEUED → ENCODING → SENT`, encoding its arguments
+    /// from a borrow; they stay in the cell.
     encode: unsafe fn(NonNull<Header>, &mut Window, usize) -> Encoded,
-    /// Completes a `RUNNING` call from the worker's response; returns the
+    /// Completes a `SENT` call from the worker's response; returns the
     /// waker to wake (after the caller lets go of its locks).
     complete: CompleteFn,
 }
@@ -317,7 +409,8 @@ type CompleteFn = unsafe fn(NonNull<Header>, Result<&[u8], Error>) -> Option<Wak
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) enum Encoded {
-    /// The call was cancelled before it was sent: nothing to send.
+    /// The call ended (cancelled, failed, timed out) before it was sent,
+    /// or was not queued: nothing to send.
     Cancelled,
     /// The arguments are in the window, this many bytes.
     Written(usize),
@@ -359,44 +452,102 @@ where
     // SAFETY: the caller holds a reference to a `Cell<T>` (the ops were
     // taken for the same `T` as the cell).
     let cell = unsafe { Cell::<T>::from_header(ptr) };
-    let Some(args) = cell.start() else {
-        return Encoded::Cancelled;
-    };
-    let name = cell.task.info().name();
     let codec_error = |e: postcard::Error| {
         Error::of(
             crate::ErrorKind::Codec,
             format!("could not encode the arguments: {e}"),
         )
     };
-    // User `Serialize` code runs here, possibly on a lane's reactor
-    // thread: a panic fails this call, not the lane.
-    let outcome = catch_unwind(AssertUnwindSafe(
-        || match crate::process::wire::encode_into(&args, window) {
+    cell.encode_with(
+        |args| match crate::process::wire::encode_into(args, window) {
             Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
             Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
-            Ok(_) => crate::process::wire::encode_vec(&args)
+            Ok(_) => crate::process::wire::encode_vec(args)
                 .map(Encoded::Spilled)
                 .map_err(codec_error),
             Err(e) => Err(codec_error(e)),
         },
-    ))
-    .unwrap_or_else(|_| {
-        Err(Error::of(
-            crate::ErrorKind::Codec,
-            "the arguments' Serialize implementation panicked",
-        ))
-    });
-    drop_quietly(args);
-    match outcome {
-        Ok(encoded) => encoded,
-        Err(err) => {
-            if cell.claim_completion(false).is_some() {
-                cell.publish(Err(err.with_task(name)));
+    )
+}
+
+#[cfg(target_os = "linux")]
+impl<T: Task> Cell<T> {
+    /// The state machine of [`JobRef::encode`]: `QUEUED → ENCODING`, runs
+    /// `encode` on a borrow of the arguments, then `ENCODING → SENT`; a
+    /// failed `encode` fails the call instead. Drops the arguments if the
+    /// call ended meanwhile (the state table hands them to the encoder).
+    fn encode_with(&self, encode: impl FnOnce(&T::Args) -> Result<Encoded, Error>) -> Encoded {
+        // Acquire: the arguments written before the hand-off are visible.
+        if self
+            .header
+            .state
+            .compare_exchange(QUEUED, ENCODING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Encoded::Cancelled;
+        }
+        let outcome = self.args.with(|args| {
+            // SAFETY: in ENCODING the arguments are initialised and nobody
+            // but us reads them: a claim from ENCODING leaves them alone
+            // (see the state table), and the cell cannot be dropped while
+            // our caller's reference lives. We only read, through a shared
+            // borrow that ends with this closure.
+            let args = unsafe { (*args).assume_init_ref() };
+            // User `Serialize` code runs here, possibly on a lane's reactor
+            // thread: a panic fails this call, not the lane.
+            catch_unwind(AssertUnwindSafe(|| encode(args))).unwrap_or_else(|_| {
+                Err(Error::of(
+                    crate::ErrorKind::Codec,
+                    "the arguments' Serialize implementation panicked",
+                ))
+            })
+        });
+        let next = if outcome.is_ok() { SENT } else { COMPLETING };
+        // SYNC POINT: Release makes our reads of the arguments happen
+        // before the drop by whoever later claims the call from SENT (the
+        // Acquire CAS in `claim_completion`).
+        let ours = self
+            .header
+            .state
+            .compare_exchange(ENCODING, next, Ordering::Release, Ordering::Relaxed)
+            .is_ok();
+        if !ours || next == COMPLETING {
+            // The call ended while we encoded (its claimer left the
+            // arguments to us), or encoding failed and we hold the
+            // completion claim: either way the arguments are ours to drop.
+            let args = self.args.with(|args| {
+                // SAFETY: the state left ENCODING through a claim that, by
+                // the state table, leaves the arguments to the encoder, or
+                // through our own claim to COMPLETING; nobody else touches
+                // them after either.
+                unsafe { (*args).assume_init_read() }
+            });
+            drop_quietly(args);
+        }
+        match outcome {
+            Ok(_) if !ours => Encoded::Cancelled,
+            Ok(encoded) => encoded,
+            Err(err) if ours => {
+                let name = self.task.info().name();
+                self.publish(self.unless_late(Err(err.with_task(name))));
+                Encoded::Failed
             }
-            Encoded::Failed
+            Err(_) => Encoded::Cancelled,
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn unsend(ptr: NonNull<Header>) -> bool {
+    // SAFETY: the caller holds a reference.
+    let header = unsafe { header(ptr) };
+    // AcqRel: Release hands the arguments back to the queue for the next
+    // encoder's (or claimer's) Acquire; Acquire pairs with our own earlier
+    // Release to SENT if another thread encoded it.
+    header
+        .state
+        .compare_exchange(SENT, QUEUED, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }
 
 #[cfg(target_os = "linux")]
@@ -421,7 +572,13 @@ where
             )
         })
     };
-    let result = outcome.and_then(decode).map_err(|e| e.with_task(name));
+    // A response after the deadline is not the call's outcome: it is not
+    // even decoded. (User code, the task's `default`, may run here.)
+    let result = if cell.past_deadline() {
+        cell.timed_out()
+    } else {
+        outcome.and_then(decode).map_err(|e| e.with_task(name))
+    };
     match cell.claim_completion(false) {
         Some(_) => cell.publish_quietly(result),
         None => {
@@ -455,13 +612,35 @@ impl JobRef {
         unsafe { (header(self.0).vtable.fail)(self.0, error, false) }
     }
 
-    /// Claims the call and encodes its arguments into `window` (at most
-    /// `max` bytes). See [`Encoded`].
+    /// Encodes a queued call's arguments into `window` (at most `max`
+    /// bytes) and marks it `SENT`: a process worker has it now. The
+    /// arguments stay in the cell, so that [`unsend`](Self::unsend) and a
+    /// second `encode` can send the call to another worker from the
+    /// caller's own value (never from bytes a worker could have rewritten).
+    /// See [`Encoded`] for the outcomes; `Cancelled` also for a call that
+    /// is not queued.
     #[cfg(target_os = "linux")]
     pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window, max: usize) -> Encoded {
         // SAFETY: we hold a reference; `ops` belong to the cell's task type
         // (the pool takes both from the same `T`).
         unsafe { (ops.encode)(self.0, window, max) }
+    }
+
+    /// Takes a `SENT` call back (`SENT → QUEUED`), so that it can be
+    /// encoded again, for example for a replacement worker. False if the
+    /// call is not `SENT`: it ended, or is being completed, meanwhile.
+    #[cfg(target_os = "linux")]
+    #[allow(dead_code, reason = "the process lane's replay uses it")]
+    pub(crate) fn unsend(&self) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { unsend(self.0) }
+    }
+
+    /// True while no worker or lane has claimed the call (a racy hint).
+    pub(crate) fn is_queued(&self) -> bool {
+        // Relaxed: a hint; the claims themselves decide.
+        // SAFETY: we hold a reference.
+        unsafe { header(self.0) }.state.load(Ordering::Relaxed) == QUEUED
     }
 
     /// Completes the call from its response (bytes to decode, or an
@@ -573,6 +752,7 @@ impl CallRef {
                 signal: Signal::new(),
                 waker: AtomicWaker::new(),
                 deadline: AtomicU64::new(0),
+                timer: AtomicU64::new(0),
                 vtable: &Cell::<T>::VTABLE,
             },
             task,
@@ -626,6 +806,37 @@ impl CallRef {
         // SAFETY: we hold a reference, so the count is at least one.
         unsafe { (self.header().vtable.clone_ref)(self.0) };
         JobRef(self.0)
+    }
+
+    /// Makes timer entry `key` the call's deadline entry: cancels the one
+    /// it replaces, and `key` itself if the call has ended already (its
+    /// end cancelled whatever entry it found then).
+    pub(crate) fn attach_timer(&self, key: crate::timer::Key) {
+        let header = self.header();
+        // AcqRel: pairs with the swap in `publish_quietly` (see there).
+        crate::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
+        // Acquire: if the call's end swapped the key before us, our swap
+        // synchronized with it and this load sees DONE (or TAKEN).
+        if matches!(header.state.load(Ordering::Acquire), DONE | TAKEN) {
+            crate::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
+        }
+    }
+
+    /// Runs the call on this thread if no worker has started it (the
+    /// waiter's claim, `QUEUED → RUNNING`); the queue's reference stays
+    /// queued and finds the call started. True if the call is done now.
+    pub(crate) fn run_here(&self) -> bool {
+        // Relaxed: a hint; `run` makes the claim.
+        if self.header().state.load(Ordering::Relaxed) != QUEUED {
+            return false;
+        }
+        // SAFETY: we hold a reference, so the count is at least one.
+        unsafe { (self.header().vtable.clone_ref)(self.0) };
+        let job = JobRef(self.0);
+        job.run();
+        // Acquire: pairs with `publish`; whether it ran here or elsewhere,
+        // it is done once DONE shows.
+        self.is_done()
     }
 
     /// Identifies the call (its cell's address) while a reference is held.
@@ -803,5 +1014,238 @@ mod tests {
         assert!(unsafe { call.take::<Arc<()>>() }.unwrap_err().is_closed());
         drop(call);
         assert_eq!(Arc::strong_count(&marker), 1);
+    }
+
+    /// An argument that counts its drops, and encodes as its value.
+    struct Counted {
+        value: u64,
+        drops: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    impl serde::Serialize for Counted {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.value.serialize(s)
+        }
+    }
+
+    /// A task for the process path: doubles its argument.
+    #[derive(Clone, Copy)]
+    struct Remote;
+
+    static REMOTE: TaskInfo = TaskInfo::new("cell::remote", file!(), line!());
+
+    impl Task for Remote {
+        type Args = Counted;
+        type Output = u64;
+
+        fn info(&self) -> &TaskInfo {
+            &REMOTE
+        }
+
+        fn run(args: Counted, _: &Signal) -> Result<u64, Error> {
+            Ok(args.value * 2)
+        }
+    }
+
+    fn counted(value: u64) -> (CallRef, JobRef, Arc<std::sync::atomic::AtomicUsize>) {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let args = Counted {
+            value,
+            drops: Arc::clone(&drops),
+        };
+        let (call, job) = CallRef::new(Remote, args);
+        (call, job, drops)
+    }
+
+    fn drops(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+
+    /// The encoder's state machine without a shared mapping (Miri runs
+    /// it): `encode` gets the arguments by reference, as the window
+    /// encoder does.
+    #[cfg(target_os = "linux")]
+    fn encode_here(
+        job: &JobRef,
+        encode: impl FnOnce(&Counted) -> Result<Encoded, Error>,
+    ) -> Encoded {
+        // SAFETY: `job` holds a reference to a `Cell<Remote>`.
+        unsafe { Cell::<Remote>::from_header(job.0) }.encode_with(encode)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn response(value: u64) -> Vec<u8> {
+        crate::process::wire::encode_vec(&value).unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sent_call_keeps_its_arguments_until_it_completes_and_can_be_sent_again() {
+        let ops = RemoteOps::of::<Remote>();
+        let (call, job, counter) = counted(21);
+        let seen = |args: &Counted| Ok(Encoded::Written(args.value as usize));
+        assert!(matches!(encode_here(&job, seen), Encoded::Written(21)));
+        assert_eq!(drops(&counter), 0, "SENT keeps the arguments");
+        assert!(!job.is_queued());
+        // A replacement worker: take the call back and encode it again from
+        // the caller's value.
+        assert!(job.unsend());
+        assert!(job.is_queued());
+        assert!(!job.unsend(), "only a SENT call can be taken back");
+        assert!(matches!(encode_here(&job, seen), Encoded::Written(21)));
+        assert_eq!(drops(&counter), 0);
+        assert!(job.complete(ops, Ok(&response(42))).is_none());
+        assert_eq!(drops(&counter), 1, "completing drops the arguments");
+        assert!(call.is_done());
+        assert!(!job.unsend(), "an ended call is not taken back");
+        assert!(matches!(encode_here(&job, seen), Encoded::Cancelled));
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert_eq!(unsafe { call.take::<u64>() }.unwrap(), 42);
+        drop((call, job));
+        assert_eq!(drops(&counter), 1, "dropped exactly once");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sent_call_that_is_cancelled_drops_its_arguments_once() {
+        let ops = RemoteOps::of::<Remote>();
+        let (call, job, counter) = counted(1);
+        assert!(matches!(
+            encode_here(&job, |_| Ok(Encoded::Written(1))),
+            Encoded::Written(1)
+        ));
+        assert!(call.fail(Error::cancelled()));
+        assert_eq!(drops(&counter), 1);
+        assert!(!job.unsend());
+        // The worker's late response is dropped; the call stays cancelled.
+        assert!(job.complete(ops, Ok(&response(2))).is_none());
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert!(unsafe { call.take::<u64>() }.unwrap_err().is_cancelled());
+        drop((call, job));
+        assert_eq!(drops(&counter), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_call_that_ends_while_it_is_encoded_leaves_its_arguments_to_the_encoder() {
+        let (call, job, counter) = counted(5);
+        let outcome = encode_here(&job, |args| {
+            // A cancel arrives mid-encoding: it ends the call but must not
+            // drop the arguments we are reading.
+            assert!(call.fail(Error::cancelled()));
+            assert_eq!(drops(&counter), 0);
+            Ok(Encoded::Written(args.value as usize))
+        });
+        assert!(matches!(outcome, Encoded::Cancelled), "nothing to send");
+        assert_eq!(drops(&counter), 1, "the encoder dropped them");
+        assert!(!job.unsend());
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert!(unsafe { call.take::<u64>() }.unwrap_err().is_cancelled());
+        drop((call, job));
+        assert_eq!(drops(&counter), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_encoding_fails_the_call_and_drops_the_arguments_once() {
+        let (call, job, counter) = counted(5);
+        let outcome = encode_here(&job, |_| Err(Error::cancelled()));
+        assert!(matches!(outcome, Encoded::Failed));
+        assert_eq!(drops(&counter), 1);
+        assert!(call.is_done());
+        let panicking = counted(6);
+        let outcome = encode_here(&panicking.1, |_| panic!("Serialize panicked"));
+        assert!(matches!(outcome, Encoded::Failed));
+        assert_eq!(drops(&panicking.2), 1);
+        // SAFETY: done, taken once, output type of `Remote`.
+        let err = unsafe { panicking.0.take::<u64>() }.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Codec);
+        drop((call, job, panicking));
+        assert_eq!(drops(&counter), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sent_call_dropped_unanswered_drops_its_arguments_with_the_cell() {
+        let (call, job, counter) = counted(5);
+        assert!(matches!(
+            encode_here(&job, |_| Ok(Encoded::Written(1))),
+            Encoded::Written(1)
+        ));
+        drop(job);
+        assert_eq!(drops(&counter), 0);
+        // The handle's drop cancels (claims from SENT, dropping them) and
+        // frees the cell.
+        drop(call);
+        assert_eq!(drops(&counter), 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[cfg_attr(miri, ignore = "maps shared memory")]
+    fn encoding_into_a_shared_window_leaves_the_arguments_in_place() {
+        use crate::process::shm::{Dir, Layout, Mapping};
+        let mapping = Mapping::create(Layout::new(4, 8192).unwrap(), 1024, None).unwrap();
+        let ops = RemoteOps::of::<Remote>();
+        let (call, job, counter) = counted(300);
+        let mut window = mapping.window(Dir::Request, 0, 64).unwrap();
+        let Encoded::Written(n) = job.encode(ops, &mut window, 1024) else {
+            panic!("the arguments fit");
+        };
+        assert_eq!(mapping.request_bytes(0, n), Some(&response(300)[..]));
+        assert_eq!(drops(&counter), 0);
+        assert!(job.unsend());
+        let mut window = mapping.window(Dir::Request, 64, 64).unwrap();
+        assert!(matches!(job.encode(ops, &mut window, 1024), Encoded::Written(m) if m == n));
+        assert!(job.complete(ops, Ok(&response(600))).is_none());
+        assert_eq!(drops(&counter), 1);
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert_eq!(unsafe { call.take::<u64>() }.unwrap(), 600);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_response_after_the_deadline_ends_the_call_timed_out() {
+        let ops = RemoteOps::of::<Remote>();
+        let (call, job, counter) = counted(5);
+        // A deadline of 1 ns on the shared clock: long passed. (No timer
+        // entry: only the completion path can notice.)
+        call.header().deadline.store(1, Ordering::Relaxed);
+        assert!(matches!(
+            encode_here(&job, |_| Ok(Encoded::Written(1))),
+            Encoded::Written(1)
+        ));
+        assert!(job.complete(ops, Ok(&response(10))).is_none());
+        assert_eq!(drops(&counter), 1);
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert!(unsafe { call.take::<u64>() }.unwrap_err().is_timeout());
+    }
+
+    #[test]
+    fn a_thread_call_past_its_deadline_is_not_run_and_ends_timed_out() {
+        let (call, job, counter) = counted(5);
+        call.header().deadline.store(1, Ordering::Relaxed);
+        job.run();
+        assert_eq!(drops(&counter), 1, "dropped unrun");
+        // SAFETY: done, taken once, output type of `Remote`.
+        assert!(unsafe { call.take::<u64>() }.unwrap_err().is_timeout());
+    }
+
+    #[test]
+    fn a_waiter_runs_a_queued_call_itself_and_the_queue_skips_it() {
+        let (call, job, counter) = counted(4);
+        assert!(call.run_here());
+        assert_eq!(drops(&counter), 1);
+        assert!(!call.run_here(), "only once");
+        job.run(); // the queue's turn: already started, nothing to do
+                   // SAFETY: done, taken once, output type of `Remote`.
+        assert_eq!(unsafe { call.take::<u64>() }.unwrap(), 8);
     }
 }

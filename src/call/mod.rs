@@ -50,6 +50,18 @@ use crate::{transport::wake::spin::Backoff, Error};
 /// is discarded. To let a call run to the end without keeping the handle,
 /// use [`detach`](Self::detach).
 ///
+/// `let _ = pool.call(..)` drops the handle at once, and so cancels the
+/// call (the compiler's `must_use` warning says so):
+///
+/// ```
+/// # #[knitting::task] fn log_line(line: String) { eprintln!("{line}") }
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// pool.call(log_line, "runs in the background".into()).detach(); // runs
+/// let line = pool.call(log_line, "waited for".into()).wait(); // runs, and we wait
+/// # line.unwrap();
+/// let _ = pool.call(log_line, "may never run".into()); // cancelled at once
+/// ```
+///
 /// # Ending a call early
 ///
 /// | | the call ends | the task is told (`signal.aborted()`) |
@@ -64,9 +76,13 @@ use crate::{transport::wake::spin::Backoff, Error};
 /// Polling the future and dropping it before it completes cancels the call
 /// as above (for example the losing branch of a `select!`). A call whose
 /// handle is dropped after it completed loses nothing but its result.
-#[must_use = "dropping a `Call` cancels it; `.await` it, `.wait()` for it, or `.detach()` it"]
+#[must_use = "call `.detach()` to let the call run in the background, or `.await`/`.wait()` it for its value; dropping the handle (also `let _ = ...`) cancels the call"]
 pub struct Call<T> {
     repr: Repr,
+    /// The thread pool the call was made on (its address), 0 for none: a
+    /// worker thread of that pool that waits for the call runs it itself
+    /// if no worker has started it.
+    home: usize,
     /// For calls on a process lane: the lane, whose responses a waiting
     /// caller takes itself while it spins.
     #[cfg(target_os = "linux")]
@@ -84,9 +100,10 @@ enum Repr {
 }
 
 impl<T: Send + 'static> Call<T> {
-    pub(crate) fn pending(call: CallRef) -> Self {
+    pub(crate) fn pending(call: CallRef, home: usize) -> Self {
         Self {
             repr: Repr::Pending(call),
+            home,
             #[cfg(target_os = "linux")]
             lane: None,
             _output: PhantomData,
@@ -98,6 +115,7 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn remote(call: CallRef, lane: Arc<crate::process::host::Lane>) -> Self {
         Self {
             repr: Repr::Pending(call),
+            home: 0,
             lane: Some(lane),
             _output: PhantomData,
         }
@@ -106,6 +124,7 @@ impl<T: Send + 'static> Call<T> {
     pub(crate) fn failed(error: Error) -> Self {
         Self {
             repr: Repr::Failed(error),
+            home: 0,
             #[cfg(target_os = "linux")]
             lane: None,
             _output: PhantomData,
@@ -115,6 +134,44 @@ impl<T: Send + 'static> Call<T> {
     /// Blocks the current thread until the call ends.
     ///
     /// Spins briefly first, so a fast call answers without a sleep.
+    ///
+    /// # Waiting inside a task (nested calls)
+    ///
+    /// A task may call its own pool and wait. When the waiting thread is a
+    /// worker of the pool the call was made on and no worker has started
+    /// the call yet, the waiter runs it itself, right there (the claim a
+    /// worker makes, so the call runs exactly once). A call that already
+    /// runs on another worker is waited for as usual. So a tree of nested
+    /// calls finishes on any number of threads, one included: every call
+    /// waited for either runs on a thread that makes progress or is run by
+    /// its waiter. The same holds for [`wait_timeout`](Self::wait_timeout)
+    /// and [`wait_deadline`](Self::wait_deadline), which then return when
+    /// the call returns, even if that is past their bound.
+    ///
+    /// A call run by its waiter keeps its deadline, its signal and its
+    /// panic handling, but not a hard time limit of its own: it runs inside
+    /// the waiting task, whose hard limit covers it. (A thread cannot be
+    /// cut off under a task that is still running on it.) Polling the
+    /// call as a future on such a thread (`block_on` inside a task) follows
+    /// the same rule. Waits on process calls, or on another pool's calls,
+    /// never run them inline.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// static POOL: OnceLock<knitting::Pool> = OnceLock::new();
+    ///
+    /// #[knitting::task]
+    /// fn fib(n: u64) -> u64 {
+    ///     if n < 2 { return n; }
+    ///     let pool = POOL.get().unwrap();
+    ///     let (a, b) = (pool.call(fib, n - 1), pool.call(fib, n - 2));
+    ///     a.wait().unwrap() + b.wait().unwrap()
+    /// }
+    ///
+    /// // One worker thread, and still no deadlock.
+    /// let pool = POOL.get_or_init(|| knitting::Pool::builder().threads(1).build().unwrap());
+    /// assert_eq!(pool.call(fib, 10).wait().unwrap(), 55);
+    /// ```
     ///
     /// ```
     /// # #[knitting::task] fn square(v: i64) -> i64 { v * v }
@@ -247,6 +304,13 @@ impl<T: Send + 'static> Call<T> {
     /// stop. A task that does not look at its signal runs on to its end;
     /// its late result is dropped.
     ///
+    /// The deadline holds whoever gets there first: a result that arrives
+    /// after it (even before the timer thread fired) ends the call with the
+    /// timed-out outcome too, and a call still queued at its deadline is
+    /// not run. A call that ends before its deadline frees the timer's
+    /// entry at once, so even a far deadline costs no memory after the
+    /// call.
+    ///
     /// ```
     /// use std::time::Duration;
     ///
@@ -282,7 +346,7 @@ impl<T: Send + 'static> Call<T> {
     fn deadline_at(self, at: u64) -> Self {
         if let Repr::Pending(call) = &self.repr {
             let job = call.set_deadline(at);
-            crate::timer::schedule(
+            let key = crate::timer::schedule(
                 at,
                 crate::timer::Action::Deadline {
                     job,
@@ -291,6 +355,7 @@ impl<T: Send + 'static> Call<T> {
                     lane: self.lane.clone(),
                 },
             );
+            call.attach_timer(key);
         }
         self
     }
@@ -370,6 +435,14 @@ impl<T: Send + 'static> Call<T> {
         // microsecond; catching that without a sleep is most of the latency.
         if let Some(result) = self.poll_result() {
             return Some(result);
+        }
+        // HELP: a worker thread of the call's own pool that waits for a call
+        // no worker has started runs it here, instead of waiting for a
+        // worker that may be this one (a nested call on a full pool).
+        if let Repr::Pending(call) = &self.repr {
+            if self.home != 0 && crate::worker::current_pool() == self.home && call.run_here() {
+                return self.poll_result();
+            }
         }
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
         #[cfg(target_os = "linux")]
@@ -471,6 +544,19 @@ impl<T: Send + 'static> Future for Call<T> {
         }
         if let Some(result) = this.poll_result() {
             return Poll::Ready(result);
+        }
+        // A task that blocks on this future on a worker of the call's pool
+        // (`block_on` inside a task): the nested-call rule of `wait`.
+        let ran_here = match &this.repr {
+            Repr::Pending(call) => {
+                this.home != 0 && crate::worker::current_pool() == this.home && call.run_here()
+            }
+            _ => false,
+        };
+        if ran_here {
+            if let Some(result) = this.poll_result() {
+                return Poll::Ready(result);
+            }
         }
         if let Repr::Pending(call) = &this.repr {
             call.register(cx.waker());

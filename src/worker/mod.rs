@@ -6,12 +6,20 @@ pub(crate) mod thread;
 use std::cell::Cell;
 
 thread_local! {
-    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The pool (its address) whose worker this thread is; 0 for none.
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks the current thread as a worker, for [`is_main`].
-pub(crate) fn mark_worker_thread() {
-    IS_WORKER.with(|w| w.set(true));
+/// Marks the current thread as a worker of thread pool `pool` (a non-zero
+/// address that names the pool while it lives), for [`is_main`] and for
+/// the nested-call rule of [`Call::wait`](crate::Call::wait).
+pub(crate) fn mark_worker_thread(pool: usize) {
+    WORKER_OF.with(|w| w.set(pool));
+}
+
+/// The thread pool whose worker the current thread is, 0 for none.
+pub(crate) fn current_pool() -> usize {
+    WORKER_OF.with(Cell::get)
 }
 
 /// True in host code, false inside a worker.
@@ -19,14 +27,35 @@ pub(crate) fn mark_worker_thread() {
 /// Use it to keep set-up code (building pools, reading configuration) out of
 /// task code paths that might reach it from a worker.
 ///
+/// Precisely, it answers for the current thread:
+///
+/// - **false** on the worker threads of every thread [`Pool`](crate::Pool)
+///   (also while such a thread runs a nested call it waits for, see
+///   [`Call::wait`](crate::Call::wait)), and on *every* thread of a worker
+///   process (the whole process is a worker);
+/// - **true** on every other thread of the host, including a thread that a
+///   task spawns from a thread worker: that thread is not a worker of any
+///   pool (the crate cannot see `std::thread::spawn`). A task whose
+///   spawned threads need to know should tell them.
+///
+/// (The JavaScript original's `isMain` is false in any worker thread; a
+/// Rust host has many threads of its own, so here the question is "is this
+/// a knitting worker", not "is this the main thread".)
+///
 /// ```
 /// #[knitting::task]
 /// fn on_worker() -> bool { knitting::is_main() }
+///
+/// #[knitting::task]
+/// fn in_a_thread_it_spawns() -> bool {
+///     std::thread::spawn(knitting::is_main).join().unwrap()
+/// }
 ///
 /// # fn main() -> Result<(), knitting::Error> {
 /// assert!(knitting::is_main());
 /// let pool = knitting::Pool::builder().threads(1).build()?;
 /// assert!(!pool.call(on_worker, ()).wait()?);
+/// assert!(pool.call(in_a_thread_it_spawns, ()).wait()?);
 /// # Ok(()) }
 /// ```
 pub fn is_main() -> bool {
@@ -34,5 +63,5 @@ pub fn is_main() -> bool {
     if crate::process::is_process_worker() {
         return false;
     }
-    !IS_WORKER.with(Cell::get)
+    current_pool() == 0
 }

@@ -4,7 +4,8 @@
 //! The location of a panic is only known to the panic hook, so the crate
 //! installs one hook, once, that wraps the hook in place before it: on a
 //! thread that is running a task it records the location (and a backtrace
-//! when `RUST_BACKTRACE` asks for one) and prints nothing, because the panic
+//! when `RUST_BACKTRACE` asks for one, unresolved: see
+//! [`Error::backtrace`]) and prints nothing, because the panic
 //! is not lost: it becomes the call's [`Error`]. On every other thread it
 //! calls the previous hook unchanged.
 
@@ -20,7 +21,7 @@ use crate::Error;
 
 thread_local! {
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
-    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+    static LAST_PANIC: RefCell<Option<(String, Option<Backtrace>)>> = const { RefCell::new(None) };
 }
 
 /// Installs the capturing hook (idempotent).
@@ -33,9 +34,12 @@ pub(crate) fn install_hook() {
                 let location = info
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                // Captured, not resolved: symbols are looked up only when
+                // someone formats it (`Error::backtrace`, or a process
+                // worker encoding the error for the host).
                 let backtrace = Backtrace::capture();
-                let backtrace = (backtrace.status() == BacktraceStatus::Captured)
-                    .then(|| backtrace.to_string());
+                let backtrace =
+                    (backtrace.status() == BacktraceStatus::Captured).then_some(backtrace);
                 if let Some(location) = location {
                     LAST_PANIC.with(|p| *p.borrow_mut() = Some((location, backtrace)));
                 }
@@ -49,9 +53,10 @@ pub(crate) fn install_hook() {
 /// Runs task code, turning a panic into an [`Error`].
 #[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
-    IN_TASK.with(|t| t.set(true));
+    // Restore, not clear: a call that its waiter runs inside a task nests.
+    let outer = IN_TASK.with(|t| t.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    IN_TASK.with(|t| t.set(false));
+    IN_TASK.with(|t| t.set(outer));
     match outcome {
         Ok(result) => result,
         Err(payload) => Err(from_payload(payload)),

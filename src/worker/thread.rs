@@ -215,7 +215,7 @@ impl Lane {
         slot: &Slot,
         job: JobRef,
         abandoned: &AtomicBool,
-        on_start: &dyn Fn(&JobRef),
+        on_start: &OnStart<'_>,
     ) -> bool {
         // SeqCst, with the SeqCst load below and the two SeqCst operations of
         // `Pool::shutdown_timeout` (store `abandoned`, then swap `running` in
@@ -227,8 +227,18 @@ impl Lane {
         if abandoned.load(Ordering::SeqCst) {
             job.fail(Error::closed());
         }
-        on_start(&job);
+        // A call that its waiter runs itself (or that ended) is not started
+        // here: no hard limit to arm for it. A waiter that claims it right
+        // after this look leaves an armed limit, cancelled below.
+        let limit = if job.is_queued() {
+            on_start(&job)
+        } else {
+            None
+        };
         job.run();
+        if let Some(key) = limit {
+            crate::timer::cancel(key);
+        }
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
         // AcqRel: Acquire keeps the reference count edge if someone took the
@@ -305,15 +315,21 @@ pub(crate) struct SpinPolicy {
     pub(crate) budget: Duration,
 }
 
-/// The worker loop of one thread lane, for the thread of `slot`.
-/// `on_start` runs as each call starts (the hard time limit hooks in).
+/// Runs as each call starts on a lane (the hard time limit hooks in);
+/// returns the timer entry to cancel when the call returns.
+pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::timer::Key> + 'a;
+
+/// The worker loop of one thread lane, for the thread of `slot`, a worker
+/// of the thread pool named `pool` (see [`super::mark_worker_thread`]).
+#[allow(clippy::too_many_arguments, reason = "one call site, all distinct")]
 pub(crate) fn run_worker(
     lane: &Lane,
     slot: usize,
+    pool: usize,
     closed: &AtomicBool,
     abandoned: &AtomicBool,
     spin: SpinPolicy,
-    on_start: &dyn Fn(&JobRef),
+    on_start: &OnStart<'_>,
 ) -> Exit {
     let slot = lane.slot_at(slot);
     // Runtime code must not unwind: task panics are caught inside `run`, so
@@ -321,7 +337,7 @@ pub(crate) fn run_worker(
     // leaving callers waiting on a lane nobody serves.
     let guard = AbortIfPanic;
     lane.wake.register_sleeper();
-    super::mark_worker_thread();
+    super::mark_worker_thread(pool);
     loop {
         // BUSY: run everything queued.
         while let Some(job) = lane.pop() {
@@ -417,7 +433,7 @@ mod tests {
                 let spin = SpinPolicy {
                     budget: Duration::ZERO,
                 };
-                run_worker(&lane, old_slot, &flags.0, &flags.1, spin, &|_| {})
+                run_worker(&lane, old_slot, 1, &flags.0, &flags.1, spin, &|_| None)
             })
         };
         // The hard limit takes the call once it runs, as the timer does.
