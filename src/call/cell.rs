@@ -421,7 +421,9 @@ where
             )
         })
     };
-    let result = outcome.and_then(decode).map_err(|e| e.with_task(name));
+    let result = outcome
+        .and_then(decode)
+        .map_err(|e| e.for_process_call::<T>(name));
     match cell.claim_completion(false) {
         Some(_) => cell.publish_quietly(result),
         None => {
@@ -629,6 +631,7 @@ impl CallRef {
     }
 
     /// Identifies the call (its cell's address) while a reference is held.
+    #[cfg(any(target_os = "linux", test))]
     pub(crate) fn key(&self) -> usize {
         self.0.as_ptr().addr()
     }

@@ -45,7 +45,7 @@ use std::{
 use super::{
     arena::Cursor,
     bell, futex,
-    shm::{self, Dir, Layout, Locator, Mapping},
+    shm::{self, Dir, Layout, Locator, Mapping, TaskKey},
     ENV_HOST_PID, ENV_LANE, ENV_LIFELINE_FD, ENV_SHM, ENV_SPIN_NS, ENV_WORKER,
 };
 use crate::{
@@ -108,13 +108,13 @@ enum Queued {
     Fresh {
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
     },
     /// Encoded already (it did not fit when it was tried), waiting for room.
     Spilled {
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
         bytes: Vec<u8>,
     },
 }
@@ -131,7 +131,7 @@ impl Queued {
 struct InFlight {
     job: JobRef,
     ops: &'static RemoteOps,
-    task: u64,
+    task: TaskKey,
     /// Where its arguments are in the request arena.
     start: u64,
     len: usize,
@@ -237,7 +237,7 @@ impl Gen {
         &mut self,
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
         start: u64,
         len: usize,
         pool_hard: Option<Duration>,
@@ -247,7 +247,8 @@ impl Gen {
         let slot = &self.shm.req_slots()[index];
         // Relaxed: published by the store of `req_head` below.
         slot.seq.store(seq, Ordering::Relaxed);
-        slot.task.store(task, Ordering::Relaxed);
+        slot.task.store(task.id, Ordering::Relaxed);
+        slot.shape.store(task.shape, Ordering::Relaxed);
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len as u64, Ordering::Relaxed);
         // Relaxed: published with the slot; a call aborted before it was
@@ -446,7 +447,7 @@ impl Lane {
 
     /// Sends a call, or queues it when the ring or the arena is full (or
     /// the worker is being replaced).
-    pub(crate) fn submit(&self, job: JobRef, ops: &'static RemoteOps, task: u64) {
+    pub(crate) fn submit(&self, job: JobRef, ops: &'static RemoteOps, task: TaskKey) {
         let mut st = lock(&self.state);
         if let Some(err) = &st.done {
             job.fail(clone_error(err));

@@ -39,7 +39,7 @@ use crate::Error;
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -117,7 +117,7 @@ pub(crate) struct Control {
     pub(crate) resp_freed: Line<AtomicU64>,
 }
 
-/// One request: which task, where its arguments are.
+/// One request: which task, of which types, where its arguments are.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct ReqSlot {
@@ -126,6 +126,16 @@ pub(crate) struct ReqSlot {
     /// Stream position of the arguments in the request arena.
     pub(crate) start: AtomicU64,
     pub(crate) len: AtomicU64,
+    /// The type fingerprint the host declares for the task (see
+    /// `task::shape`); the worker runs the task only if it is its own.
+    pub(crate) shape: AtomicU64,
+}
+
+/// What a request names: the task's id and its type fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskKey {
+    pub(crate) id: u64,
+    pub(crate) shape: u64,
 }
 
 /// One response: for which request, the outcome, where its payload is.

@@ -117,7 +117,7 @@ fn start(version: &str) -> Result<WorkerLane, String> {
     let mut table = HashMap::default();
     for info in crate::task::tasks() {
         if let Some(entry) = info.worker_entry() {
-            table.insert(info.id().as_u64(), entry.0);
+            table.insert(info.id().as_u64(), entry);
         }
     }
     panics::install_hook();
@@ -223,7 +223,7 @@ fn tune_allocator() {
 
 struct WorkerLane {
     map: Mapping,
-    table: HashMap<u64, EntryFn, BuildHasherDefault<IdHasher>>,
+    table: HashMap<u64, crate::task::WorkerEntry, BuildHasherDefault<IdHasher>>,
     spin: Duration,
     /// Requests taken so far (this side's copy of `req_tail`).
     req_tail: u64,
@@ -290,6 +290,7 @@ impl WorkerLane {
         let slot = &self.map.req_slots()[(seq % layout.slots as u64) as usize];
         // Relaxed: ordered by the Acquire load of `req_head` above.
         let task = slot.task.load(Ordering::Relaxed);
+        let shape = slot.shape.load(Ordering::Relaxed);
         let start = slot.start.load(Ordering::Relaxed);
         let len = slot.len.load(Ordering::Relaxed);
         self.req_tail += 1;
@@ -316,7 +317,10 @@ impl WorkerLane {
             .ok()
             .and_then(|len| self.map.request_bytes(offset, len));
         match (entry, bytes) {
-            (Some(entry), Some(bytes)) => entry(bytes, signal, &mut reply),
+            (Some(entry), Some(bytes)) if entry.shape == shape => {
+                (entry.run)(bytes, signal, &mut reply)
+            }
+            (Some(entry), Some(_)) => reply.error(&entry.mismatch(shape)),
             (None, _) => reply.error(&Error::of(
                 ErrorKind::UnknownTask,
                 format!(
