@@ -3,16 +3,20 @@
 //! example, a separate executable, runs them in worker processes. This
 //! program does not contain the tasks' code, nor depend on it.
 //!
-//! Build the worker first, then run the host:
+//! Build the worker first, with the same profile, then run the host:
 //!
 //! ```text
 //! cargo build --example import_worker && cargo run --example import_host
+//! cargo build --release --example import_worker && cargo run --release --example import_host
 //! ```
 //!
 //! The host looks for `import_worker` next to its own executable, which is
-//! where cargo puts both examples.
+//! where cargo puts both examples of one profile.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use knitting::{ErrorKind, ImportedTask};
 
@@ -36,6 +40,23 @@ const WORKER_PID: ImportedTask<(), u32> = ImportedTask::new("worker::pid");
 const SENTIMENT: ImportedTask<String, f64> = ImportedTask::new("text::sentiment");
 /// The right name with the wrong output type (the worker returns `usize`).
 const WORD_COUNT_AS_TEXT: ImportedTask<String, String> = ImportedTask::new("text::word_count");
+/// The right name with types whose encodings the worker's would decode as:
+/// `fn byte_stats(bytes: Vec<u8>) -> Result<Stats, String>` in the worker.
+/// Without the type check this would return `(101, 111, 106.4)` for
+/// "hello"; with it, the call fails and names both sides' types.
+const BYTE_STATS_AS_TUPLE: ImportedTask<String, (u8, u8, f64)> = ImportedTask::new("bytes::stats");
+
+/// The worker's `Stats`, declared here: the type check compares type names
+/// without module paths, so this copy matches the worker's.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[allow(dead_code)] // read through `Debug`
+struct Stats {
+    min: u8,
+    max: u8,
+    mean: f64,
+}
+/// `fn byte_stats(bytes: Vec<u8>) -> Result<Stats, String>`.
+const BYTE_STATS: ImportedTask<Vec<u8>, Stats> = ImportedTask::new("bytes::stats");
 
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
                     The dog sleeps; the fox runs off, and the dog does not care.";
@@ -46,8 +67,9 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let worker = worker_path()?;
     if !worker.exists() {
         eprintln!(
-            "the worker program {} is missing: run `cargo build --example import_worker` first",
-            worker.display()
+            "the worker program {} is missing: run `cargo build{} --example import_worker` first",
+            worker.display(),
+            profile_flag(&worker)
         );
         return Ok(ExitCode::from(1));
     }
@@ -85,6 +107,11 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         err.message()
     );
 
+    println!(
+        "bytes::stats(\"hello\") = {:?}",
+        pool.call(BYTE_STATS, b"hello".to_vec()).wait()?
+    );
+
     let err = pool
         .call(SENTIMENT, TEXT.to_string())
         .wait()
@@ -96,8 +123,18 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .call(WORD_COUNT_AS_TEXT, TEXT.to_string())
         .wait()
         .expect_err("a usize is not a String");
-    assert_eq!(err.kind(), ErrorKind::Codec);
+    assert_eq!(err.kind(), ErrorKind::TypeMismatch);
     println!("text::word_count as String failed: {:?}: {err}", err.kind());
+
+    let err = pool
+        .call(BYTE_STATS_AS_TUPLE, "hello".to_string())
+        .wait()
+        .expect_err("the worker's task takes other types");
+    assert_eq!(err.kind(), ErrorKind::TypeMismatch);
+    println!(
+        "bytes::stats as (u8, u8, f64) failed: {:?}: {err}",
+        err.kind()
+    );
 
     pool.shutdown();
     println!("shut down; {:?}", pool.stats());
@@ -107,4 +144,20 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
 /// Where cargo puts the worker example: next to this one.
 fn worker_path() -> std::io::Result<PathBuf> {
     Ok(std::env::current_exe()?.with_file_name("import_worker"))
+}
+
+/// The cargo flag that builds the worker into `worker`'s directory,
+/// `target/<profile>/examples`: none for `debug`, `--release`, or
+/// `--profile <name>`.
+fn profile_flag(worker: &Path) -> String {
+    let profile = worker
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str());
+    match profile {
+        Some("debug") | None => String::new(),
+        Some("release") => " --release".to_owned(),
+        Some(other) => format!(" --profile {other}"),
+    }
 }

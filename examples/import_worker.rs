@@ -14,7 +14,9 @@
 //! The names given with `#[knitting::task(name = "...")]` are the contract
 //! with hosts: they fix each task's id, whatever module the code lives in.
 //! The argument and output types are the other half of the contract; a host
-//! that declares different ones gets a `Codec` error, not a wrong value.
+//! that declares different ones gets a `TypeMismatch` error that names both
+//! sides' types, not a wrong value. The check compares type names without
+//! their module paths, so a host may declare its own copy of `Stats` below.
 
 use std::collections::HashMap;
 
@@ -55,6 +57,32 @@ fn sum_numbers(text: String) -> Result<i64, String> {
             .map_err(|e| format!("`{item}` is not an integer: {e}"))?;
         sum.checked_add(value)
             .ok_or_else(|| format!("the sum overflows at `{item}`"))
+    })
+}
+
+/// The smallest and largest byte of a buffer, and their mean.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// The smallest byte.
+    pub min: u8,
+    /// The largest byte.
+    pub max: u8,
+    /// The mean of all bytes.
+    pub mean: f64,
+}
+
+/// The [`Stats`] of `bytes`; fails on an empty buffer.
+#[knitting::task(name = "bytes::stats")]
+fn byte_stats(bytes: Vec<u8>) -> Result<Stats, String> {
+    let (&min, &max) = match (bytes.iter().min(), bytes.iter().max()) {
+        (Some(min), Some(max)) => (min, max),
+        _ => return Err("no bytes".to_owned()),
+    };
+    let sum: f64 = bytes.iter().map(|&b| f64::from(b)).sum();
+    Ok(Stats {
+        min,
+        max,
+        mean: sum / bytes.len() as f64,
     })
 }
 

@@ -47,11 +47,13 @@ pub enum ErrorKind {
     /// the message names the limit and the actual size. Nothing was sent.
     TooLarge,
     /// An argument or a result could not be encoded or decoded for the trip
-    /// between processes (for example a serde error, or an imported task
-    /// whose declared types differ from the worker's).
+    /// between processes (a serde error: for example a `Serialize`
+    /// implementation that failed, or an imported task whose declared
+    /// struct has the worker's name but other fields).
     Codec,
-    /// The worker has no task with the requested id (see
-    /// [`ImportedTask`](crate::ImportedTask)).
+    /// The worker program has no task of the requested name that runs on
+    /// process workers (see [`ImportedTask`](crate::ImportedTask)); the
+    /// message names the task.
     UnknownTask,
     /// The worker process running the call died; the message names the
     /// worker, its pid and how it died (exit code or signal). A replacement
@@ -71,6 +73,24 @@ pub enum ErrorKind {
     /// thread pool its lane got a fresh thread and the runaway one was
     /// left to finish on its own.
     HardTimeout,
+    /// The worker's task of this name takes or returns other types than
+    /// the caller declared (an [`ImportedTask`](crate::ImportedTask) whose
+    /// types do not match the worker's `#[task]`); the message names both
+    /// sides' types. Nothing was decoded and the task did not run. See
+    /// [`ImportedTask`](crate::ImportedTask) for what the check compares.
+    ///
+    /// ```no_run
+    /// // The worker program defines
+    /// //   #[knitting::task(name = "stats")] fn stats(bytes: Vec<u8>) -> Stats
+    /// const STATS: knitting::ImportedTask<String, (u8, u8, f64)> =
+    ///     knitting::ImportedTask::new("stats");
+    /// # let pool = knitting::Pool::builder().processes(1).build().unwrap();
+    /// let err = pool.call(STATS, "text".into()).wait().unwrap_err();
+    /// assert_eq!(err.kind(), knitting::ErrorKind::TypeMismatch);
+    /// // "this host declares `stats` as taking `String` and returning
+    /// //  `(u8,u8,f64)`, but the worker's takes `Vec<u8>` and returns `Stats` ..."
+    /// ```
+    TypeMismatch,
 }
 
 /// The error of a call or of a pool operation.
@@ -343,6 +363,7 @@ impl Error {
         )
     }
 
+    #[cfg(target_os = "linux")]
     pub(crate) fn too_large(what: &str, actual: usize, limit: usize) -> Self {
         Self::new(
             ErrorKind::TooLarge,
@@ -351,6 +372,7 @@ impl Error {
     }
 
     /// The error as it crosses from a worker process to the host.
+    #[cfg(target_os = "linux")]
     pub(crate) fn to_wire(&self) -> WireError {
         let mut chain = Vec::new();
         let mut next = self.inner.source.as_ref();
@@ -369,6 +391,7 @@ impl Error {
 
     /// Rebuilds an error a worker process sent. Unknown kinds (a newer
     /// worker) arrive as [`ErrorKind::Protocol`].
+    #[cfg(target_os = "linux")]
     pub(crate) fn from_wire(wire: WireError) -> Self {
         let kind = ErrorKind::from_wire_code(wire.kind).unwrap_or(ErrorKind::Protocol);
         let mut err = Self::new(kind, wire.message);
@@ -380,6 +403,36 @@ impl Error {
         }
         err.inner.source = source.map(|b| *b);
         err
+    }
+
+    /// The outcome of a process call of task `T` called `name`, as the host
+    /// hands it to the caller: it names the task, and the two errors a
+    /// worker builds from the request alone get what only the host knows
+    /// (the task's name, the host's types).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn for_process_call<T: crate::Task>(mut self, name: &'static str) -> Self {
+        use crate::task::shape::stripped;
+        match self.inner.kind {
+            ErrorKind::UnknownTask => {
+                self.inner.message = format!(
+                    "the worker program has no task `{name}` (id {}) that runs on process workers: \
+                     check the name here and in the worker's `#[task(name = \"...\")]`, \
+                     and that the task is not `threads_only` there",
+                    crate::TaskId::of(name)
+                );
+            }
+            ErrorKind::TypeMismatch => {
+                self.inner.message = format!(
+                    "this host declares `{name}` as taking `{}` and returning `{}`, but {}; \
+                     declare the worker's types here (type names count without their module paths)",
+                    stripped(std::any::type_name::<T::Args>()),
+                    stripped(std::any::type_name::<T::Output>()),
+                    self.inner.message
+                );
+            }
+            _ => {}
+        }
+        self.with_task(name)
     }
 
     pub(crate) fn duplicate_task(message: String) -> Self {
@@ -420,9 +473,10 @@ impl Error {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl ErrorKind {
     /// Wire codes: the index in this list. Append only.
-    const WIRE: [ErrorKind; 15] = [
+    const WIRE: [ErrorKind; 16] = [
         ErrorKind::Task,
         ErrorKind::Panic,
         ErrorKind::Closed,
@@ -438,6 +492,7 @@ impl ErrorKind {
         ErrorKind::Startup,
         ErrorKind::Unsupported,
         ErrorKind::HardTimeout,
+        ErrorKind::TypeMismatch,
     ];
 
     fn wire_code(self) -> u8 {
@@ -450,6 +505,7 @@ impl ErrorKind {
 }
 
 /// An [`Error`] as a worker process encodes it for the host.
+#[cfg(target_os = "linux")]
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WireError {
     kind: u8,

@@ -15,12 +15,22 @@ use crate::{Error, ErrorKind, Signal, Task, TaskInfo};
 /// [`worker_executable`](crate::ProcessPoolBuilder::worker_executable) is
 /// the other program runs it.
 ///
-/// The declared types are the host's promise: a worker without the task
-/// answers with an [`UnknownTask`](crate::ErrorKind::UnknownTask) error,
-/// and arguments or a result that do not decode as the declared types give
-/// a [`Codec`](crate::ErrorKind::Codec) error. An imported task never runs
-/// on a thread pool (that call fails with
-/// [`Unsupported`](crate::ErrorKind::Unsupported)).
+/// `A` and `R` must be owned serde types both ways (`Serialize +
+/// DeserializeOwned`, see [`ProcessTask`](crate::ProcessTask)); others do
+/// not compile at the call.
+///
+/// The declared types are the host's promise, checked on every call: a
+/// worker without the task answers with an
+/// [`UnknownTask`](crate::ErrorKind::UnknownTask) error that names it, and
+/// a worker whose task has other argument or output types answers with a
+/// [`TypeMismatch`](crate::ErrorKind::TypeMismatch) error that names both
+/// sides' types, before it decodes anything. The check compares the type
+/// names without their module paths, so the host may declare its own copy
+/// of a worker's struct, under the same name, in any module; it cannot see
+/// the fields (two structs of one name with different fields pass it, and
+/// then fail to decode, as a [`Codec`](crate::ErrorKind::Codec) error, or
+/// decode to other values). An imported task never runs on a thread pool
+/// (that call fails with [`Unsupported`](crate::ErrorKind::Unsupported)).
 ///
 /// ```no_run
 /// use knitting::ImportedTask;
@@ -70,6 +80,12 @@ impl<A, R> fmt::Debug for ImportedTask<A, R> {
             .finish()
     }
 }
+
+// The serde half of `ProcessTask` is checked on `A` and `R` themselves.
+#[diagnostic::do_not_recommend]
+impl<A, R> crate::task::marks::NoBorrowedTypes for ImportedTask<A, R> {}
+#[diagnostic::do_not_recommend]
+impl<A, R> crate::task::marks::NotThreadsOnly for ImportedTask<A, R> {}
 
 impl<A: Send + 'static, R: Send + 'static> Task for ImportedTask<A, R> {
     type Args = A;

@@ -192,7 +192,7 @@ pub use crate::{
     imported::ImportedTask,
     pool::{LaneStats, Pool, PoolStats},
     signal::Signal,
-    task::{tasks, Task, TaskId, TaskInfo},
+    task::{tasks, ProcessTask, Task, TaskId, TaskInfo},
     worker::is_main,
 };
 
@@ -252,12 +252,12 @@ pub use crate::{
 ///
 /// # Process workers
 ///
-/// A [`ProcessPool`] can call a task whose arguments are `Serialize` and
-/// whose output is `Deserialize` (both checked where the call is made);
-/// the attribute finds out which tasks qualify at compile time, so tasks
-/// with other types still compile and run on thread pools. Arguments or
-/// outputs that borrow (`&'static str`, a type with a lifetime other than
-/// `'static`) never cross processes.
+/// A [`ProcessPool`] can call a task whose arguments and output are owned
+/// serde types, `Serialize` and `DeserializeOwned` both (a [`ProcessTask`]);
+/// anything else does not compile there, with an error at the call that
+/// says what to change. Tasks with other types still compile and run on
+/// thread pools: arguments or outputs that borrow (`&'static str`, a type
+/// with a lifetime other than `'static`) never cross processes.
 ///
 /// ```
 /// #[knitting::task]
@@ -365,6 +365,7 @@ pub mod __private {
 
     pub use crate::task::{
         failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
+        marks::{NoBorrowedTypes, NotThreadsOnly},
         probe::{NoSerde, Probe, ViaSerde},
         TaskResult, WorkerEntry, TASKS,
     };

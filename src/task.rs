@@ -210,6 +210,7 @@ impl TaskInfo {
     }
 
     /// How a process worker runs this task, if it can.
+    #[cfg(target_os = "linux")]
     pub(crate) fn worker_entry(&self) -> Option<WorkerEntry> {
         self.entry.and_then(|entry| entry())
     }
@@ -346,24 +347,118 @@ pub(crate) mod failure {
     }
 }
 
+/// A task that can run on a [`ProcessPool`](crate::ProcessPool): its
+/// arguments and its output are owned serde types, both ways
+/// (`Serialize + DeserializeOwned`), since the host encodes the arguments
+/// and decodes the result while the worker does the opposite.
+///
+/// It is implemented for every `#[knitting::task]` whose types qualify
+/// (unless it is `threads_only`) and for every [`ImportedTask`](crate::ImportedTask)
+/// with such types; never by hand. [`ProcessPool::call`](crate::ProcessPool::call)
+/// requires it, so a task that a worker could not run does not compile
+/// there, with an error that names what to change:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Point { x: i32, y: i32 }
+///
+/// #[knitting::task]
+/// fn norm(p: Point) -> u32 { p.x.unsigned_abs() + p.y.unsigned_abs() }
+///
+/// fn process_ready<T: knitting::ProcessTask>(_: T) {}
+/// process_ready(norm);
+/// ```
+///
+/// A type that is only `Serialize` (or only `Deserialize`), a borrowed
+/// type such as `&'static str`, or a `threads_only` task is refused:
+///
+/// ```compile_fail
+/// #[derive(serde::Serialize)] // no Deserialize: a worker cannot read it
+/// struct Point { x: i32, y: i32 }
+///
+/// #[knitting::task]
+/// fn norm(p: Point) -> u32 { p.x.unsigned_abs() + p.y.unsigned_abs() }
+///
+/// fn process_ready<T: knitting::ProcessTask>(_: T) {}
+/// process_ready(norm);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "task `{Self}` cannot run on a process pool",
+    label = "this task runs on thread pools only",
+    note = "a process call encodes the arguments in the host and decodes them in a worker, and the output the other way round: both must be owned serde types (`Serialize` and `DeserializeOwned`)",
+    note = "for a type that borrows, use an owned type: `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
+    note = "a `threads_only` task runs on thread pools only: remove `threads_only`, or call it on a thread pool"
+)]
+pub trait ProcessTask:
+    Task<
+    Args: serde::Serialize + serde::de::DeserializeOwned,
+    Output: serde::Serialize + serde::de::DeserializeOwned,
+>
+{
+}
+
+impl<T> ProcessTask for T
+where
+    T: Task + marks::NoBorrowedTypes + marks::NotThreadsOnly,
+    T::Args: serde::Serialize + serde::de::DeserializeOwned,
+    T::Output: serde::Serialize + serde::de::DeserializeOwned,
+{
+}
+
+/// The two conditions of [`ProcessTask`] that serde cannot state, set by
+/// the expansion of `#[task]`. A failed `ProcessTask` bound names the one
+/// that is missing, so their names say what is wrong.
+pub(crate) mod marks {
+    /// The task's argument and output types own their data (the attribute
+    /// found no reference or lifetime in them).
+    pub trait NoBorrowedTypes {}
+
+    /// The task is not `threads_only`.
+    pub trait NotThreadsOnly {}
+}
+
 /// How a process worker runs one task: decode the arguments, run, encode
-/// the reply. Made by [`probe`]'s autoref pick, so tasks whose types are not
+/// the reply; and the fingerprint of its types, which each request must
+/// match. Made by [`probe`]'s autoref pick, so tasks whose types are not
 /// serde types still compile (they just cannot run on process workers).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
-pub struct WorkerEntry(
-    #[cfg(target_os = "linux")] pub(crate) crate::process::worker::EntryFn,
-    #[cfg(not(target_os = "linux"))] (),
-);
+pub struct WorkerEntry {
+    #[cfg(target_os = "linux")]
+    pub(crate) run: crate::process::worker::EntryFn,
+    /// [`shape::of`] of the task.
+    #[cfg(target_os = "linux")]
+    pub(crate) shape: u64,
+    /// The task's argument and output type names, for a mismatch's message.
+    #[cfg(target_os = "linux")]
+    pub(crate) types: (&'static str, &'static str),
+}
 
-/// Support for the expansion of `#[task]`: the worker entry of a task whose
-/// arguments and output are serde types, `None` otherwise (autoref
-/// specialization, as in [`failure`]).
+#[cfg(target_os = "linux")]
+impl WorkerEntry {
+    /// The error a worker sends for a request whose type fingerprint is not
+    /// this task's: it names this side's types; the host adds its own (see
+    /// `Error::for_remote_task`).
+    pub(crate) fn mismatch(&self, host_shape: u64) -> Error {
+        Error::of(
+            crate::ErrorKind::TypeMismatch,
+            format!(
+                "the worker's takes `{}` and returns `{}` (type fingerprint {:016x}; the call's is {host_shape:016x})",
+                shape::stripped(self.types.0),
+                shape::stripped(self.types.1),
+                self.shape,
+            ),
+        )
+    }
+}
+
+/// Support for the expansion of `#[task]`: the worker entry of a task that
+/// is a [`ProcessTask`], `None` otherwise (autoref specialization, as in
+/// [`failure`]).
 pub(crate) mod probe {
     use std::marker::PhantomData;
 
-    use super::WorkerEntry;
-    use crate::Task;
+    use super::{ProcessTask, WorkerEntry};
 
     /// Stands for a task type.
     #[derive(Debug)]
@@ -387,14 +482,17 @@ pub(crate) mod probe {
         /// The entry, if any.
         fn knitting_entry(&self) -> Option<WorkerEntry>;
     }
-    impl<T: Task> ViaSerde for &Probe<T>
-    where
-        T::Args: serde::de::DeserializeOwned,
-        T::Output: serde::Serialize,
-    {
+    impl<T: ProcessTask> ViaSerde for &Probe<T> {
         fn knitting_entry(&self) -> Option<WorkerEntry> {
             #[cfg(target_os = "linux")]
-            return Some(WorkerEntry(crate::process::worker::entry::<T>));
+            return Some(WorkerEntry {
+                run: crate::process::worker::entry::<T>,
+                shape: super::shape::of::<T>(),
+                types: (
+                    std::any::type_name::<T::Args>(),
+                    std::any::type_name::<T::Output>(),
+                ),
+            });
             #[cfg(not(target_os = "linux"))]
             None
         }
@@ -408,6 +506,194 @@ pub(crate) mod probe {
     impl<T> NoSerde for Probe<T> {
         fn knitting_entry(&self) -> Option<WorkerEntry> {
             None
+        }
+    }
+}
+
+/// The type fingerprint of a task: what a host and a worker compare on
+/// every process call, so that a host whose [`ImportedTask`](crate::ImportedTask)
+/// declares other types than the worker's task gets a
+/// [`TypeMismatch`](crate::ErrorKind::TypeMismatch) error instead of
+/// whatever the bytes happen to decode to.
+///
+/// It is a 64-bit FNV-1a hash of the argument type's and the output type's
+/// names ([`std::any::type_name`]) with module paths stripped:
+/// `alloc::vec::Vec<my_app::Stats>` counts as `Vec<Stats>`. So a host may
+/// mirror the worker's `Stats` struct in a module of its own, and type
+/// aliases count as what they stand for; but `String` and `Vec<u8>`
+/// differ, and so do `(u8, u8, f64)` and `Stats`, even where the bytes
+/// would decode.
+///
+/// What it cannot see: the fields of a struct (two `Stats` with different
+/// fields match; postcard then fails to decode them, or decodes other
+/// values), and two types of the same name in different modules. A mirror
+/// with another name (`WorkerStats` for `Stats`) does not match, even with
+/// the same fields. Names come from the compiler; host and worker built by
+/// one toolchain always agree.
+#[cfg(target_os = "linux")]
+pub(crate) mod shape {
+    use std::{
+        any::TypeId,
+        cell::Cell,
+        hash::{Hash, Hasher},
+    };
+
+    use crate::Task;
+
+    /// Fingerprints already computed on this thread, by task type: hashing
+    /// the names costs about 100 ns, a look-up here a few.
+    const CACHED: usize = 8;
+
+    thread_local! {
+        static CACHE: [Cell<Option<(TypeId, u64)>>; CACHED] =
+            const { [const { Cell::new(None) }; CACHED] };
+    }
+
+    /// The fingerprint of task `T`'s argument and output types.
+    pub(crate) fn of<T: Task>() -> u64 {
+        let id = TypeId::of::<T>();
+        let compute = || {
+            of_names(
+                std::any::type_name::<T::Args>(),
+                std::any::type_name::<T::Output>(),
+            )
+        };
+        let mut bits = TypeBits(0);
+        id.hash(&mut bits);
+        let index = ((bits.0 ^ (bits.0 >> 32)) % CACHED as u64) as usize;
+        CACHE
+            .try_with(|cache| match cache[index].get() {
+                Some((cached, shape)) if cached == id => shape,
+                _ => {
+                    let shape = compute();
+                    cache[index].set(Some((id, shape)));
+                    shape
+                }
+            })
+            // A thread being torn down: no cache.
+            .unwrap_or_else(|_| compute())
+    }
+
+    /// Takes the bits a `TypeId` hashes (it is a hash already).
+    struct TypeBits(u64);
+
+    impl Hasher for TypeBits {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            }
+        }
+
+        fn write_u64(&mut self, bits: u64) {
+            self.0 ^= bits;
+        }
+    }
+
+    /// The fingerprint of a task taking `args` and returning `output`
+    /// (type names as `type_name` gives them).
+    pub(crate) fn of_names(args: &str, output: &str) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |piece: &str| {
+            for &b in piece.as_bytes() {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        visit(args, &mut feed);
+        feed(" -> ");
+        visit(output, &mut feed);
+        hash
+    }
+
+    /// `name` with module paths stripped and spaces removed, as the
+    /// fingerprint sees it: `alloc::vec::Vec<u8>` is `Vec<u8>`.
+    pub(crate) fn stripped(name: &str) -> String {
+        let mut out = String::with_capacity(name.len());
+        visit(name, &mut |piece| out.push_str(piece));
+        out
+    }
+
+    /// Calls `keep` with the pieces of `name` that remain once every path
+    /// segment followed by `::` and every space is dropped.
+    fn visit(name: &str, keep: &mut impl FnMut(&str)) {
+        let bytes = name.as_bytes();
+        let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        let mut i = 0;
+        while i < bytes.len() {
+            let start = i;
+            while i < bytes.len() && is_ident(bytes[i]) {
+                i += 1;
+            }
+            if i > start {
+                if bytes[i..].starts_with(b"::") {
+                    i += 2; // a module (or type) path segment: dropped
+                } else {
+                    keep(&name[start..i]);
+                }
+                continue;
+            }
+            let c = bytes[i];
+            if c != b' ' {
+                keep(&name[i..i + 1]);
+            }
+            i += 1;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{of_names, stripped};
+
+        #[test]
+        fn module_paths_and_spaces_are_stripped() {
+            assert_eq!(stripped("alloc::string::String"), "String");
+            assert_eq!(stripped("alloc::vec::Vec<u8>"), "Vec<u8>");
+            assert_eq!(stripped("(u8, u8, f64)"), "(u8,u8,f64)");
+            assert_eq!(
+                stripped("core::option::Option<(alloc::string::String, usize)>"),
+                "Option<(String,usize)>"
+            );
+            assert_eq!(
+                stripped("std::collections::hash::map::HashMap<my_app::jobs::Key, [u32; 4]>"),
+                "HashMap<Key,[u32;4]>"
+            );
+            assert_eq!(stripped("()"), "()");
+            assert_eq!(stripped("import_worker::Stats"), "Stats");
+        }
+
+        #[test]
+        fn the_cached_fingerprint_is_the_computed_one() {
+            type A = crate::ImportedTask<(String, usize), Vec<u8>>;
+            type B = crate::ImportedTask<Vec<u8>, ()>;
+            for _ in 0..3 {
+                assert_eq!(super::of::<A>(), of_names("(String, usize)", "Vec<u8>"));
+                assert_eq!(super::of::<B>(), of_names("Vec<u8>", "()"));
+            }
+        }
+
+        #[test]
+        fn a_mirror_in_another_module_matches() {
+            assert_eq!(
+                of_names("alloc::vec::Vec<u8>", "import_worker::Stats"),
+                of_names("alloc::vec::Vec<u8>", "host::mirror::Stats"),
+            );
+        }
+
+        #[test]
+        fn other_types_differ() {
+            let worker = of_names("alloc::vec::Vec<u8>", "import_worker::Stats");
+            assert_ne!(
+                worker,
+                of_names("alloc::string::String", "import_worker::Stats")
+            );
+            assert_ne!(worker, of_names("alloc::vec::Vec<u8>", "(u8, u8, f64)"));
+            assert_ne!(worker, of_names("alloc::vec::Vec<u8>", "host::WorkerStats"));
+            // The argument and the output are told apart.
+            assert_ne!(of_names("u32", "()"), of_names("()", "u32"));
         }
     }
 }

@@ -21,16 +21,27 @@ const TOP_WORDS: ImportedTask<(String, usize), Vec<(String, usize)>> =
 const SUM_NUMBERS: ImportedTask<String, i64> = ImportedTask::new("text::sum_numbers");
 const WORKER_PID: ImportedTask<(), u32> = ImportedTask::new("worker::pid");
 
-/// The worker's `usize` result declared as a `String`. Postcard is not
-/// self-describing, so a mismatch is caught only when the bytes cannot be
-/// read as the declared type: a count `n > 0` is the one byte `n`, read as a
-/// string of length `n` with no bytes behind it. (A count of 0 would read
-/// as `""`; the tests below never count an empty text through this.)
+/// The worker's `usize` result declared as a `String`.
 const WORD_COUNT_AS_TEXT: ImportedTask<String, String> = ImportedTask::new("text::word_count");
-/// The worker's `String` argument declared as a `u64`: 1000 is the varint
-/// `e8 07`, which the worker reads as the length of a 1000-byte string that
-/// is not there.
+/// The worker's `String` argument declared as a `u64`.
 const WORD_COUNT_OF_NUMBER: ImportedTask<u64, usize> = ImportedTask::new("text::word_count");
+
+/// The worker's `Stats` struct, mirrored in a module of the host's own.
+mod mirror {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Stats {
+        pub(crate) min: u8,
+        pub(crate) max: u8,
+        pub(crate) mean: f64,
+    }
+}
+/// `fn(Vec<u8>) -> Result<Stats, String>` in the worker, declared right.
+const BYTE_STATS: ImportedTask<Vec<u8>, mirror::Stats> = ImportedTask::new("bytes::stats");
+/// The same task declared with types whose encodings happen to be
+/// readable as the worker's: postcard is not self-describing, so the
+/// `String` "hello" arrives as the bytes of "hello", and the `Stats`
+/// `{101, 111, 106.4}` reads as the tuple `(101, 111, 106.4)`.
+const BYTE_STATS_AS_TUPLE: ImportedTask<String, (u8, u8, f64)> = ImportedTask::new("bytes::stats");
 /// A name the worker does not define.
 const SENTIMENT: ImportedTask<String, f64> = ImportedTask::new("text::sentiment");
 
@@ -169,6 +180,10 @@ fn a_name_the_worker_lacks_is_an_unknown_task() {
             .contains(&TaskId::of("text::sentiment").to_string()),
         "the message names the missing id: {err}"
     );
+    assert!(
+        err.to_string().contains("`text::sentiment`"),
+        "the message names the missing task: {err}"
+    );
     // Not a protocol failure: the same worker answers the next call.
     let pid_before = pool.worker_pids();
     assert_eq!(
@@ -180,27 +195,61 @@ fn a_name_the_worker_lacks_is_an_unknown_task() {
     shut_down(pool);
 }
 
+/// Asserts that `err` is a type mismatch that names the task and each of
+/// `types` (as the message prints them: no module paths, no spaces).
+fn assert_type_mismatch(err: &Error, task: &str, types: &[&str]) {
+    assert_eq!(err.kind(), ErrorKind::TypeMismatch, "{err}");
+    assert_eq!(err.task(), Some(task));
+    assert!(err.message().contains(&format!("`{task}`")), "{err}");
+    for ty in types {
+        assert!(err.message().contains(&format!("`{ty}`")), "{ty} in: {err}");
+    }
+}
+
 #[test]
-fn mismatched_declared_types_are_codec_errors() {
+fn mismatched_declared_types_are_type_mismatch_errors() {
     let pool = process_pool(1);
 
-    // The result: decoded in the host, which fails.
+    // Wire-compatible, so before the check this returned a wrong value.
+    let err = ended(pool.call(BYTE_STATS_AS_TUPLE, "hello".to_string())).unwrap_err();
+    assert_type_mismatch(
+        &err,
+        "bytes::stats",
+        &["String", "(u8,u8,f64)", "Vec<u8>", "Stats"],
+    );
+    assert!(err.message().contains("this host declares"), "{err}");
+    assert!(err.message().contains("the worker's takes"), "{err}");
+
+    // A wrong result type, and a wrong argument type.
     let err = ended(pool.call(WORD_COUNT_AS_TEXT, "one two three".to_string())).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
-    assert_eq!(err.task(), Some("text::word_count"));
-    assert!(err.message().contains("result"), "{err}");
-
-    // The arguments: decoded in the worker, which fails and says so.
+    assert_type_mismatch(&err, "text::word_count", &["String", "usize"]);
     let err = ended(pool.call(WORD_COUNT_OF_NUMBER, 1000)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Codec, "{err}");
-    assert!(err.message().contains("arguments"), "{err}");
+    assert_type_mismatch(&err, "text::word_count", &["u64", "usize", "String"]);
 
-    // Neither cost the worker.
+    // None of them cost the worker.
     assert_eq!(
         ended(pool.call(WORD_COUNT, "one two three".to_string())).unwrap(),
         3
     );
     assert_eq!(pool.stats().lanes[0].restarts, 0);
+    shut_down(pool);
+}
+
+#[test]
+fn a_mirror_of_the_workers_struct_in_another_module_matches() {
+    let pool = process_pool(1);
+    let stats = ended(pool.call(BYTE_STATS, b"hello".to_vec())).unwrap();
+    assert_eq!(
+        stats,
+        mirror::Stats {
+            min: b'e',
+            max: b'o',
+            mean: 106.4
+        }
+    );
+    let err = ended(pool.call(BYTE_STATS, Vec::new())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Task, "{err}");
+    assert_eq!(err.message(), "no bytes");
     shut_down(pool);
 }
 
@@ -229,6 +278,7 @@ fn this_program_does_not_contain_the_workers_tasks() {
         "text::word_count",
         "text::top_words",
         "text::sum_numbers",
+        "bytes::stats",
         "worker::pid",
     ] {
         assert!(

@@ -179,6 +179,33 @@ fn may_borrow(ty: &Type) -> bool {
     }
 }
 
+/// The first reference or lifetime in `ty` that is not `'static`, if any:
+/// a call's arguments move to a worker, so they cannot borrow from the
+/// caller.
+fn non_static_borrow(ty: &Type) -> Option<Span> {
+    let in_args = |args: &PathArguments| match args {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+            GenericArgument::Type(t) => non_static_borrow(t),
+            GenericArgument::Lifetime(l) if l.ident != "static" => Some(l.span()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match ty {
+        Type::Reference(r) => match &r.lifetime {
+            Some(l) if l.ident == "static" => non_static_borrow(&r.elem),
+            _ => Some(r.span()),
+        },
+        Type::Path(p) => p.path.segments.iter().find_map(|s| in_args(&s.arguments)),
+        Type::Tuple(t) => t.elems.iter().find_map(non_static_borrow),
+        Type::Array(a) => non_static_borrow(&a.elem),
+        Type::Slice(s) => non_static_borrow(&s.elem),
+        Type::Paren(p) => non_static_borrow(&p.elem),
+        Type::Group(g) => non_static_borrow(&g.elem),
+        _ => None,
+    }
+}
+
 /// Is the return type written as `Result<..>` (any path ending in `Result`)?
 fn is_result(ty: &Type) -> bool {
     let Type::Path(p) = ty else { return false };
@@ -246,6 +273,13 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             signal_seen = true;
             call_exprs.push(quote!(__knitting_signal));
         } else {
+            if let Some(span) = non_static_borrow(ty) {
+                return Err(syn::Error::new(
+                    span,
+                    "a task's arguments move to a worker, so they cannot borrow from the caller: \
+                     use an owned type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`)",
+                ));
+            }
             let arg = format_ident!("__knitting_arg{}", i);
             arg_types.push(ty.clone());
             call_exprs.push(quote!(#arg));
@@ -327,16 +361,21 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         },
         ReturnType::Type(_, ty) => may_borrow(ty),
     };
-    let entry_body =
-        if options.threads_only || output_may_borrow || arg_types.iter().any(may_borrow) {
-            quote!(::core::option::Option::None)
-        } else {
-            quote! {
-                #[allow(unused_imports)]
-                use ::knitting::__private::{NoSerde, ViaSerde};
-                (&&::knitting::__private::Probe::<#ident>::new()).knitting_entry()
-            }
-        };
+    let borrows = output_may_borrow || arg_types.iter().any(may_borrow);
+    // The conditions of `ProcessTask` that serde bounds cannot state.
+    let owned_mark =
+        (!borrows).then(|| quote!(impl ::knitting::__private::NoBorrowedTypes for #ident {}));
+    let process_mark = (!options.threads_only)
+        .then(|| quote!(impl ::knitting::__private::NotThreadsOnly for #ident {}));
+    let entry_body = if options.threads_only || borrows {
+        quote!(::core::option::Option::None)
+    } else {
+        quote! {
+            #[allow(unused_imports)]
+            use ::knitting::__private::{NoSerde, ViaSerde};
+            (&&::knitting::__private::Probe::<#ident>::new()).knitting_entry()
+        }
+    };
 
     let timeouts = {
         let timeout = options.timeout.map(|n| quote!(.with_timeout(#n)));
@@ -388,6 +427,9 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 __knitting_entry,
             )
             #timeouts;
+
+            #owned_mark
+            #process_mark
 
             #[::knitting::__private::linkme::distributed_slice(::knitting::__private::TASKS)]
             #[linkme(crate = ::knitting::__private::linkme)]

@@ -577,7 +577,9 @@ where
     let result = if cell.past_deadline() {
         cell.timed_out()
     } else {
-        outcome.and_then(decode).map_err(|e| e.with_task(name))
+        outcome
+            .and_then(decode)
+            .map_err(|e| e.for_process_call::<T>(name))
     };
     match cell.claim_completion(false) {
         Some(_) => cell.publish_quietly(result),
@@ -840,6 +842,7 @@ impl CallRef {
     }
 
     /// Identifies the call (its cell's address) while a reference is held.
+    #[cfg(any(target_os = "linux", test))]
     pub(crate) fn key(&self) -> usize {
         self.0.as_ptr().addr()
     }

@@ -48,7 +48,7 @@ use super::{
     check::{Answer, Expect, Violation},
     futex,
     handover::Handover,
-    shm::{self, Dir, Layout, Locator, Mapping},
+    shm::{self, Dir, Layout, Locator, Mapping, TaskKey},
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
@@ -114,13 +114,13 @@ enum Queued {
     Fresh {
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
     },
     /// Encoded already (it did not fit when it was tried), waiting for room.
     Spilled {
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
         bytes: Vec<u8>,
     },
 }
@@ -137,7 +137,7 @@ impl Queued {
 struct InFlight {
     job: JobRef,
     ops: &'static RemoteOps,
-    task: u64,
+    task: TaskKey,
     span: Span,
     /// Its hard time limit, counted from when it reaches the front.
     hard: Option<Duration>,
@@ -237,7 +237,7 @@ impl Gen {
         &mut self,
         job: JobRef,
         ops: &'static RemoteOps,
-        task: u64,
+        task: TaskKey,
         span: Span,
         pool_hard: Option<Duration>,
     ) {
@@ -245,7 +245,8 @@ impl Gen {
         let index = (seq % self.slots()) as usize;
         let slot = &self.shm.req_slots()[index];
         // Relaxed: published by the Release store of `seq` below.
-        slot.task.store(task, Ordering::Relaxed);
+        slot.task.store(task.id, Ordering::Relaxed);
+        slot.shape.store(task.shape, Ordering::Relaxed);
         slot.offset.store(span.offset as u64, Ordering::Relaxed);
         slot.len.store(span.len as u64, Ordering::Relaxed);
         // Relaxed: published with the slot; a call aborted before it was
@@ -558,7 +559,7 @@ impl Lane {
 
     /// Sends a call, or queues it when the ring or the arena is full (or
     /// the worker is being replaced).
-    pub(crate) fn submit(&self, job: JobRef, ops: &'static RemoteOps, task: u64) {
+    pub(crate) fn submit(&self, job: JobRef, ops: &'static RemoteOps, task: TaskKey) {
         let mut st = lock(&self.state);
         if let Some(err) = &st.done {
             job.fail(clone_error(err));

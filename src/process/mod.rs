@@ -35,12 +35,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{de::DeserializeOwned, Serialize};
-
 use self::host::{Config, Lane, Shared};
 use crate::{
     call::cell::{CallRef, RemoteOps},
-    Call, Error, ErrorKind, LaneStats, PoolStats, Task,
+    Call, Error, ErrorKind, LaneStats, PoolStats, ProcessTask,
 };
 
 static IS_PROCESS_WORKER: AtomicBool = AtomicBool::new(false);
@@ -480,21 +478,19 @@ impl ProcessPool {
     /// the call with a [`TooLarge`](crate::ErrorKind::TooLarge) error.
     ///
     /// Never blocks on the worker: see [`Call`] for how to get the result.
-    pub fn call<T>(&self, task: T, args: T::Args) -> Call<T::Output>
-    where
-        T: Task,
-        T::Args: Serialize,
-        T::Output: DeserializeOwned,
-    {
+    pub fn call<T: ProcessTask>(&self, task: T, args: T::Args) -> Call<T::Output> {
         // Acquire: pairs with `close`; the lane re-checks under its lock.
         if self.shared.closed.load(Ordering::Acquire) {
             return Call::failed(Error::closed().with_task(task.info().name()));
         }
-        let id = task.info().id().as_u64();
+        let key = shm::TaskKey {
+            id: task.info().id().as_u64(),
+            shape: crate::task::shape::of::<T>(),
+        };
         let timeout = task.info().timeout();
         let (call, job) = CallRef::new(task, args);
         let lane = self.pick_lane();
-        lane.submit(job, RemoteOps::of::<T>(), id);
+        lane.submit(job, RemoteOps::of::<T>(), key);
         let call = Call::remote(call, Arc::clone(lane));
         match timeout {
             Some(timeout) => call.timeout(timeout),

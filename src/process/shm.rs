@@ -119,7 +119,7 @@ pub(crate) struct Control {
     pub(crate) heartbeat: Line<AtomicU64>,
 }
 
-/// One request: which task, where its arguments are. `seq` is written
+/// One request: which task, of which types, where its arguments are. `seq` is written
 /// last (Release) and read first (Acquire): a slot whose `seq` is the
 /// request's number plus one holds that request (0: it never held one).
 #[derive(Debug, Default)]
@@ -130,6 +130,16 @@ pub(crate) struct ReqSlot {
     /// Offset of the arguments in the request arena.
     pub(crate) offset: AtomicU64,
     pub(crate) len: AtomicU64,
+    /// The type fingerprint the host declares for the task (see
+    /// `task::shape`); the worker runs the task only if it is its own.
+    pub(crate) shape: AtomicU64,
+}
+
+/// What a request names: the task's id and its type fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskKey {
+    pub(crate) id: u64,
+    pub(crate) shape: u64,
 }
 
 /// One response: for which request, the outcome, where its payload is.

@@ -109,7 +109,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     let mut table = HashMap::default();
     for info in crate::task::tasks() {
         if let Some(entry) = info.worker_entry() {
-            table.insert(info.id().as_u64(), entry.0);
+            table.insert(info.id().as_u64(), entry);
         }
     }
     panics::install_hook();
@@ -234,7 +234,7 @@ fn tune_allocator() {
 
 struct WorkerLane {
     map: std::sync::Arc<Mapping>,
-    table: HashMap<u64, EntryFn, BuildHasherDefault<IdHasher>>,
+    table: HashMap<u64, crate::task::WorkerEntry, BuildHasherDefault<IdHasher>>,
     spin: Duration,
     /// Requests taken so far (this side's copy of `req_tail`).
     req_tail: u64,
@@ -306,6 +306,7 @@ impl WorkerLane {
         }
         // Relaxed: ordered by the Acquire load of `seq` above.
         let task = slot.task.load(Ordering::Relaxed);
+        let shape = slot.shape.load(Ordering::Relaxed);
         let offset = slot.offset.load(Ordering::Relaxed);
         let len = slot.len.load(Ordering::Relaxed);
         self.req_tail += 1;
@@ -329,7 +330,10 @@ impl WorkerLane {
             .zip(usize::try_from(len).ok())
             .and_then(|(offset, len)| self.map.request_bytes(offset, len));
         match (entry, bytes) {
-            (Some(entry), Some(bytes)) => entry(bytes, signal, &mut reply),
+            (Some(entry), Some(bytes)) if entry.shape == shape => {
+                (entry.run)(bytes, signal, &mut reply)
+            }
+            (Some(entry), Some(_)) => reply.error(&entry.mismatch(shape)),
             (None, _) => reply.error(&Error::of(
                 ErrorKind::UnknownTask,
                 format!(
