@@ -143,6 +143,8 @@
 //! [`is_main`] is true in host code and false inside a worker thread or a
 //! worker process.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod call;
 mod clock;
@@ -166,6 +168,7 @@ mod loom_tests;
 #[doc(hidden)]
 pub use crate::process::shared_memory_objects_of;
 #[cfg(target_os = "linux")]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub use crate::process::{ProcessPool, ProcessPoolBuilder};
 pub use crate::{
     builder::PoolBuilder,
@@ -297,15 +300,48 @@ pub use knitting_macros::task;
 /// Code before it runs in every worker too, so put nothing before it.
 ///
 /// ```
-/// fn main() {
-///     knitting::init();
-///     // ... build pools, make calls ...
+/// #[knitting::task]
+/// fn double(value: u32) -> u32 {
+///     value * 2
 /// }
-/// # main();
+///
+/// fn main() -> Result<(), knitting::Error> {
+///     knitting::init(); // a worker process serves calls here, never returns
+///     let pool = knitting::Pool::builder().processes(1).build()?;
+///     assert_eq!(pool.call(double, 21).wait()?, 42);
+///     Ok(())
+/// }
 /// ```
 ///
 /// Test binaries have no `main` of their own: use
 /// [`init_before_main!`] once in each test file that builds process pools.
+///
+/// # With an async runtime
+///
+/// `#[tokio::main] async fn main` starts the runtime, with its threads,
+/// before the first line of `main` runs, so every worker process would
+/// start (and keep) a runtime it never uses. Call `init` from a plain
+/// `main` and start the runtime after it, for instance by calling an
+/// `async fn` marked `#[tokio::main]`:
+///
+/// ```
+/// # #[knitting::task]
+/// # fn double(value: u32) -> u32 { value * 2 }
+/// fn main() -> Result<(), knitting::Error> {
+///     knitting::init(); // before any runtime exists
+///     serve()
+/// }
+///
+/// #[tokio::main]
+/// async fn serve() -> Result<(), knitting::Error> {
+///     let pool = knitting::Pool::builder().processes(1).build()?;
+///     assert_eq!(pool.call(double, 21).await?, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// (or build it by hand: `tokio::runtime::Runtime::new()?.block_on(..)`
+/// after `init()`). `examples/axum_service.rs` serves HTTP this way.
 pub fn init() {
     #[cfg(target_os = "linux")]
     process::worker::enter_if_worker();
