@@ -224,7 +224,7 @@ pub use crate::{
 /// ```
 /// use std::time::Duration;
 ///
-/// #[knitting::task(timeout = "50ms", default = "timed out")]
+/// #[knitting::task(timeout = "1s", default = "timed out")]
 /// fn maybe_slow(ms: u64) -> String {
 ///     std::thread::sleep(Duration::from_millis(ms));
 ///     "done".into()
@@ -232,7 +232,7 @@ pub use crate::{
 ///
 /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
 /// assert_eq!(pool.call(maybe_slow, 1).wait().unwrap(), "done");
-/// assert_eq!(pool.call(maybe_slow, 500).wait().unwrap(), "timed out");
+/// assert_eq!(pool.call(maybe_slow, 10_000).wait().unwrap(), "timed out");
 /// ```
 ///
 /// # Process workers
