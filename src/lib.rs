@@ -101,7 +101,7 @@
 //! same calls, run in child processes, so that a task that crashes,
 //! aborts, exits or corrupts memory costs one worker and never the host.
 //!
-//! ```no_run
+//! ```
 //! #[knitting::task]
 //! fn parse(text: String) -> Result<u64, std::num::ParseIntError> {
 //!     text.trim().parse()

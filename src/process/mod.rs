@@ -70,7 +70,7 @@ pub(crate) fn is_process_worker() -> bool {
 /// Configures and builds a [`ProcessPool`]; made by
 /// [`PoolBuilder::processes`](crate::PoolBuilder::processes).
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 ///
 /// knitting::init(); // first thing in main: a worker process starts here
@@ -325,7 +325,7 @@ impl ProcessPoolBuilder {
     /// process is killed and replaced, and the calls queued behind it run on
     /// the replacement; other lanes are untouched. Default: none.
     ///
-    /// ```no_run
+    /// ```
     /// use std::time::Duration;
     /// knitting::init();
     /// let pool = knitting::Pool::builder()
@@ -378,7 +378,7 @@ impl ProcessPoolBuilder {
 /// must call [`knitting::init`](crate::init) first thing in `main`
 /// (in test files: [`init_before_main!`](crate::init_before_main)).
 ///
-/// ```no_run
+/// ```
 /// #[knitting::task]
 /// fn shout(text: String) -> String { text.to_uppercase() }
 ///
