@@ -166,17 +166,22 @@ impl PoolBuilder {
     /// see [`ProcessPool`](crate::ProcessPool). The spin budget carries
     /// over; the other thread options do not apply.
     ///
+    /// Linux only: elsewhere this method, [`ProcessPoolBuilder`](crate::ProcessPoolBuilder)
+    /// and [`ProcessPool`](crate::ProcessPool) do not exist, so code that
+    /// uses them goes behind `#[cfg(target_os = "linux")]`.
+    ///
     /// # Panics
     ///
     /// If `processes` is 0.
     ///
-    /// ```no_run
-    /// knitting::init();
+    /// ```
+    /// knitting::init(); // first thing in main
     /// let pool = knitting::Pool::builder().processes(2).build()?;
     /// assert_eq!(pool.processes(), 2);
     /// # Ok::<(), knitting::Error>(())
     /// ```
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[track_caller]
     pub fn processes(self, processes: usize) -> crate::ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");

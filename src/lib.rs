@@ -117,7 +117,7 @@
 //! same calls, run in child processes, so that a task that crashes,
 //! aborts, exits or corrupts memory costs one worker and never the host.
 //!
-//! ```no_run
+//! ```
 //! #[knitting::task]
 //! fn parse(text: String) -> Result<u64, std::num::ParseIntError> {
 //!     text.trim().parse()
@@ -161,6 +161,8 @@
 //! spawns on a thread worker is a host thread (true); every thread of a
 //! worker process is a worker (false).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod call;
 mod clock;
@@ -184,6 +186,7 @@ mod loom_tests;
 #[doc(hidden)]
 pub use crate::process::shared_memory_objects_of;
 #[cfg(target_os = "linux")]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub use crate::process::{ProcessPool, ProcessPoolBuilder};
 pub use crate::{
     builder::PoolBuilder,
@@ -239,7 +242,7 @@ pub use crate::{
 /// ```
 /// use std::time::Duration;
 ///
-/// #[knitting::task(timeout = "50ms", default = "timed out")]
+/// #[knitting::task(timeout = "1s", default = "timed out")]
 /// fn maybe_slow(ms: u64) -> String {
 ///     std::thread::sleep(Duration::from_millis(ms));
 ///     "done".into()
@@ -247,7 +250,7 @@ pub use crate::{
 ///
 /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
 /// assert_eq!(pool.call(maybe_slow, 1).wait().unwrap(), "done");
-/// assert_eq!(pool.call(maybe_slow, 500).wait().unwrap(), "timed out");
+/// assert_eq!(pool.call(maybe_slow, 10_000).wait().unwrap(), "timed out");
 /// ```
 ///
 /// # Process workers
@@ -316,15 +319,48 @@ pub use knitting_macros::task;
 /// Code before it runs in every worker too, so put nothing before it.
 ///
 /// ```
-/// fn main() {
-///     knitting::init();
-///     // ... build pools, make calls ...
+/// #[knitting::task]
+/// fn double(value: u32) -> u32 {
+///     value * 2
 /// }
-/// # main();
+///
+/// fn main() -> Result<(), knitting::Error> {
+///     knitting::init(); // a worker process serves calls here, never returns
+///     let pool = knitting::Pool::builder().processes(1).build()?;
+///     assert_eq!(pool.call(double, 21).wait()?, 42);
+///     Ok(())
+/// }
 /// ```
 ///
 /// Test binaries have no `main` of their own: use
 /// [`init_before_main!`] once in each test file that builds process pools.
+///
+/// # With an async runtime
+///
+/// `#[tokio::main] async fn main` starts the runtime, with its threads,
+/// before the first line of `main` runs, so every worker process would
+/// start (and keep) a runtime it never uses. Call `init` from a plain
+/// `main` and start the runtime after it, for instance by calling an
+/// `async fn` marked `#[tokio::main]`:
+///
+/// ```
+/// # #[knitting::task]
+/// # fn double(value: u32) -> u32 { value * 2 }
+/// fn main() -> Result<(), knitting::Error> {
+///     knitting::init(); // before any runtime exists
+///     serve()
+/// }
+///
+/// #[tokio::main]
+/// async fn serve() -> Result<(), knitting::Error> {
+///     let pool = knitting::Pool::builder().processes(1).build()?;
+///     assert_eq!(pool.call(double, 21).await?, 42);
+///     Ok(())
+/// }
+/// ```
+///
+/// (or build it by hand: `tokio::runtime::Runtime::new()?.block_on(..)`
+/// after `init()`). `examples/axum_service.rs` serves HTTP this way.
 pub fn init() {
     #[cfg(target_os = "linux")]
     process::worker::enter_if_worker();

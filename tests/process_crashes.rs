@@ -238,6 +238,7 @@ fn a_worker_that_never_gets_ready_times_out_at_start() {
     assert_eq!(err.kind(), ErrorKind::Startup, "{err:?}");
     assert!(err.message().contains("was not ready within"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -355,8 +356,14 @@ fn workers_die_with_their_host() {
     }
 }
 
+/// A fresh directory for scripts that run as worker executables: beside
+/// this test executable, not in `/tmp`, which may be mounted `noexec`.
 fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("knitting-test-{name}-{}", std::process::id()));
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .expect("the executable has a directory")
+        .join(format!("scratch-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -254,3 +254,56 @@ fn a_killed_host_leaves_nothing_behind() {
     // ... and no name of the killed host's is left in /dev/shm.
     assert_eq!(knitting::shared_memory_objects_of(host_pid), no_objects());
 }
+
+/// A copy of this test executable in a directory whose name contains
+/// `knitting` (as a checkout at `.../knitting/` has), removed on drop.
+struct KnittingNamedCopy(PathBuf);
+
+impl KnittingNamedCopy {
+    fn new() -> Self {
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let dir = exe
+            .parent()
+            .expect("the executable has a directory")
+            .join(format!("knitting-copy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory beside the test executable");
+        let copy = dir.join(exe.file_name().expect("the executable has a name"));
+        std::fs::copy(&exe, &copy).expect("the test executable copies");
+        KnittingNamedCopy(copy)
+    }
+}
+
+impl Drop for KnittingNamedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// The leak checks above count a worker's lane objects by the paths in its
+/// `/proc/self/maps`: that count must not depend on where the checkout (and
+/// so the worker executable) lies, such as under a directory `knitting/`.
+#[test]
+fn lane_objects_are_told_apart_from_a_worker_executable_named_knitting() {
+    let _serial = serial();
+    let copy = KnittingNamedCopy::new();
+    for named in [false, true] {
+        let pool = Pool::builder()
+            .processes(1)
+            .named_shared_memory(named)
+            .worker_executable(&copy.0)
+            .start_timeout(LONG)
+            .build()
+            .expect("a process pool running the copy");
+        let mapped = wait(pool.call(common::mapped_objects, ())).unwrap();
+        let expected = if named {
+            "/dev/shm/knitting-"
+        } else {
+            "/memfd:knitting-lane"
+        };
+        assert!(
+            mapped.len() == 1 && mapped[0].starts_with(expected),
+            "named {named}: one {expected}* object, got {mapped:?}"
+        );
+        pool.shutdown();
+    }
+}

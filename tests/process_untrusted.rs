@@ -47,11 +47,12 @@ fn word(offset: usize) -> &'static AtomicU64 {
 fn forge_response(status: u64, offset: u64, len: u64) -> ! {
     let seq = word(RESP_HEAD).load(Ordering::SeqCst);
     let slot = RESP_SLOTS + (seq as usize % SLOTS) * 64;
-    // A slot holds its call's number plus one.
-    word(slot).store(seq + 1, Ordering::Relaxed);
     word(slot + 8).store(status, Ordering::Relaxed);
     word(slot + 16).store(offset, Ordering::Relaxed);
     word(slot + 24).store(len, Ordering::Relaxed);
+    // A slot holds its call's number plus one, written last (the host may
+    // read the slot as soon as it holds the number).
+    word(slot).store(seq + 1, Ordering::SeqCst);
     word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
     hang()
 }

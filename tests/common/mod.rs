@@ -160,7 +160,11 @@ pub(crate) fn wait_gone(pid: u32) -> bool {
 }
 
 /// The shared memory objects this worker has mapped, as its
-/// `/proc/self/maps` names them (one entry per distinct path).
+/// `/proc/self/maps` names them (one entry per distinct path): its lane's
+/// memfd (`/memfd:knitting-lane (deleted)`) or named object
+/// (`/dev/shm/knitting-<pid>-<pidns>-<lane>-<n>-<nonce>`, `(deleted)` once
+/// unlinked). Nothing else counts, whatever its path: the worker executable
+/// lies in a directory called `knitting` in a checkout cloned as is.
 #[knitting::task]
 pub(crate) fn mapped_objects() -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
@@ -168,9 +172,27 @@ pub(crate) fn mapped_objects() -> Vec<String> {
         .lines()
         // No field before the path holds a `/`.
         .filter_map(|line| line.find('/').map(|at| line[at..].trim().to_owned()))
-        .filter(|path| path.contains("knitting"))
+        .filter(|path| is_lane_object(path))
         .collect();
     paths.sort();
     paths.dedup();
     paths
+}
+
+/// True for a `/proc/<pid>/maps` path that names a lane's shared memory:
+/// the memfd, or a named object (see [`mapped_objects`]).
+pub(crate) fn is_lane_object(path: &str) -> bool {
+    let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+    if path == "/memfd:knitting-lane" {
+        return true;
+    }
+    let Some(name) = path.strip_prefix("/dev/shm/knitting-") else {
+        return false;
+    };
+    let fields: Vec<&str> = name.split('-').collect();
+    let decimal = |f: &str| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit());
+    fields.len() == 5
+        && fields[..4].iter().all(|f| decimal(f))
+        && !fields[4].is_empty()
+        && fields[4].bytes().all(|b| b.is_ascii_hexdigit())
 }
