@@ -86,6 +86,12 @@ fn out_of_bounds_payload() -> u64 {
     forge_response(1, 0, u64::MAX - 4)
 }
 
+/// A range whose end overflows a 64-bit word.
+#[knitting::task]
+fn overflowing_payload() -> u64 {
+    forge_response(1, u64::MAX - 3, 4)
+}
+
 /// A range that wraps around the end of the arena.
 #[knitting::task]
 fn wrapping_payload() -> u64 {
@@ -160,6 +166,14 @@ fn a_payload_outside_the_arena_is_caught() {
     corrupted_worker_is_replaced(
         |pool| pool.call(out_of_bounds_payload, ()).wait().unwrap_err(),
         "claims",
+    );
+}
+
+#[test]
+fn a_range_that_overflows_is_a_protocol_error_not_a_host_panic() {
+    corrupted_worker_is_replaced(
+        |pool| pool.call(overflowing_payload, ()).wait().unwrap_err(),
+        "claims 4 bytes",
     );
 }
 

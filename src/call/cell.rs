@@ -632,7 +632,6 @@ impl JobRef {
     /// encoded again, for example for a replacement worker. False if the
     /// call is not `SENT`: it ended, or is being completed, meanwhile.
     #[cfg(target_os = "linux")]
-    #[allow(dead_code, reason = "the process lane's replay uses it")]
     pub(crate) fn unsend(&self) -> bool {
         // SAFETY: we hold a reference.
         unsafe { unsend(self.0) }

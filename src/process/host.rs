@@ -138,7 +138,6 @@ struct InFlight {
     job: JobRef,
     ops: &'static RemoteOps,
     task: TaskKey,
-    span: Span,
     /// Its hard time limit, counted from when it reaches the front.
     hard: Option<Duration>,
 }
@@ -266,7 +265,6 @@ impl Gen {
             job,
             ops,
             task,
-            span,
             hard,
         });
         self.req_head += 1;
@@ -485,17 +483,15 @@ impl Gone {
     }
 }
 
-/// A call the worker cannot have started, to be sent again.
-fn replay(shm: &Mapping, arena: usize, call: InFlight) -> Option<Queued> {
-    let _ = arena;
-    let mut bytes = Vec::new();
-    shm.copy_out(Dir::Request, call.span.offset, call.span.len, &mut bytes)
-        .expect("a sent request lies inside the arena");
-    Some(Queued::Spilled {
+/// A call the worker cannot have started, to be sent again: encoded anew
+/// from the caller's own arguments, which stayed in host memory (the
+/// worker could have rewritten the request arena). `None` when the call
+/// ended meanwhile (cancelled, timed out).
+fn replay(call: InFlight) -> Option<Queued> {
+    call.job.unsend().then_some(Queued::Fresh {
         job: call.job,
         ops: call.ops,
         task: call.task,
-        bytes,
     })
 }
 
@@ -681,10 +677,9 @@ impl Lane {
                 call.job.raise();
             }
         }
-        let arena = gen.shm.layout().arena;
         let behind: Vec<InFlight> = gen.inflight.drain(..).collect();
         for call in behind.into_iter().rev() {
-            if let Some(q) = replay(&gen.shm, arena, call) {
+            if let Some(q) = replay(call) {
                 st.backlog.push_front(q);
             }
         }
