@@ -55,9 +55,24 @@ pub enum ErrorKind {
     /// process workers (see [`ImportedTask`](crate::ImportedTask)); the
     /// message names the task.
     UnknownTask,
-    /// The worker process running the call died; the message names the
-    /// worker, its pid and how it died (exit code or signal). A replacement
-    /// worker takes later calls.
+    /// The worker process running the call died, or was killed because it
+    /// showed no sign of life; the message names the worker, its pid and
+    /// how it went (exit code, signal, no heartbeat).
+    ///
+    /// # Which calls fail when a worker goes
+    ///
+    /// A worker serves the calls sent to it in order, one at a time, so the
+    /// host knows from its own state which calls cannot have started: every
+    /// call behind the first one still waiting for its response. However a
+    /// worker goes (it crashes, is killed from outside, runs past a hard
+    /// time limit, breaks the protocol, or stops answering), the host first
+    /// takes the responses it published before it went; then the first
+    /// call still waiting (which may have started) fails, with this error
+    /// (or [`HardTimeout`](Self::HardTimeout) if it was the one past its
+    /// limit, or [`Protocol`](Self::Protocol) for the calls a broken worker
+    /// claimed to have answered), and every call behind it runs on the
+    /// replacement worker, encoded again from the caller's own arguments.
+    /// No call that cannot have started fails, and none runs twice.
     WorkerDied,
     /// The worker process broke the shared-memory protocol (wrote
     /// something the host cannot trust); it was killed and replaced.

@@ -34,9 +34,9 @@ impl Span {
 }
 
 /// The start of the arena is used for the next payload, even while more
-/// room is left after the newest one, once it has at least this much (see
-/// the module docs).
-pub(crate) const WRAP_EARLY: usize = 1 << 20;
+/// room is left after the newest one, once it has at least this much, or
+/// twice the size of recent payloads if that is more (see the module docs).
+pub(crate) const WRAP_EARLY: usize = 64 << 10;
 
 /// The producer's side of one arena.
 #[derive(Clone, Debug)]
@@ -48,6 +48,9 @@ pub(crate) struct Ring {
     write: usize,
     /// The newest payloads lie before the oldest one (the ring wrapped).
     wrapped: bool,
+    /// The size of recent payloads: the largest, decaying by an eighth
+    /// with each payload written.
+    recent: usize,
 }
 
 impl Ring {
@@ -57,6 +60,7 @@ impl Ring {
             live: VecDeque::new(),
             write: 0,
             wrapped: false,
+            recent: 0,
         }
     }
 
@@ -96,18 +100,18 @@ impl Ring {
         }
     }
 
-    /// Prefer the arena's start when it has a sizeable room, or more room
-    /// than after the newest payload.
-    fn prefers_start(here: Span, start: Span) -> bool {
-        start.len >= here.len || start.len >= WRAP_EARLY
+    /// Prefer the arena's start when it has more room than after the
+    /// newest payload, or a room that recent payloads fit in with margin.
+    fn prefers_start(&self, here: Span, start: Span) -> bool {
+        start.len >= here.len || start.len >= WRAP_EARLY.max(self.recent.saturating_mul(2))
     }
 
     /// The room to encode the next payload into, whose size is not known
-    /// yet: the larger of the two, or the arena's start once it has
-    /// [`WRAP_EARLY`] bytes.
+    /// yet: the larger of the two, or the arena's start once it has room
+    /// for recent payloads (see [`WRAP_EARLY`]).
     pub(crate) fn room(&self) -> Span {
         let (here, start) = self.places();
-        if Self::prefers_start(here, start) {
+        if self.prefers_start(here, start) {
             start
         } else {
             here
@@ -119,7 +123,7 @@ impl Ring {
         let (here, start) = self.places();
         let fits = |s: Span| s.len >= n;
         match (fits(here), fits(start)) {
-            (true, true) if Self::prefers_start(here, start) => Some(start),
+            (true, true) if self.prefers_start(here, start) => Some(start),
             (true, _) => Some(here),
             (false, true) => Some(start),
             (false, false) => None,
@@ -139,6 +143,7 @@ impl Ring {
         }
         self.write = span.end();
         self.live.push_back(span);
+        self.recent = len.max(self.recent - self.recent / 8);
         span
     }
 

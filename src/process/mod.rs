@@ -474,10 +474,14 @@ impl ProcessPoolBuilder {
 ///
 /// # When a worker dies
 ///
-/// Every call in flight on it fails with a
+/// The call it was running fails with a
 /// [`WorkerDied`](crate::ErrorKind::WorkerDied) error that names the
-/// worker, its pid and the exit code or signal; calls queued behind them
-/// go to a replacement worker, started at once. A worker that keeps dying
+/// worker, its pid and the exit code or signal; the calls behind it (which
+/// it cannot have started: see [`WorkerDied`](crate::ErrorKind::WorkerDied)
+/// for the rule) run on a replacement worker, started at once (the host
+/// watches each worker's pidfd). A worker that stops answering (stopped by
+/// a signal, frozen) is killed and replaced the same way after
+/// [`liveness_timeout`](ProcessPoolBuilder::liveness_timeout). A worker that keeps dying
 /// while it starts is given up after a few attempts, and calls on its lane
 /// fail with a [`Startup`](crate::ErrorKind::Startup) error. Workers die
 /// with the host (parent-death signal), so none outlives it.
