@@ -18,22 +18,29 @@
 //!
 //! # Trust
 //!
-//! Everything the worker writes is checked before use: the response
-//! counter must lie between what the host consumed and what it sent; a
-//! response slot must name the expected request, a known status, and a
-//! payload range inside the response arena and under the payload limit.
+//! Everything the worker writes is read once and checked before use
+//! (`link.rs`, `check.rs`): the response counter must lie between what the
+//! host consumed and what it sent; a response slot must name the expected
+//! request, a known status, and a payload range inside the response arena
+//! and under the payload limit; all unread payloads must be disjoint.
 //! Payload bytes are copied into host memory before they are decoded. A
-//! worker that fails any check is killed; its calls fail with a
-//! [`Protocol`](crate::ErrorKind::Protocol) error and a new worker takes
-//! the lane. Host-side positions (where the next request goes, what is
-//! free) are computed from host state only, never read back.
+//! worker that fails any check is killed and a new worker takes the lane
+//! (see [`WorkerDied`](crate::ErrorKind::WorkerDied) for which calls fail
+//! and which run again). Host-side positions (where the next request goes,
+//! what is free) are computed from host state only, never read back.
+//!
+//! # Liveness
+//!
+//! A worker holding calls whose heartbeat word (bumped by a thread of the
+//! worker's own) has not moved for `liveness_timeout` is killed and
+//! replaced under the same rule: a stopped or frozen worker cannot hold
+//! calls without deadlines forever.
 
 use std::{
     collections::VecDeque,
     ffi::OsString,
-    os::unix::process::{CommandExt, ExitStatusExt},
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ExitStatus},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
         mpsc, Arc, Mutex, MutexGuard,
@@ -43,17 +50,16 @@ use std::{
 };
 
 use super::{
-    arena::{Ring, Span},
     bell,
-    check::{Answer, Expect, Violation},
+    check::Violation,
     futex,
-    handover::Handover,
-    shm::{self, Dir, Layout, Locator, Mapping, TaskKey},
+    link::{replay, Gen, InFlight, Queued},
+    shm::{Layout, Mapping, TaskKey},
+    spawn::{describe_exit, reap_soon, start_worker, stop_worker},
 };
 use crate::{
-    call::cell::{Encoded, JobRef, RemoteOps},
+    call::cell::{JobRef, RemoteOps},
     countdown::Countdown,
-    error::WireError,
     Error, ErrorKind,
 };
 
@@ -107,313 +113,6 @@ impl Shared {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A call that has not been sent yet.
-enum Queued {
-    Fresh {
-        job: JobRef,
-        ops: &'static RemoteOps,
-        task: TaskKey,
-    },
-    /// Encoded already (it did not fit when it was tried), waiting for room.
-    Spilled {
-        job: JobRef,
-        ops: &'static RemoteOps,
-        task: TaskKey,
-        bytes: Vec<u8>,
-    },
-}
-
-impl Queued {
-    fn job(&self) -> &JobRef {
-        match self {
-            Queued::Fresh { job, .. } | Queued::Spilled { job, .. } => job,
-        }
-    }
-}
-
-/// A call sent to the worker, waiting for its response.
-struct InFlight {
-    job: JobRef,
-    ops: &'static RemoteOps,
-    task: TaskKey,
-    /// Its hard time limit, counted from when it reaches the front.
-    hard: Option<Duration>,
-}
-
-/// One worker process and the host's side of its mapping.
-struct Gen {
-    shm: Arc<Mapping>,
-    child: Child,
-    pid: u32,
-    /// Requests published (the host's own copy of `req_head`).
-    req_head: u64,
-    /// Responses consumed (the host's own copy of `resp_tail`).
-    resp_tail: u64,
-    /// Where the arguments of the calls in flight are, and where the next
-    /// go: the host's own record, never read back from the mapping.
-    req_ring: Ring,
-    inflight: VecDeque<InFlight>,
-    /// Since when the front call in flight is the one the worker runs (it
-    /// serves requests in order): its hard time limit counts from here,
-    /// from host-side facts only.
-    front_since: Instant,
-    /// The heartbeat word as last seen, and since when it has not moved
-    /// while calls were in flight.
-    beat: u64,
-    beat_since: Instant,
-    /// The worker broke the protocol and was killed; nothing more is read.
-    broken: bool,
-    /// Scratch for the response slots of one take.
-    answers: Vec<Answer>,
-}
-
-impl Gen {
-    fn slots(&self) -> u64 {
-        self.shm.layout().slots as u64
-    }
-
-    /// Sends `q` now if the ring and the arena have room; hands it back
-    /// otherwise.
-    fn try_send(&mut self, q: Queued, cfg: &Config) -> Option<Queued> {
-        let (max_payload, pool_hard) = (cfg.max_payload, cfg.hard_timeout);
-        if self.broken || self.req_head - self.resp_tail >= self.slots() {
-            return Some(q);
-        }
-        match q {
-            Queued::Fresh { job, ops, task } => {
-                let room = self.req_ring.room();
-                let mut window = self
-                    .shm
-                    .window(Dir::Request, room.offset, room.len.min(max_payload))
-                    .expect("request room lies inside the arena");
-                match job.encode(ops, &mut window, max_payload) {
-                    Encoded::Cancelled | Encoded::Failed => None,
-                    Encoded::Written(n) => {
-                        let span = self.req_ring.commit(room, n);
-                        self.publish(job, ops, task, span, pool_hard);
-                        None
-                    }
-                    Encoded::Spilled(bytes) => self.try_send(
-                        Queued::Spilled {
-                            job,
-                            ops,
-                            task,
-                            bytes,
-                        },
-                        cfg,
-                    ),
-                }
-            }
-            Queued::Spilled {
-                job,
-                ops,
-                task,
-                bytes,
-            } => {
-                let Some(room) = self.req_ring.reserve(bytes.len()) else {
-                    return Some(Queued::Spilled {
-                        job,
-                        ops,
-                        task,
-                        bytes,
-                    });
-                };
-                let mut window = self
-                    .shm
-                    .window(Dir::Request, room.offset, bytes.len())
-                    .expect("request room lies inside the arena");
-                window.write(0, &bytes);
-                let span = self.req_ring.commit(room, bytes.len());
-                self.publish(job, ops, task, span, pool_hard);
-                None
-            }
-        }
-    }
-
-    fn publish(
-        &mut self,
-        job: JobRef,
-        ops: &'static RemoteOps,
-        task: TaskKey,
-        span: Span,
-        pool_hard: Option<Duration>,
-    ) {
-        let seq = self.req_head;
-        let index = (seq % self.slots()) as usize;
-        let slot = &self.shm.req_slots()[index];
-        // Relaxed: published by the Release store of `seq` below.
-        slot.task.store(task.id, Ordering::Relaxed);
-        slot.shape.store(task.shape, Ordering::Relaxed);
-        slot.offset.store(span.offset as u64, Ordering::Relaxed);
-        slot.len.store(span.len as u64, Ordering::Relaxed);
-        // Relaxed: published with the slot; a call aborted before it was
-        // sent starts aborted.
-        self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
-        // SYNC POINT: the slot's fields and the argument bytes, for the
-        // worker's Acquire load of the slot's number (`seq + 1`: a slot that
-        // never held a request reads 0).
-        slot.seq.store(seq + 1, Ordering::Release);
-        if self.inflight.is_empty() {
-            let now = Instant::now();
-            self.front_since = now;
-            self.beat_since = now;
-        }
-        let hard = job.hard_timeout().or(pool_hard);
-        self.inflight.push_back(InFlight {
-            job,
-            ops,
-            task,
-            hard,
-        });
-        self.req_head += 1;
-        let control = self.shm.control();
-        // SYNC POINT: the slot and the bytes before it are published by
-        // this RMW, which is also the ringer's half of the bell protocol.
-        bell::publish(&*control.req_head, self.req_head);
-        bell::ring_if_sleeping(&control.worker_bell);
-        if hard.is_some() {
-            // The reactor watches the hard limit; it may be asleep on the
-            // long timeout of an idle lane.
-            bell::ring_if_sleeping(&control.host_bell);
-        }
-    }
-
-    /// Takes every response the worker published. Returns how many.
-    ///
-    /// The worker's counter and slots are read once each, into host
-    /// memory; then the whole set of unread responses is checked (each for
-    /// the call it names, a known status, a payload in the arena and under
-    /// the limit, and all of them disjoint: `arena::check_unread`) before
-    /// any of them completes a call.
-    fn drain(
-        &mut self,
-        scratch: &mut Vec<u8>,
-        max_payload: usize,
-        wakers: &mut Vec<Waker>,
-    ) -> Result<usize, Violation> {
-        if self.broken {
-            return Ok(0);
-        }
-        let layout = *self.shm.layout();
-        let control = self.shm.control();
-        let expect = Expect {
-            consumed: self.resp_tail,
-            sent: self.req_head,
-            max_payload,
-            arena: layout.arena,
-        };
-        // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
-        // `resp_head` (slots and payload bytes before it).
-        // A counter outside what was sent is a broken worker. The slots
-        // say what is ready: every slot up to the counter must hold its
-        // response (the worker fills a slot before it counts it), and the
-        // ones after it that do are ready too (a counter that a task set
-        // back hides nothing).
-        let counted = expect.ready(control.resp_head.load(Ordering::Acquire))?;
-        self.answers.clear();
-        for (i, seq) in (self.resp_tail..self.req_head).enumerate() {
-            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
-            // Acquire: pairs with the worker's Release store of the slot's
-            // number, made after its other fields and the payload.
-            let holds = slot.seq.load(Ordering::Acquire);
-            if holds != seq + 1 {
-                if i < counted {
-                    return Err(Violation {
-                        why: format!(
-                            "response slot for call {seq} names call {}",
-                            holds.wrapping_sub(1)
-                        ),
-                        answered: counted,
-                    });
-                }
-                break;
-            }
-            // Relaxed: ordered by the Acquire load above.
-            self.answers.push(Answer {
-                seq,
-                status: slot.status.load(Ordering::Relaxed),
-                offset: slot.offset.load(Ordering::Relaxed),
-                len: slot.len.load(Ordering::Relaxed),
-            });
-        }
-        let taken = self.answers.len();
-        if taken == 0 {
-            return Ok(0);
-        }
-        expect.answers(&self.answers)?;
-        let violation = |why: String| Violation {
-            why,
-            answered: taken,
-        };
-        for i in 0..taken {
-            let Answer {
-                seq,
-                status,
-                offset,
-                len,
-            } = self.answers[i];
-            // In the arena: `check_unread` proved `offset + len <= arena`.
-            self.shm
-                .copy_out(Dir::Response, offset as usize, len as usize, scratch)
-                .ok_or_else(|| violation("response range check failed".to_owned()))?;
-            let outcome = if status == u64::from(shm::STATUS_OK) {
-                Ok(&scratch[..])
-            } else {
-                Err(super::wire::decode::<WireError>(scratch)
-                    .map(Error::from_wire)
-                    .map_err(|e| Violation {
-                        why: format!("response {seq} holds an undecodable error: {e}"),
-                        answered: taken - i,
-                    })?)
-            };
-            let call = self
-                .inflight
-                .pop_front()
-                .expect("every consumed response has a call in flight");
-            wakers.extend(call.job.complete(call.ops, outcome));
-            self.req_ring.pop();
-            self.resp_tail += 1;
-            self.front_since = Instant::now();
-        }
-        // SYNC POINT: Release (in the RMW): the worker reuses the payloads
-        // of consumed responses only after this; also the ringer's half of
-        // the bell protocol, for a worker that sleeps waiting for room.
-        bell::publish(&*control.resp_tail, self.resp_tail);
-        bell::ring_if_sleeping(&control.worker_bell);
-        Ok(taken)
-    }
-
-    /// True when the next response's slot holds it.
-    fn response_ready(&self) -> bool {
-        let seq = self.resp_tail;
-        let slot = &self.shm.resp_slots()[(seq % self.slots()) as usize];
-        // Acquire: as in `drain`.
-        seq < self.req_head && slot.seq.load(Ordering::Acquire) == seq + 1
-    }
-
-    /// The heartbeat rule: true when the worker holds calls and its
-    /// heartbeat has not moved for `limit`.
-    fn unresponsive(&mut self, limit: Duration, now: Instant) -> bool {
-        // Relaxed: a sign of life, compared with its last value only.
-        let beat = self.shm.control().heartbeat.load(Ordering::Relaxed);
-        if beat != self.beat || self.inflight.is_empty() {
-            self.beat = beat;
-            self.beat_since = now;
-            return false;
-        }
-        now.saturating_duration_since(self.beat_since) >= limit
-    }
-
-    /// Fails every call in flight with the error `make` builds.
-    fn fail_inflight(&mut self, make: impl Fn() -> Error) -> usize {
-        let n = self.inflight.len();
-        for call in self.inflight.drain(..) {
-            call.job.fail(make());
-        }
-        n
-    }
 }
 
 struct State {
@@ -481,18 +180,6 @@ impl Gone {
             ),
         }
     }
-}
-
-/// A call the worker cannot have started, to be sent again: encoded anew
-/// from the caller's own arguments, which stayed in host memory (the
-/// worker could have rewritten the request arena). `None` when the call
-/// ended meanwhile (cancelled, timed out).
-fn replay(call: InFlight) -> Option<Queued> {
-    call.job.unsend().then_some(Queued::Fresh {
-        job: call.job,
-        ops: call.ops,
-        task: call.task,
-    })
 }
 
 /// One process lane: a worker process, its mapping, and its reactor.
@@ -754,7 +441,7 @@ impl Lane {
                 if self.shared.closed.load(Ordering::Acquire) && self.stop_if_idle() {
                     break;
                 }
-                match self.start_worker() {
+                match start_worker(self.index, &self.shared.cfg, &self.shared.abandoned) {
                     Ok(gen) => {
                         failures = 0;
                         self.pid.store(gen.pid, Ordering::Relaxed);
@@ -959,319 +646,12 @@ impl Lane {
         });
         self.shared.live.count_down();
     }
-
-    /// Starts a worker process and waits until it is ready.
-    fn start_worker(&self) -> Result<Gen, Error> {
-        let cfg = &self.shared.cfg;
-        let name = cfg.named.then(|| super::names::fresh(self.index));
-        let shm = Mapping::create(cfg.layout, cfg.max_payload, name.as_deref())?;
-        let unlink = || {
-            if let Some(name) = &name {
-                let _ = rustix::shm::unlink(name.as_str());
-            }
-        };
-        let mut cmd = match cfg.prefix.split_first() {
-            None => Command::new(&cfg.exe),
-            Some((program, args)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(args).arg(&cfg.exe);
-                cmd
-            }
-        };
-        let locator = match &name {
-            Some(name) => Locator::Named(name.clone()),
-            None => Locator::Stdin,
-        };
-        let host_pid = std::process::id();
-        let handover = Handover {
-            version: shm::VERSION,
-            locator: locator.clone(),
-            lane: self.index,
-            spin: cfg.spin,
-            heartbeat: cfg.heartbeat,
-            lifeline: (!cfg.prefix.is_empty()).then_some(LIFELINE_FD),
-            host_pid: cfg.prefix.is_empty().then_some(host_pid as i32),
-        };
-        // Everything on the command line, which every wrapper passes on
-        // (see `handover.rs`).
-        cmd.args(handover.to_args());
-        match locator {
-            Locator::Stdin => {
-                let fd = shm.fd().try_clone().map_err(|e| {
-                    unlink();
-                    Error::of(
-                        ErrorKind::Startup,
-                        format!("could not hand the mapping to a worker: {e}"),
-                    )
-                })?;
-                cmd.stdin(Stdio::from(fd));
-            }
-            Locator::Named(_) => {
-                cmd.stdin(Stdio::null());
-            }
-        }
-        if !cfg.prefix.is_empty() {
-            // Behind a wrapper the worker is not our child: hand it the
-            // lifeline and arm the parent-death signal on the wrapper.
-            // Without one, the worker arms its own death signal and checks
-            // that its parent is still us (its hand-over's host pid), so no hook runs
-            // between fork and exec, and std can spawn with posix_spawn
-            // (vfork) instead of copying this process's page tables with
-            // fork: start-up is much faster for a big host.
-            let lifeline = lifeline()?;
-            // The closure allocates nothing and takes no lock.
-            // SAFETY: it runs in the forked child before exec and only makes
-            // async-signal-safe raw system calls (fcntl/dup2, prctl, getppid).
-            unsafe {
-                cmd.pre_exec(move || {
-                    // The lifeline's read end on a fixed number, without
-                    // close-on-exec (dup2 onto itself would keep the flag).
-                    if lifeline == LIFELINE_FD {
-                        if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    } else if libc::dup2(lifeline, LIFELINE_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::KILL,
-                    ))?;
-                    // The host may have died before the signal was armed.
-                    match rustix::process::getppid() {
-                        Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
-                        _ => Err(std::io::Error::other("the host exited")),
-                    }
-                });
-            }
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            unlink();
-            Error::of(
-                ErrorKind::Startup,
-                format!(
-                    "worker {} could not be started ({}): {e}",
-                    self.index,
-                    describe_command(cfg)
-                ),
-            )
-        })?;
-        let pid = child.id();
-        let control = shm.control();
-        let deadline = Instant::now() + cfg.start_timeout;
-        loop {
-            // Acquire: pairs with the worker's Release store of READY.
-            if control.worker_state.load(Ordering::Acquire) == shm::READY {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                unlink();
-                return Err(Error::of(
-                    ErrorKind::Startup,
-                    format!(
-                        "worker {} (pid {pid}) {} before it was ready ({}){}",
-                        self.index,
-                        describe_exit(status),
-                        describe_command(cfg),
-                        startup_hint(status, !cfg.prefix.is_empty())
-                    ),
-                ));
-            }
-            if Instant::now() >= deadline || self.shared.abandoned.load(Ordering::Acquire) {
-                let _ = child.kill();
-                let _ = child.wait();
-                unlink();
-                return Err(Error::of(
-                    ErrorKind::Startup,
-                    format!(
-                        "worker {} (pid {pid}) was not ready within {:?} and was killed ({}); \
-                         does the program call knitting::init() first thing in main?",
-                        self.index,
-                        cfg.start_timeout,
-                        describe_command(cfg)
-                    ),
-                ));
-            }
-            let seen = control.host_bell.word.load(Ordering::Acquire);
-            if control.worker_state.load(Ordering::Acquire) != shm::READY {
-                futex::wait(
-                    &control.host_bell.word,
-                    seen,
-                    Some(Duration::from_millis(2)),
-                );
-            }
-        }
-        // The worker opened the object (and unlinked it itself); make sure
-        // no name is left even if it could not.
-        unlink();
-        let shm = Arc::new(shm);
-        watch_exit(pid, &shm);
-        let now = Instant::now();
-        Ok(Gen {
-            shm,
-            child,
-            pid,
-            req_head: 0,
-            resp_tail: 0,
-            req_ring: Ring::new(cfg.layout.arena),
-            inflight: VecDeque::new(),
-            front_since: now,
-            beat: 0,
-            beat_since: now,
-            broken: false,
-            answers: Vec::new(),
-        })
-    }
-}
-
-/// Rings the host bell of `shm` the moment process `pid` exits, so that the
-/// reactor notices a dead worker at once rather than on its next poll: a
-/// small thread waits on the process's pidfd (it ends when the process
-/// does, however it ends). Without pidfds (Linux before 5.3) the reactor's
-/// poll is all there is.
-fn watch_exit(pid: u32, shm: &Arc<Mapping>) {
-    use rustix::{
-        event::{poll, PollFd, PollFlags},
-        process::{pidfd_open, Pid, PidfdFlags},
-    };
-    let Some(pidfd) =
-        Pid::from_raw(pid as i32).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
-    else {
-        return;
-    };
-    let shm = Arc::clone(shm);
-    let _ = std::thread::Builder::new()
-        .name("knitting-exit-watch".into())
-        .stack_size(64 << 10)
-        .spawn(move || {
-            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-            // Readable once the process has exited; EINTR just retries.
-            while let Ok(0) | Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
-            bell::ring(&shm.control().host_bell);
-        });
-}
-
-/// The file descriptor number on which a worker finds the lifeline.
-const LIFELINE_FD: i32 = 3;
-
-/// The read end of this process's lifeline: a pipe whose write end only
-/// the host holds, so that every worker sees end-of-file the moment the host
-/// dies, however it dies and whatever stands between them. The parent-death
-/// signal covers a worker that is the host's direct child; behind a command
-/// prefix (bwrap, systemd-run) the worker's parent is the wrapper, and the
-/// lifeline is what tells it. Made once per process; both ends live until
-/// the process exits.
-fn lifeline() -> Result<i32, Error> {
-    use std::os::fd::{AsRawFd, IntoRawFd};
-    static LIFELINE: std::sync::OnceLock<Result<i32, String>> = std::sync::OnceLock::new();
-    LIFELINE
-        .get_or_init(|| {
-            let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .map_err(|e| format!("could not make the workers' lifeline pipe: {e}"))?;
-            let fd = read.as_raw_fd();
-            // Kept open for the life of the process, on purpose.
-            let _ = read.into_raw_fd();
-            let _ = write.into_raw_fd();
-            Ok(fd)
-        })
-        .clone()
-        .map_err(|e| Error::of(ErrorKind::Startup, e))
 }
 
 struct Sleep {
     shm: Arc<Mapping>,
     seen: u32,
     timeout: Duration,
-}
-
-/// Gives a killed worker a few milliseconds to be reaped, so that the
-/// reactor starts its replacement on its next round rather than after a
-/// poll interval; never blocks longer (the reactor reaps it later if need
-/// be).
-fn reap_soon(child: &mut Child) {
-    for _ in 0..50 {
-        if let Ok(Some(_)) | Err(_) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-}
-
-/// Asks a worker to exit once its requests are done; kills it if it takes
-/// too long.
-fn stop_worker(mut gen: Gen) {
-    let control = gen.shm.control();
-    // Release: pairs with the worker's Acquire load of STOP.
-    control.host_ctl.store(shm::STOP, Ordering::SeqCst);
-    bell::ring(&control.worker_bell);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match gen.child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = gen.child.kill();
-                let _ = gen.child.wait();
-                return;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-        }
-    }
-}
-
-/// "exited with code 3", "was killed by signal 11 (SIGSEGV)".
-pub(crate) fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with code {code}");
-    }
-    match status.signal() {
-        Some(signal) => {
-            let name = match signal {
-                1 => " (SIGHUP)",
-                2 => " (SIGINT)",
-                4 => " (SIGILL)",
-                6 => " (SIGABRT)",
-                7 => " (SIGBUS)",
-                8 => " (SIGFPE)",
-                9 => " (SIGKILL)",
-                11 => " (SIGSEGV)",
-                13 => " (SIGPIPE)",
-                15 => " (SIGTERM)",
-                31 => " (SIGSYS)",
-                _ => "",
-            };
-            let core = if status.core_dumped() {
-                ", core dumped"
-            } else {
-                ""
-            };
-            format!("was killed by signal {signal}{name}{core}")
-        }
-        None => format!("ended ({status})"),
-    }
-}
-
-fn startup_hint(status: ExitStatus, prefixed: bool) -> &'static str {
-    match status.code() {
-        Some(super::worker::EXIT_STARTUP) => "; its reason is on stderr",
-        Some(_) if prefixed => {
-            "; can the command prefix run the worker executable (a sandbox that hides its \
-             directory, a missing binary)? The prefix's message is on stderr"
-        }
-        Some(_) => {
-            "; a worker runs the same program: does main call knitting::init() first \
-             (or the test file use knitting::init_before_main!)?"
-        }
-        None => "",
-    }
-}
-
-fn describe_command(cfg: &Config) -> String {
-    let mut parts: Vec<String> = cfg
-        .prefix
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    parts.push(cfg.exe.display().to_string());
-    parts.join(" ")
 }
 
 /// Errors are not `Clone` (their sources are boxed); a lane-wide failure

@@ -6,9 +6,14 @@
 //! - `bell`: the doorbell protocol (who sleeps, who rings), shared with
 //!   the loom models;
 //! - `futex`: shared (cross-process) futex waits and wakes;
-//! - `arena`: where the next payload goes in a circular arena;
-//! - `host`: the host side of a lane (sending, taking responses, watching
-//!   and replacing the worker);
+//! - `arena`: where the next payload goes in a circular arena, and the
+//!   check that a peer's unread payloads do not overlap;
+//! - `check`: the host's checks of worker-written words (pure functions);
+//! - `handover`: what a worker is told on its command line;
+//! - `link`: the host's side of one worker's mapping (send, take);
+//! - `host`: a process lane: its reactor, the rule for a worker that goes,
+//!   the liveness rule;
+//! - `spawn`: starting, watching and stopping worker processes;
 //! - `worker`: the worker process's loop;
 //! - `names`: named shared-memory objects and their clean-up.
 
@@ -18,8 +23,10 @@ pub(crate) mod check;
 pub(crate) mod futex;
 pub(crate) mod handover;
 pub(crate) mod host;
+pub(crate) mod link;
 pub(crate) mod names;
 pub(crate) mod shm;
+pub(crate) mod spawn;
 pub(crate) mod wire;
 pub(crate) mod worker;
 

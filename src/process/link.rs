@@ -1,0 +1,363 @@
+//! The host's side of one worker's mapping: sending calls into the
+//! request ring and arena, and taking responses out of the response ring
+//! and arena, with every worker-written word read once and checked
+//! (`check.rs`) before use.
+
+use std::{
+    collections::VecDeque,
+    process::Child,
+    sync::{atomic::Ordering, Arc},
+    task::Waker,
+    time::{Duration, Instant},
+};
+
+use super::{
+    arena::{Ring, Span},
+    bell,
+    check::{Answer, Expect, Violation},
+    host::Config,
+    shm::{self, Dir, Mapping, TaskKey},
+};
+use crate::{
+    call::cell::{Encoded, JobRef, RemoteOps},
+    error::WireError,
+    Error,
+};
+
+/// A call that has not been sent yet.
+pub(crate) enum Queued {
+    Fresh {
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: TaskKey,
+    },
+    /// Encoded already (it did not fit when it was tried), waiting for room.
+    Spilled {
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: TaskKey,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Queued {
+    pub(crate) fn job(&self) -> &JobRef {
+        match self {
+            Queued::Fresh { job, .. } | Queued::Spilled { job, .. } => job,
+        }
+    }
+}
+
+/// A call sent to the worker, waiting for its response.
+pub(crate) struct InFlight {
+    pub(crate) job: JobRef,
+    pub(crate) ops: &'static RemoteOps,
+    pub(crate) task: TaskKey,
+    /// Its hard time limit, counted from when it reaches the front.
+    pub(crate) hard: Option<Duration>,
+}
+
+/// One worker process and the host's side of its mapping.
+pub(crate) struct Gen {
+    pub(crate) shm: Arc<Mapping>,
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    /// Requests published (the host's own copy of `req_head`).
+    pub(crate) req_head: u64,
+    /// Responses consumed (the host's own copy of `resp_tail`).
+    pub(crate) resp_tail: u64,
+    /// Where the arguments of the calls in flight are, and where the next
+    /// go: the host's own record, never read back from the mapping.
+    pub(crate) req_ring: Ring,
+    pub(crate) inflight: VecDeque<InFlight>,
+    /// Since when the front call in flight is the one the worker runs (it
+    /// serves requests in order): its hard time limit counts from here,
+    /// from host-side facts only.
+    pub(crate) front_since: Instant,
+    /// The heartbeat word as last seen, and since when it has not moved
+    /// while calls were in flight.
+    pub(crate) beat: u64,
+    pub(crate) beat_since: Instant,
+    /// The worker broke the protocol and was killed; nothing more is read.
+    pub(crate) broken: bool,
+    /// Scratch for the response slots of one take.
+    pub(crate) answers: Vec<Answer>,
+}
+
+impl Gen {
+    /// The host's side of a fresh mapping `shm`, shared with worker `pid`.
+    pub(crate) fn new(shm: Arc<Mapping>, child: Child, pid: u32, arena: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            shm,
+            child,
+            pid,
+            req_head: 0,
+            resp_tail: 0,
+            req_ring: Ring::new(arena),
+            inflight: VecDeque::new(),
+            front_since: now,
+            beat: 0,
+            beat_since: now,
+            broken: false,
+            answers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn slots(&self) -> u64 {
+        self.shm.layout().slots as u64
+    }
+
+    /// Sends `q` now if the ring and the arena have room; hands it back
+    /// otherwise.
+    pub(crate) fn try_send(&mut self, q: Queued, cfg: &Config) -> Option<Queued> {
+        let (max_payload, pool_hard) = (cfg.max_payload, cfg.hard_timeout);
+        if self.broken || self.req_head - self.resp_tail >= self.slots() {
+            return Some(q);
+        }
+        match q {
+            Queued::Fresh { job, ops, task } => {
+                let room = self.req_ring.room();
+                let mut window = self
+                    .shm
+                    .window(Dir::Request, room.offset, room.len.min(max_payload))
+                    .expect("request room lies inside the arena");
+                match job.encode(ops, &mut window, max_payload) {
+                    Encoded::Cancelled | Encoded::Failed => None,
+                    Encoded::Written(n) => {
+                        let span = self.req_ring.commit(room, n);
+                        self.publish(job, ops, task, span, pool_hard);
+                        None
+                    }
+                    Encoded::Spilled(bytes) => self.try_send(
+                        Queued::Spilled {
+                            job,
+                            ops,
+                            task,
+                            bytes,
+                        },
+                        cfg,
+                    ),
+                }
+            }
+            Queued::Spilled {
+                job,
+                ops,
+                task,
+                bytes,
+            } => {
+                let Some(room) = self.req_ring.reserve(bytes.len()) else {
+                    return Some(Queued::Spilled {
+                        job,
+                        ops,
+                        task,
+                        bytes,
+                    });
+                };
+                let mut window = self
+                    .shm
+                    .window(Dir::Request, room.offset, bytes.len())
+                    .expect("request room lies inside the arena");
+                window.write(0, &bytes);
+                let span = self.req_ring.commit(room, bytes.len());
+                self.publish(job, ops, task, span, pool_hard);
+                None
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        job: JobRef,
+        ops: &'static RemoteOps,
+        task: TaskKey,
+        span: Span,
+        pool_hard: Option<Duration>,
+    ) {
+        let seq = self.req_head;
+        let index = (seq % self.slots()) as usize;
+        let slot = &self.shm.req_slots()[index];
+        // Relaxed: published by the Release store of `seq` below.
+        slot.task.store(task.id, Ordering::Relaxed);
+        slot.shape.store(task.shape, Ordering::Relaxed);
+        slot.offset.store(span.offset as u64, Ordering::Relaxed);
+        slot.len.store(span.len as u64, Ordering::Relaxed);
+        // Relaxed: published with the slot; a call aborted before it was
+        // sent starts aborted.
+        self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
+        // SYNC POINT: the slot's fields and the argument bytes, for the
+        // worker's Acquire load of the slot's number (`seq + 1`: a slot that
+        // never held a request reads 0).
+        slot.seq.store(seq + 1, Ordering::Release);
+        if self.inflight.is_empty() {
+            let now = Instant::now();
+            self.front_since = now;
+            self.beat_since = now;
+        }
+        let hard = job.hard_timeout().or(pool_hard);
+        self.inflight.push_back(InFlight {
+            job,
+            ops,
+            task,
+            hard,
+        });
+        self.req_head += 1;
+        let control = self.shm.control();
+        // SYNC POINT: the slot and the bytes before it are published by
+        // this RMW, which is also the ringer's half of the bell protocol.
+        bell::publish(&*control.req_head, self.req_head);
+        bell::ring_if_sleeping(&control.worker_bell);
+        if hard.is_some() {
+            // The reactor watches the hard limit; it may be asleep on the
+            // long timeout of an idle lane.
+            bell::ring_if_sleeping(&control.host_bell);
+        }
+    }
+
+    /// Takes every response the worker published. Returns how many.
+    ///
+    /// The worker's counter and slots are read once each, into host
+    /// memory; then the whole set of unread responses is checked (each for
+    /// the call it names, a known status, a payload in the arena and under
+    /// the limit, and all of them disjoint: `arena::check_unread`) before
+    /// any of them completes a call.
+    pub(crate) fn drain(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        max_payload: usize,
+        wakers: &mut Vec<Waker>,
+    ) -> Result<usize, Violation> {
+        if self.broken {
+            return Ok(0);
+        }
+        let layout = *self.shm.layout();
+        let control = self.shm.control();
+        let expect = Expect {
+            consumed: self.resp_tail,
+            sent: self.req_head,
+            max_payload,
+            arena: layout.arena,
+        };
+        // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
+        // `resp_head` (slots and payload bytes before it).
+        // A counter outside what was sent is a broken worker. The slots
+        // say what is ready: every slot up to the counter must hold its
+        // response (the worker fills a slot before it counts it), and the
+        // ones after it that do are ready too (a counter that a task set
+        // back hides nothing).
+        let counted = expect.ready(control.resp_head.load(Ordering::Acquire))?;
+        self.answers.clear();
+        for (i, seq) in (self.resp_tail..self.req_head).enumerate() {
+            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
+            // Acquire: pairs with the worker's Release store of the slot's
+            // number, made after its other fields and the payload.
+            let holds = slot.seq.load(Ordering::Acquire);
+            if holds != seq + 1 {
+                if i < counted {
+                    return Err(Violation {
+                        why: format!(
+                            "response slot for call {seq} names call {}",
+                            holds.wrapping_sub(1)
+                        ),
+                        answered: counted,
+                    });
+                }
+                break;
+            }
+            // Relaxed: ordered by the Acquire load above.
+            self.answers.push(Answer {
+                seq,
+                status: slot.status.load(Ordering::Relaxed),
+                offset: slot.offset.load(Ordering::Relaxed),
+                len: slot.len.load(Ordering::Relaxed),
+            });
+        }
+        let taken = self.answers.len();
+        if taken == 0 {
+            return Ok(0);
+        }
+        expect.answers(&self.answers)?;
+        let violation = |why: String| Violation {
+            why,
+            answered: taken,
+        };
+        for i in 0..taken {
+            let Answer {
+                seq,
+                status,
+                offset,
+                len,
+            } = self.answers[i];
+            // In the arena: `check_unread` proved `offset + len <= arena`.
+            self.shm
+                .copy_out(Dir::Response, offset as usize, len as usize, scratch)
+                .ok_or_else(|| violation("response range check failed".to_owned()))?;
+            let outcome = if status == u64::from(shm::STATUS_OK) {
+                Ok(&scratch[..])
+            } else {
+                Err(super::wire::decode::<WireError>(scratch)
+                    .map(Error::from_wire)
+                    .map_err(|e| Violation {
+                        why: format!("response {seq} holds an undecodable error: {e}"),
+                        answered: taken - i,
+                    })?)
+            };
+            let call = self
+                .inflight
+                .pop_front()
+                .expect("every consumed response has a call in flight");
+            wakers.extend(call.job.complete(call.ops, outcome));
+            self.req_ring.pop();
+            self.resp_tail += 1;
+            self.front_since = Instant::now();
+        }
+        // SYNC POINT: Release (in the RMW): the worker reuses the payloads
+        // of consumed responses only after this; also the ringer's half of
+        // the bell protocol, for a worker that sleeps waiting for room.
+        bell::publish(&*control.resp_tail, self.resp_tail);
+        bell::ring_if_sleeping(&control.worker_bell);
+        Ok(taken)
+    }
+
+    /// True when the next response's slot holds it.
+    pub(crate) fn response_ready(&self) -> bool {
+        let seq = self.resp_tail;
+        let slot = &self.shm.resp_slots()[(seq % self.slots()) as usize];
+        // Acquire: as in `drain`.
+        seq < self.req_head && slot.seq.load(Ordering::Acquire) == seq + 1
+    }
+
+    /// The heartbeat rule: true when the worker holds calls and its
+    /// heartbeat has not moved for `limit`.
+    pub(crate) fn unresponsive(&mut self, limit: Duration, now: Instant) -> bool {
+        // Relaxed: a sign of life, compared with its last value only.
+        let beat = self.shm.control().heartbeat.load(Ordering::Relaxed);
+        if beat != self.beat || self.inflight.is_empty() {
+            self.beat = beat;
+            self.beat_since = now;
+            return false;
+        }
+        now.saturating_duration_since(self.beat_since) >= limit
+    }
+
+    /// Fails every call in flight with the error `make` builds.
+    pub(crate) fn fail_inflight(&mut self, make: impl Fn() -> Error) -> usize {
+        let n = self.inflight.len();
+        for call in self.inflight.drain(..) {
+            call.job.fail(make());
+        }
+        n
+    }
+}
+
+/// A call the worker cannot have started, to be sent again: encoded anew
+/// from the caller's own arguments, which stayed in host memory (the
+/// worker could have rewritten the request arena). `None` when the call
+/// ended meanwhile (cancelled, timed out).
+pub(crate) fn replay(call: InFlight) -> Option<Queued> {
+    call.job.unsend().then_some(Queued::Fresh {
+        job: call.job,
+        ops: call.ops,
+        task: call.task,
+    })
+}

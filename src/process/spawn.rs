@@ -1,0 +1,317 @@
+//! Starting, watching and stopping worker processes, and describing how
+//! they ended: everything about a worker that is about the process rather
+//! than its mapping.
+
+use std::{
+    os::unix::process::{CommandExt, ExitStatusExt},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use super::{
+    bell, futex,
+    handover::Handover,
+    host::Config,
+    link::Gen,
+    shm::{self, Locator, Mapping},
+};
+use crate::{Error, ErrorKind};
+
+pub(crate) fn start_worker(
+    index: usize,
+    cfg: &Config,
+    abandoned: &AtomicBool,
+) -> Result<Gen, Error> {
+    let name = cfg.named.then(|| super::names::fresh(index));
+    let shm = Mapping::create(cfg.layout, cfg.max_payload, name.as_deref())?;
+    let unlink = || {
+        if let Some(name) = &name {
+            let _ = rustix::shm::unlink(name.as_str());
+        }
+    };
+    let mut cmd = match cfg.prefix.split_first() {
+        None => Command::new(&cfg.exe),
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&cfg.exe);
+            cmd
+        }
+    };
+    let locator = match &name {
+        Some(name) => Locator::Named(name.clone()),
+        None => Locator::Stdin,
+    };
+    let host_pid = std::process::id();
+    let handover = Handover {
+        version: shm::VERSION,
+        locator: locator.clone(),
+        lane: index,
+        spin: cfg.spin,
+        heartbeat: cfg.heartbeat,
+        lifeline: (!cfg.prefix.is_empty()).then_some(LIFELINE_FD),
+        host_pid: cfg.prefix.is_empty().then_some(host_pid as i32),
+    };
+    // Everything on the command line, which every wrapper passes on
+    // (see `handover.rs`).
+    cmd.args(handover.to_args());
+    match locator {
+        Locator::Stdin => {
+            let fd = shm.fd().try_clone().map_err(|e| {
+                unlink();
+                Error::of(
+                    ErrorKind::Startup,
+                    format!("could not hand the mapping to a worker: {e}"),
+                )
+            })?;
+            cmd.stdin(Stdio::from(fd));
+        }
+        Locator::Named(_) => {
+            cmd.stdin(Stdio::null());
+        }
+    }
+    if !cfg.prefix.is_empty() {
+        // Behind a wrapper the worker is not our child: hand it the
+        // lifeline and arm the parent-death signal on the wrapper.
+        // Without one, the worker arms its own death signal and checks
+        // that its parent is still us (its hand-over's host pid), so no hook runs
+        // between fork and exec, and std can spawn with posix_spawn
+        // (vfork) instead of copying this process's page tables with
+        // fork: start-up is much faster for a big host.
+        let lifeline = lifeline()?;
+        // The closure allocates nothing and takes no lock.
+        // SAFETY: it runs in the forked child before exec and only makes
+        // async-signal-safe raw system calls (fcntl/dup2, prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                // The lifeline's read end on a fixed number, without
+                // close-on-exec (dup2 onto itself would keep the flag).
+                if lifeline == LIFELINE_FD {
+                    if libc::fcntl(lifeline, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(lifeline, LIFELINE_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
+                // The host may have died before the signal was armed.
+                match rustix::process::getppid() {
+                    Some(parent) if parent.as_raw_nonzero().get() as u32 == host_pid => Ok(()),
+                    _ => Err(std::io::Error::other("the host exited")),
+                }
+            });
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        unlink();
+        Error::of(
+            ErrorKind::Startup,
+            format!(
+                "worker {} could not be started ({}): {e}",
+                index,
+                describe_command(cfg)
+            ),
+        )
+    })?;
+    let pid = child.id();
+    let control = shm.control();
+    let deadline = Instant::now() + cfg.start_timeout;
+    loop {
+        // Acquire: pairs with the worker's Release store of READY.
+        if control.worker_state.load(Ordering::Acquire) == shm::READY {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            unlink();
+            return Err(Error::of(
+                ErrorKind::Startup,
+                format!(
+                    "worker {} (pid {pid}) {} before it was ready ({}){}",
+                    index,
+                    describe_exit(status),
+                    describe_command(cfg),
+                    startup_hint(status, !cfg.prefix.is_empty())
+                ),
+            ));
+        }
+        if Instant::now() >= deadline || abandoned.load(Ordering::Acquire) {
+            let _ = child.kill();
+            let _ = child.wait();
+            unlink();
+            return Err(Error::of(
+                ErrorKind::Startup,
+                format!(
+                    "worker {} (pid {pid}) was not ready within {:?} and was killed ({}); \
+                     does the program call knitting::init() first thing in main?",
+                    index,
+                    cfg.start_timeout,
+                    describe_command(cfg)
+                ),
+            ));
+        }
+        let seen = control.host_bell.word.load(Ordering::Acquire);
+        if control.worker_state.load(Ordering::Acquire) != shm::READY {
+            futex::wait(
+                &control.host_bell.word,
+                seen,
+                Some(Duration::from_millis(2)),
+            );
+        }
+    }
+    // The worker opened the object (and unlinked it itself); make sure
+    // no name is left even if it could not.
+    unlink();
+    let shm = Arc::new(shm);
+    watch_exit(pid, &shm);
+    Ok(Gen::new(shm, child, pid, cfg.layout.arena))
+}
+
+/// Rings the host bell of `shm` the moment process `pid` exits, so that the
+/// reactor notices a dead worker at once rather than on its next poll: a
+/// small thread waits on the process's pidfd (it ends when the process
+/// does, however it ends). Without pidfds (Linux before 5.3) the reactor's
+/// poll is all there is.
+fn watch_exit(pid: u32, shm: &Arc<Mapping>) {
+    use rustix::{
+        event::{poll, PollFd, PollFlags},
+        process::{pidfd_open, Pid, PidfdFlags},
+    };
+    let Some(pidfd) =
+        Pid::from_raw(pid as i32).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+    else {
+        return;
+    };
+    let shm = Arc::clone(shm);
+    let _ = std::thread::Builder::new()
+        .name("knitting-exit-watch".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+            // Readable once the process has exited; EINTR just retries.
+            while let Ok(0) | Err(rustix::io::Errno::INTR) = poll(&mut fds, None) {}
+            bell::ring(&shm.control().host_bell);
+        });
+}
+
+/// The file descriptor number on which a worker finds the lifeline.
+const LIFELINE_FD: i32 = 3;
+
+/// The read end of this process's lifeline: a pipe whose write end only
+/// the host holds, so that every worker sees end-of-file the moment the host
+/// dies, however it dies and whatever stands between them. The parent-death
+/// signal covers a worker that is the host's direct child; behind a command
+/// prefix (bwrap, systemd-run) the worker's parent is the wrapper, and the
+/// lifeline is what tells it. Made once per process; both ends live until
+/// the process exits.
+fn lifeline() -> Result<i32, Error> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    static LIFELINE: std::sync::OnceLock<Result<i32, String>> = std::sync::OnceLock::new();
+    LIFELINE
+        .get_or_init(|| {
+            let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| format!("could not make the workers' lifeline pipe: {e}"))?;
+            let fd = read.as_raw_fd();
+            // Kept open for the life of the process, on purpose.
+            let _ = read.into_raw_fd();
+            let _ = write.into_raw_fd();
+            Ok(fd)
+        })
+        .clone()
+        .map_err(|e| Error::of(ErrorKind::Startup, e))
+}
+
+/// Gives a killed worker a few milliseconds to be reaped, so that the
+/// reactor starts its replacement on its next round rather than after a
+/// poll interval; never blocks longer (the reactor reaps it later if need
+/// be).
+pub(crate) fn reap_soon(child: &mut Child) {
+    for _ in 0..50 {
+        if let Ok(Some(_)) | Err(_) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Asks a worker to exit once its requests are done; kills it if it takes
+/// too long.
+pub(crate) fn stop_worker(mut gen: Gen) {
+    let control = gen.shm.control();
+    // Release: pairs with the worker's Acquire load of STOP.
+    control.host_ctl.store(shm::STOP, Ordering::SeqCst);
+    bell::ring(&control.worker_bell);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match gen.child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = gen.child.kill();
+                let _ = gen.child.wait();
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// "exited with code 3", "was killed by signal 11 (SIGSEGV)".
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    match status.signal() {
+        Some(signal) => {
+            let name = match signal {
+                1 => " (SIGHUP)",
+                2 => " (SIGINT)",
+                4 => " (SIGILL)",
+                6 => " (SIGABRT)",
+                7 => " (SIGBUS)",
+                8 => " (SIGFPE)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                13 => " (SIGPIPE)",
+                15 => " (SIGTERM)",
+                31 => " (SIGSYS)",
+                _ => "",
+            };
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
+            format!("was killed by signal {signal}{name}{core}")
+        }
+        None => format!("ended ({status})"),
+    }
+}
+
+fn startup_hint(status: ExitStatus, prefixed: bool) -> &'static str {
+    match status.code() {
+        Some(super::worker::EXIT_STARTUP) => "; its reason is on stderr",
+        Some(_) if prefixed => {
+            "; can the command prefix run the worker executable (a sandbox that hides its \
+             directory, a missing binary)? The prefix's message is on stderr"
+        }
+        Some(_) => {
+            "; a worker runs the same program: does main call knitting::init() first \
+             (or the test file use knitting::init_before_main!)?"
+        }
+        None => "",
+    }
+}
+
+fn describe_command(cfg: &Config) -> String {
+    let mut parts: Vec<String> = cfg
+        .prefix
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    parts.push(cfg.exe.display().to_string());
+    parts.join(" ")
+}
