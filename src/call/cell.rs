@@ -395,7 +395,7 @@ fn drop_quietly<V>(value: V) {
 pub(crate) struct RemoteOps {
     /// Moves the call `QUEUED → ENCODING → SENT`, encoding its arguments
     /// from a borrow; they stay in the cell.
-    encode: unsafe fn(NonNull<Header>, &mut Window, usize) -> Encoded,
+    encode: unsafe fn(NonNull<Header>, &mut Window<'_>, usize) -> Encoded,
     /// Completes a `SENT` call from the worker's response; returns the
     /// waker to wake (after the caller lets go of its locks).
     complete: CompleteFn,
@@ -445,7 +445,7 @@ impl RemoteOps {
 }
 
 #[cfg(target_os = "linux")]
-unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window, max: usize) -> Encoded
+unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window<'_>, max: usize) -> Encoded
 where
     T::Args: serde::Serialize,
 {
@@ -622,7 +622,7 @@ impl JobRef {
     /// See [`Encoded`] for the outcomes; `Cancelled` also for a call that
     /// is not queued.
     #[cfg(target_os = "linux")]
-    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window, max: usize) -> Encoded {
+    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window<'_>, max: usize) -> Encoded {
         // SAFETY: we hold a reference; `ops` belong to the cell's task type
         // (the pool takes both from the same `T`).
         unsafe { (ops.encode)(self.0, window, max) }
