@@ -664,6 +664,21 @@ where
     }
 }
 
+/// Names one call: its cell's address. Unique among the calls alive at
+/// one time, so it identifies a call only while a reference to it is held
+/// (a later call may reuse the address). Never dereferenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct CallKey(usize);
+
+impl CallKey {
+    /// The key of the call whose header is at `ptr` (a raw reference from
+    /// [`JobRef::into_raw`], say).
+    pub(crate) fn of(ptr: *const Header) -> Self {
+        Self(ptr.addr())
+    }
+}
+
 /// The queue's reference to a call: one pointer wide.
 #[derive(Debug)]
 pub(crate) struct JobRef(NonNull<Header>);
@@ -764,9 +779,9 @@ impl JobRef {
         unsafe { header(self.0) }.signal.raise();
     }
 
-    /// Identifies the call (its cell's address) while a reference is held.
-    pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr().addr()
+    /// Identifies the call while a reference is held.
+    pub(crate) fn key(&self) -> CallKey {
+        CallKey::of(self.0.as_ptr())
     }
 
     /// A second reference to the same call.
@@ -914,10 +929,10 @@ impl CallRef {
         self.is_done()
     }
 
-    /// Identifies the call (its cell's address) while a reference is held.
+    /// Identifies the call while a reference is held.
     #[cfg(any(target_os = "linux", test))]
-    pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr().addr()
+    pub(crate) fn key(&self) -> CallKey {
+        CallKey::of(self.0.as_ptr())
     }
 
     /// Raises the call's abort signal.

@@ -51,7 +51,7 @@ use super::{
     shm::{self, Dir, Layout, Locator, Mapping, TaskKey},
 };
 use crate::{
-    call::cell::{Encoded, JobRef, RemoteOps},
+    call::cell::{CallKey, Encoded, JobRef, RemoteOps},
     countdown::Countdown,
     error::WireError,
     Error, ErrorKind,
@@ -437,7 +437,7 @@ enum Gone {
     /// It broke the protocol.
     Broken(Violation),
     /// Its front call ran past its hard time limit.
-    HardLimit { limit: Duration, runaway: usize },
+    HardLimit { limit: Duration, runaway: CallKey },
     /// It showed no sign of life for this long while it had calls.
     Unresponsive(Duration),
 }
@@ -719,7 +719,7 @@ impl Lane {
     /// Tells the worker that `call` was aborted, if it is on the worker:
     /// raises the abort word of its slot. (A call still queued in the host
     /// carries the flag in its cell and starts aborted when it is sent.)
-    pub(crate) fn abort_key(&self, key: usize) {
+    pub(crate) fn abort_key(&self, key: CallKey) {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
         if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {

@@ -196,7 +196,7 @@ unsafe impl ShmSafe for RespSlot {}
 // slots at once).
 const _: () = assert!(size_of::<ReqSlot>() == LINE && align_of::<ReqSlot>() == LINE);
 const _: () = assert!(size_of::<RespSlot>() == LINE && align_of::<RespSlot>() == LINE);
-const _: () = assert!(align_of::<Control>() == LINE && CONTROL_BYTES % LINE == 0);
+const _: () = assert!(align_of::<Control>() == LINE && CONTROL_BYTES.is_multiple_of(LINE));
 
 const CONTROL_BYTES: usize = round_up(size_of::<Control>(), LINE);
 
