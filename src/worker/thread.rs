@@ -37,7 +37,7 @@ pub(crate) struct Lane {
     /// while the lane lives.
     #[allow(
         clippy::vec_box,
-        reason = "boxed for stable addresses: threads and the timer hold pointers to slots"
+        reason = "boxed for stable addresses: the current-slot pointer and each worker thread refer to a slot"
     )]
     slots: Mutex<Vec<Box<Slot>>>,
 }
@@ -57,7 +57,7 @@ struct WorkerSide {
 pub(crate) struct Slot {
     /// The call the thread runs right now: a raw reference owned by whoever
     /// swaps it out (the thread when done, a shutdown that gives up, or the
-    /// hard time limit, which leaves [`RETIRED`] behind).
+    /// hard time limit, which leaves the [`retired`] mark behind).
     running: AtomicPtr<Header>,
 }
 
@@ -248,7 +248,7 @@ impl Lane {
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
         // AcqRel: Acquire keeps the reference count edge if someone took the
-        // reference meanwhile; the CAS (not a swap) leaves a RETIRED mark in
+        // reference meanwhile; the CAS (not a swap) leaves a `retired()` mark in
         // place for us to see.
         match slot.running.compare_exchange(
             mine,
@@ -270,7 +270,7 @@ impl Lane {
     }
 
     /// The hard time limit of the call with `key` passed: if the thread of
-    /// `slot` still runs it, take it (leaving the RETIRED mark) and return
+    /// `slot` still runs it, take it (leaving the `retired()` mark) and return
     /// it, so the caller can fail it and start a new thread for the lane.
     pub(crate) fn retire(&self, slot: SlotId, key: CallKey) -> Option<JobRef> {
         let slot = self.slot_at(slot);
