@@ -9,13 +9,13 @@ use std::{
 
 use crate::{
     call::{
-        cell::{CallRef, JobRef},
+        cell::{CallKey, CallRef, JobRef},
         Call,
     },
     countdown::Countdown,
     sync::{AtomicBool, AtomicUsize, Ordering},
     transport::{ring::CachePadded, wake::Notified},
-    worker::thread::{run_worker, Exit, Lane, SpinPolicy},
+    worker::thread::{run_worker, Exit, Lane, SlotId, SpinPolicy},
     Error, PoolBuilder, Task,
 };
 
@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     hard_timeout: Option<Duration>,
     /// Worker threads by lane and slot; a shutdown joins the current ones
     /// (a retired thread may still be running its task).
-    threads: Mutex<Vec<(usize, usize, JoinHandle<()>)>>,
+    threads: Mutex<Vec<(usize, SlotId, JoinHandle<()>)>>,
 }
 
 impl Pool {
@@ -303,16 +303,16 @@ impl Pool {
 impl Shared {
     /// Starts a worker thread for lane `index`, with a fresh slot.
     fn spawn_worker(shared: &Arc<Self>, index: usize) -> std::io::Result<()> {
-        let key = shared.lanes[index].new_slot();
+        let slot = shared.lanes[index].new_slot();
         let worker_shared = Arc::clone(shared);
         let handle = std::thread::Builder::new()
             .name(format!("{}-{index}", shared.thread_name))
             .spawn(move || {
                 let shared = worker_shared;
-                let on_start = |job: &JobRef| shared.arm_hard_limit(index, key, job);
+                let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
                 let exit = run_worker(
                     &shared.lanes[index],
-                    key,
+                    slot,
                     shared.id(),
                     &shared.closed,
                     &shared.abandoned,
@@ -328,7 +328,7 @@ impl Shared {
             .threads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((index, key, handle));
+            .push((index, slot, handle));
         Ok(())
     }
 
@@ -339,16 +339,16 @@ impl Shared {
     fn arm_hard_limit(
         self: &Arc<Self>,
         index: usize,
-        slot: usize,
+        slot: SlotId,
         job: &JobRef,
     ) -> Option<crate::timer::Key> {
         let limit = job.hard_timeout().or(self.hard_timeout)?;
         let shared = Arc::clone(self);
-        let key = job.key();
+        let call = job.key();
         Some(crate::timer::schedule(
             crate::clock::nanos_after(limit),
             crate::timer::Action::HardLimit(Box::new(move || {
-                shared.retire(index, slot, key, limit);
+                shared.retire(index, slot, call, limit);
             })),
         ))
     }
@@ -359,13 +359,13 @@ impl Shared {
         std::ptr::from_ref(self).addr()
     }
 
-    /// The hard time limit of call `key` on lane `index` passed: if the
+    /// The hard time limit of `call` on lane `index` passed: if the
     /// lane's thread of `slot` still runs it, fail the call, raise its
     /// signal, and give the lane a fresh thread. The runaway thread exits
     /// when its task returns.
-    fn retire(self: &Arc<Self>, index: usize, slot: usize, key: usize, limit: Duration) {
+    fn retire(self: &Arc<Self>, index: usize, slot: SlotId, call: CallKey, limit: Duration) {
         let lane = &self.lanes[index];
-        let Some(job) = lane.retire(slot, key) else {
+        let Some(job) = lane.retire(slot, call) else {
             return;
         };
         // Fail first, then tell the task: a task that stops at once must

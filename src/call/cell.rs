@@ -103,6 +103,11 @@ pub(crate) struct Header {
     vtable: &'static VTable,
 }
 
+/// The type-erased operations of one `Cell<T>`.
+///
+/// Every entry is an `unsafe fn` with the contract of the function it
+/// points to (see there): at least, `ptr` is the header of the cell whose
+/// vtable this is, kept alive by a reference the caller holds.
 struct VTable {
     /// Runs the call on the current thread. Consumes one reference.
     run: unsafe fn(NonNull<Header>),
@@ -303,6 +308,12 @@ impl<T: Task> Drop for Cell<T> {
     }
 }
 
+/// Runs the call here ([`VTable::run`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` and the caller hands over one of its
+/// references (it is released here, after the result is published).
 unsafe fn run<T: Task>(ptr: NonNull<Header>) {
     // The queue's reference is released when `_job` drops, after the result
     // is published.
@@ -330,12 +341,24 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
     }
 }
 
+/// Fails the call ([`VTable::fail`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
+/// the caller holds one of its references for the whole call.
 unsafe fn fail<T: Task>(ptr: NonNull<Header>, error: Error, only_queued: bool) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
     cell.end_early(only_queued, || cell.unless_late(Err(error)))
 }
 
+/// Times the call out ([`VTable::time_out`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
+/// the caller holds one of its references for the whole call.
 unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
@@ -343,6 +366,12 @@ unsafe fn time_out<T: Task>(ptr: NonNull<Header>) -> bool {
     cell.end_early(false, || cell.timed_out())
 }
 
+/// The task's hard time limit ([`VTable::hard_timeout`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
+/// the caller holds one of its references for the whole call.
 unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     unsafe { Cell::<T>::from_header(ptr) }
@@ -351,6 +380,13 @@ unsafe fn hard_timeout<T: Task>(ptr: NonNull<Header>) -> Option<Duration> {
         .hard_timeout()
 }
 
+/// Moves the result out to `out` ([`VTable::take`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` whose handle's reference the caller
+/// holds; the caller saw `DONE` (Acquire) and takes the result once; `out`
+/// is valid for writing a `Result<T::Output, Error>`.
 unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
     // SAFETY: the caller (the handle) holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
@@ -367,18 +403,34 @@ unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
     unsafe { out.cast::<Result<T::Output, Error>>().write(value) };
 }
 
+/// Adds one reference ([`VTable::clone_ref`]).
+///
+/// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
+/// the caller holds one of its references for the whole call.
 unsafe fn clone_ref<T: Task>(ptr: NonNull<Header>) {
     // SAFETY: the caller holds a reference to an `Arc<Cell<T>>` made by
     // `CallRef::new`, so the count is at least one.
     unsafe { Arc::increment_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
 }
 
+/// Drops one reference ([`VTable::drop_ref`]); the last one frees the cell.
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` and the caller gives up one of its
+/// references, using neither it nor `ptr` through it afterwards.
 unsafe fn drop_ref<T: Task>(ptr: NonNull<Header>) {
     // SAFETY: the caller gives up one reference to an `Arc<Cell<T>>` made by
     // `CallRef::new`.
     unsafe { Arc::decrement_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
 }
 
+/// The task's name ([`VTable::task_name`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
+/// the caller holds one of its references for the whole call.
 unsafe fn task_name<T: Task>(ptr: NonNull<Header>) -> &'static str {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     unsafe { Cell::<T>::from_header(ptr) }.task.info().name()
@@ -390,12 +442,16 @@ fn drop_quietly<V>(value: V) {
 
 /// What the process runtime needs to move a call's arguments and result
 /// across the process boundary, for one task type.
+///
+/// Both entries are `unsafe fn`s with the contract of [`encode`] and
+/// [`complete`]: the cell is of the ops' task type and a reference to it is
+/// held for the call.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct RemoteOps {
     /// Moves the call `QUEUED → ENCODING → SENT`, encoding its arguments
     /// from a borrow; they stay in the cell.
-    encode: unsafe fn(NonNull<Header>, &mut Window, usize) -> Encoded,
+    encode: unsafe fn(NonNull<Header>, &mut Window<'_>, usize) -> Encoded,
     /// Completes a `SENT` call from the worker's response; returns the
     /// waker to wake (after the caller lets go of its locks).
     complete: CompleteFn,
@@ -444,8 +500,14 @@ impl RemoteOps {
     }
 }
 
+/// Encodes the call's arguments into `window` ([`RemoteOps::encode`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (the ops were taken for the same
+/// `T`) and the caller holds one of its references for the whole call.
 #[cfg(target_os = "linux")]
-unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window, max: usize) -> Encoded
+unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window<'_>, max: usize) -> Encoded
 where
     T::Args: serde::Serialize,
 {
@@ -537,6 +599,12 @@ impl<T: Task> Cell<T> {
     }
 }
 
+/// Takes a `SENT` call back to `QUEUED` ([`JobRef::unsend`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a live cell and the caller holds one of its
+/// references for the whole call.
 #[cfg(target_os = "linux")]
 unsafe fn unsend(ptr: NonNull<Header>) -> bool {
     // SAFETY: the caller holds a reference.
@@ -550,6 +618,12 @@ unsafe fn unsend(ptr: NonNull<Header>) -> bool {
         .is_ok()
 }
 
+/// Completes the call from its response ([`RemoteOps::complete`]).
+///
+/// # Safety
+///
+/// `ptr` is the header of a `Cell<T>` (the ops were taken for the same
+/// `T`) and the caller holds one of its references for the whole call.
 #[cfg(target_os = "linux")]
 unsafe fn complete<T: Task>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>) -> Option<Waker>
 where
@@ -590,6 +664,21 @@ where
     }
 }
 
+/// Names one call: its cell's address. Unique among the calls alive at
+/// one time, so it identifies a call only while a reference to it is held
+/// (a later call may reuse the address). Never dereferenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct CallKey(usize);
+
+impl CallKey {
+    /// The key of the call whose header is at `ptr` (a raw reference from
+    /// [`JobRef::into_raw`], say).
+    pub(crate) fn of(ptr: *const Header) -> Self {
+        Self(ptr.addr())
+    }
+}
+
 /// The queue's reference to a call: one pointer wide.
 #[derive(Debug)]
 pub(crate) struct JobRef(NonNull<Header>);
@@ -622,7 +711,7 @@ impl JobRef {
     /// See [`Encoded`] for the outcomes; `Cancelled` also for a call that
     /// is not queued.
     #[cfg(target_os = "linux")]
-    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window, max: usize) -> Encoded {
+    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window<'_>, max: usize) -> Encoded {
         // SAFETY: we hold a reference; `ops` belong to the cell's task type
         // (the pool takes both from the same `T`).
         unsafe { (ops.encode)(self.0, window, max) }
@@ -690,9 +779,9 @@ impl JobRef {
         unsafe { header(self.0) }.signal.raise();
     }
 
-    /// Identifies the call (its cell's address) while a reference is held.
-    pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr().addr()
+    /// Identifies the call while a reference is held.
+    pub(crate) fn key(&self) -> CallKey {
+        CallKey::of(self.0.as_ptr())
     }
 
     /// A second reference to the same call.
@@ -840,10 +929,10 @@ impl CallRef {
         self.is_done()
     }
 
-    /// Identifies the call (its cell's address) while a reference is held.
+    /// Identifies the call while a reference is held.
     #[cfg(any(target_os = "linux", test))]
-    pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr().addr()
+    pub(crate) fn key(&self) -> CallKey {
+        CallKey::of(self.0.as_ptr())
     }
 
     /// Raises the call's abort signal.

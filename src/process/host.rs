@@ -58,7 +58,7 @@ use super::{
     spawn::{describe_exit, reap_soon, start_worker, stop_worker},
 };
 use crate::{
-    call::cell::{JobRef, RemoteOps},
+    call::cell::{CallKey, JobRef, RemoteOps},
     countdown::Countdown,
     Error, ErrorKind,
 };
@@ -136,7 +136,7 @@ enum Gone {
     /// It broke the protocol.
     Broken(Violation),
     /// Its front call ran past its hard time limit.
-    HardLimit { limit: Duration, runaway: usize },
+    HardLimit { limit: Duration, runaway: CallKey },
     /// It showed no sign of life for this long while it had calls.
     Unresponsive(Duration),
 }
@@ -406,7 +406,7 @@ impl Lane {
     /// Tells the worker that `call` was aborted, if it is on the worker:
     /// raises the abort word of its slot. (A call still queued in the host
     /// carries the flag in its cell and starts aborted when it is sent.)
-    pub(crate) fn abort_key(&self, key: usize) {
+    pub(crate) fn abort_key(&self, key: CallKey) {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
         if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {

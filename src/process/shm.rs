@@ -24,6 +24,7 @@
 //! checks every word the worker writes before use (see `host.rs`).
 
 use std::{
+    marker::PhantomData,
     os::fd::{AsFd, OwnedFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, AtomicU64},
@@ -49,16 +50,37 @@ pub(crate) const STOP: u32 = 1;
 
 /// A response slot's status: the payload is the encoded value.
 pub(crate) const STATUS_OK: u32 = 1;
-/// A response slot's status: the payload is an encoded [`WireError`](super::wire::WireError).
+/// A response slot's status: the payload is an encoded [`WireError`](crate::error::WireError).
 pub(crate) const STATUS_ERR: u32 = 2;
 
 const LINE: usize = 64;
 const PAGE: usize = 4096;
 
+/// A type that may be viewed in the shared mapping (see
+/// [`Mapping::atomics`]).
+///
+/// # Safety
+///
+/// An implementor must be `#[repr(C)]` (or transparent over such a type),
+/// valid for every bit pattern (the other process may write anything),
+/// made only of atomics or plain integers (no pointers, references or file
+/// descriptors: they mean nothing in another process), and sound to
+/// access through `&Self` while another process reads and writes it.
+pub(crate) unsafe trait ShmSafe {}
+
+// SAFETY: atomic integers: every bit pattern valid, shared access is what
+// they are for.
+unsafe impl ShmSafe for AtomicU32 {}
+// SAFETY: as for `AtomicU32`.
+unsafe impl ShmSafe for AtomicU64 {}
+
 /// Keeps its contents on a cache line of their own.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub(crate) struct Line<T>(pub(crate) T);
+
+// SAFETY: `repr(C)` around one `ShmSafe` field; the padding is never read.
+unsafe impl<T: ShmSafe> ShmSafe for Line<T> {}
 
 impl<T> std::ops::Deref for Line<T> {
     type Target = T;
@@ -78,6 +100,9 @@ pub(crate) struct Ident {
     pub(crate) max_payload: AtomicU64,
 }
 
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmSafe for Ident {}
+
 /// A doorbell: a futex word bumped by the ringing side and a flag the
 /// sleeping side raises before it sleeps.
 #[derive(Debug, Default)]
@@ -92,14 +117,17 @@ pub(crate) struct Bell {
     pub(crate) spinners: AtomicU32,
 }
 
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmSafe for Bell {}
+
 /// The control block at offset 0.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Control {
     pub(crate) ident: Line<Ident>,
-    /// Worker-written: `STARTING` then `READY`.
+    /// Worker-written: 0 while it starts, then [`READY`].
     pub(crate) worker_state: Line<AtomicU32>,
-    /// Host-written: `RUN` or `STOP`.
+    /// Host-written: 0 while running, then [`STOP`].
     pub(crate) host_ctl: Line<AtomicU32>,
     /// Rung by the host when it publishes requests or frees response space.
     pub(crate) worker_bell: Line<Bell>,
@@ -119,6 +147,9 @@ pub(crate) struct Control {
     pub(crate) heartbeat: Line<AtomicU64>,
 }
 
+// SAFETY: `repr(C)`, `ShmSafe` fields only.
+unsafe impl ShmSafe for Control {}
+
 /// One request: which task, of which types, where its arguments are. `seq` is written
 /// last (Release) and read first (Acquire): a slot whose `seq` is the
 /// request's number plus one holds that request (0: it never held one).
@@ -134,6 +165,9 @@ pub(crate) struct ReqSlot {
     /// `task::shape`); the worker runs the task only if it is its own.
     pub(crate) shape: AtomicU64,
 }
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmSafe for ReqSlot {}
 
 /// What a request names: the task's id and its type fingerprint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +187,16 @@ pub(crate) struct RespSlot {
     pub(crate) offset: AtomicU64,
     pub(crate) len: AtomicU64,
 }
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmSafe for RespSlot {}
+
+// One slot per cache line: `Layout::new` strides by `size_of`, and a slot
+// never shares a line with its neighbour (the two sides write different
+// slots at once).
+const _: () = assert!(size_of::<ReqSlot>() == LINE && align_of::<ReqSlot>() == LINE);
+const _: () = assert!(size_of::<RespSlot>() == LINE && align_of::<RespSlot>() == LINE);
+const _: () = assert!(align_of::<Control>() == LINE && CONTROL_BYTES.is_multiple_of(LINE));
 
 const CONTROL_BYTES: usize = round_up(size_of::<Control>(), LINE);
 
@@ -198,7 +242,8 @@ impl Layout {
     }
 }
 
-/// How the worker finds the mapping: passed to it in `KNITTING_SHM`.
+/// How the worker finds the mapping: passed to it as the `shm=` word of
+/// its hand-over arguments (see `handover.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Locator {
     /// Inherited as the worker's file descriptor 0.
@@ -376,21 +421,23 @@ impl Mapping {
         &self.layout
     }
 
+    /// Views `count` values of `T` at `offset` of the mapping.
+    ///
     /// # Safety
     ///
-    /// `offset + size_of::<T>() * count <= layout.total`, `offset` is
-    /// aligned for `T`, and `T` is made of atomics (any bit pattern valid,
-    /// shared access fine).
-    unsafe fn atomics<T>(&self, offset: usize, count: usize) -> &[T] {
+    /// `offset + size_of::<T>() * count <= layout.total` and `offset` is
+    /// aligned for `T` (`T: ShmSafe` covers what the bytes may hold).
+    unsafe fn atomics<T: ShmSafe>(&self, offset: usize, count: usize) -> &[T] {
         debug_assert!(offset + size_of::<T>() * count <= self.layout.total);
-        // SAFETY: per the contract the range is inside the mapping, aligned,
-        // and valid for shared access for as long as `self` maps it.
+        // SAFETY: per the contract the range is inside the mapping and
+        // aligned; `T: ShmSafe` makes any contents valid and shared access
+        // sound, for as long as `self` maps it (the slice borrows `self`).
         unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset).cast::<T>(), count) }
     }
 
     pub(crate) fn control(&self) -> &Control {
         // SAFETY: offset 0 is page aligned and CONTROL_BYTES fit in every
-        // layout; `Control` is atomics only.
+        // layout (`open` checks the object's size before mapping).
         unsafe { &self.atomics::<Control>(0, 1)[0] }
     }
 
@@ -422,13 +469,15 @@ impl Mapping {
 
     /// A writable window of `len` bytes at `offset` in an arena, or `None`
     /// when it would leave the arena.
-    pub(crate) fn window(&self, dir: Dir, offset: usize, len: usize) -> Option<Window> {
+    /// The window borrows `self`, so it cannot be used after the unmap.
+    pub(crate) fn window(&self, dir: Dir, offset: usize, len: usize) -> Option<Window<'_>> {
         let (base, size) = self.arena(dir);
         let end = offset.checked_add(len)?;
         (end <= size).then(|| Window {
             // SAFETY: `offset + len <= size`, so the window is in the arena.
             ptr: unsafe { base.add(offset) },
             len,
+            _mapping: PhantomData,
         })
     }
 
@@ -487,13 +536,22 @@ pub(crate) enum Dir {
 }
 
 /// A raw, writable byte range of an arena, handed to the encoder.
+///
+/// It borrows the [`Mapping`] it came from (`'a`), so the borrow checker
+/// rejects any use after the mapping is dropped (unmapped): that is what
+/// makes the safe [`write`](Self::write) and [`put`](Self::put) sound.
+///
+/// (No doctest can name this crate-private type, so nothing here proves
+/// that by a `compile_fail` test; dropping the mapping while a window is
+/// alive is error E0505.)
 #[derive(Debug)]
-pub(crate) struct Window {
+pub(crate) struct Window<'a> {
     ptr: *mut u8,
     len: usize,
+    _mapping: PhantomData<&'a Mapping>,
 }
 
-impl Window {
+impl Window<'_> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -242,8 +242,11 @@ pub(crate) fn reap_soon(child: &mut Child) {
 /// too long.
 pub(crate) fn stop_worker(mut gen: Gen) {
     let control = gen.shm.control();
-    // Release: pairs with the worker's Acquire load of STOP.
-    control.host_ctl.store(shm::STOP, Ordering::SeqCst);
+    // Release suffices: the unconditional ring below bumps the bell word
+    // after this store, and a worker that sees the bump (its Acquire load
+    // in `bell::arm`, or a futex wake) then sees STOP; nothing else orders
+    // against this word, so SeqCst would add nothing.
+    control.host_ctl.store(shm::STOP, Ordering::Release);
     bell::ring(&control.worker_bell);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {

@@ -11,13 +11,13 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::shm::Window;
 
 /// A postcard flavor over an arena window that counts what does not fit.
-struct Region<'w> {
-    window: &'w mut Window,
+struct Region<'w, 'm> {
+    window: &'w mut Window<'m>,
     /// Bytes produced so far (written or not).
     total: usize,
 }
 
-impl postcard::ser_flavors::Flavor for Region<'_> {
+impl postcard::ser_flavors::Flavor for Region<'_, '_> {
     type Output = usize;
 
     #[inline]
@@ -52,7 +52,7 @@ impl postcard::ser_flavors::Flavor for Region<'_> {
 /// must be encoded again elsewhere.
 pub(crate) fn encode_into<V: Serialize + ?Sized>(
     value: &V,
-    window: &mut Window,
+    window: &mut Window<'_>,
 ) -> Result<usize, postcard::Error> {
     postcard::serialize_with_flavor(value, Region { window, total: 0 })
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    call::cell::{Header, JobRef},
+    call::cell::{CallKey, Header, JobRef},
     sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
     transport::{
         ring::{CachePadded, Ring},
@@ -37,7 +37,7 @@ pub(crate) struct Lane {
     /// while the lane lives.
     #[allow(
         clippy::vec_box,
-        reason = "boxed for stable addresses: threads and the timer hold pointers to slots"
+        reason = "boxed for stable addresses: the current-slot pointer and each worker thread refer to a slot"
     )]
     slots: Mutex<Vec<Box<Slot>>>,
 }
@@ -57,9 +57,15 @@ struct WorkerSide {
 pub(crate) struct Slot {
     /// The call the thread runs right now: a raw reference owned by whoever
     /// swaps it out (the thread when done, a shutdown that gives up, or the
-    /// hard time limit, which leaves [`RETIRED`] behind).
+    /// hard time limit, which leaves the [`retired`] mark behind).
     running: AtomicPtr<Header>,
 }
+
+/// Names one worker thread's slot in its lane (from [`Lane::new_slot`]):
+/// its own type, so that it is not mixed up with a lane's index or a
+/// pool's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotId(usize);
 
 /// Left in a slot by the hard time limit: the thread is retired and must
 /// exit once its call returns. Never the address of a real cell (a real
@@ -95,7 +101,7 @@ impl Lane {
 
     /// Makes the slot of a new worker thread, makes it the lane's current
     /// one, and returns its number.
-    pub(crate) fn new_slot(&self) -> usize {
+    pub(crate) fn new_slot(&self) -> SlotId {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.push(Box::new(Slot {
             running: AtomicPtr::new(ptr::null_mut()),
@@ -103,7 +109,7 @@ impl Lane {
         let slot: *const Slot = &**slots.last().expect("just pushed");
         // Release: the slot's initial state is visible to readers of it.
         self.worker.slot.store(slot.cast_mut(), Ordering::Release);
-        slots.len() - 1
+        SlotId(slots.len() - 1)
     }
 
     /// The current worker thread's slot.
@@ -116,16 +122,16 @@ impl Lane {
     }
 
     /// Slot number `slot`, from [`new_slot`](Self::new_slot).
-    pub(crate) fn slot_at(&self, slot: usize) -> &Slot {
+    pub(crate) fn slot_at(&self, slot: SlotId) -> &Slot {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let slot: *const Slot = &*slots[slot];
+        let slot: *const Slot = &*slots[slot.0];
         // SAFETY: slots are boxed and never removed while the lane lives, so
         // the box outlives the lock guard and `&self`'s borrow.
         unsafe { &*slot }
     }
 
     /// True if slot number `slot` is the lane's current one.
-    pub(crate) fn is_current(&self, slot: usize) -> bool {
+    pub(crate) fn is_current(&self, slot: SlotId) -> bool {
         // Relaxed: only decides which threads a shutdown joins, after the
         // pool has stopped handing out work.
         std::ptr::eq(self.worker.slot.load(Ordering::Relaxed), self.slot_at(slot))
@@ -242,7 +248,7 @@ impl Lane {
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
         // AcqRel: Acquire keeps the reference count edge if someone took the
-        // reference meanwhile; the CAS (not a swap) leaves a RETIRED mark in
+        // reference meanwhile; the CAS (not a swap) leaves a `retired()` mark in
         // place for us to see.
         match slot.running.compare_exchange(
             mine,
@@ -264,14 +270,14 @@ impl Lane {
     }
 
     /// The hard time limit of the call with `key` passed: if the thread of
-    /// `slot` still runs it, take it (leaving the RETIRED mark) and return
+    /// `slot` still runs it, take it (leaving the `retired()` mark) and return
     /// it, so the caller can fail it and start a new thread for the lane.
-    pub(crate) fn retire(&self, slot: usize, key: usize) -> Option<JobRef> {
+    pub(crate) fn retire(&self, slot: SlotId, key: CallKey) -> Option<JobRef> {
         let slot = self.slot_at(slot);
         // Relaxed: only to pick the value to compare against; the CAS below
         // is what takes ownership.
         let current = slot.running.load(Ordering::Relaxed);
-        if current.addr() != key || current == retired() {
+        if CallKey::of(current) != key || current == retired() {
             return None;
         }
         // AcqRel: Acquire for the reference we take over; Release so the
@@ -324,7 +330,7 @@ pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::timer::Key> + 'a;
 #[allow(clippy::too_many_arguments, reason = "one call site, all distinct")]
 pub(crate) fn run_worker(
     lane: &Lane,
-    slot: usize,
+    slot: SlotId,
     pool: usize,
     closed: &AtomicBool,
     abandoned: &AtomicBool,
