@@ -6,24 +6,31 @@
 //! cargo run --release -p knitting-bench -- --smoke # every workload, a few samples
 //! ```
 //!
-//! The workloads, peers and targets are those of BENCHMARKS.md:
+//! The workloads, peers and targets are described in `bench/README.md`;
+//! each workload keeps its W-id in the output and has a module named after
+//! what it measures:
 //!
-//! - W1, echo one `f64`, whole-batch latency at batch 1, 10, 100:
-//!   `knitting-threads`, `tokio` (current-thread), `tokio-mt`, `crossbeam`,
-//!   and the spin ping-pong `limit` at batch 1;
-//! - W2, 1 MiB round copy at batch 1, 10, 100: `knitting-threads`, `tokio`,
-//!   `tokio-mt`, and the `memcpy` `limit`;
-//! - W3, W2's round copy over payload sizes 8 B … 1 MiB at batch 100 (four
-//!   sizes in `--quick` and `--smoke`): `knitting-threads`, `tokio`;
-//! - W6, start-up of a 2-worker pool up to its first answer:
-//!   `knitting-threads`, `procspawn`;
-//! - W8, process call latency, `f64` echo at batch 1 and 100: `procspawn`;
-//! - W9, W1's echo with an abort-aware task (it takes `&knitting::Signal`
-//!   and checks it once), at batch 1 and 100: `knitting-threads`,
-//!   `knitting-processes`, compared with their W1 records of the same run;
-//! - W10a, W10b, W10c, how long a call takes to end after `Call::abort`,
-//!   after `Call::cancel`, and past a 20 ms hard limit (the overshoot):
-//!   `knitting-threads`, `knitting-processes` (see `workloads/w10.rs`).
+//! - W1 ([`workloads::echo`]), echo one `f64`, whole-batch latency at
+//!   batch 1, 10, 100: `knitting-threads`, `knitting-processes`, `tokio`
+//!   (current-thread), `tokio-mt`, `crossbeam`, and the spin ping-pong
+//!   `limit` at batch 1;
+//! - W2 ([`workloads::round_copy`]), 1 MiB round copy at batch 1, 10, 100:
+//!   `knitting-threads`, `knitting-processes`, `tokio`, `tokio-mt`, and the
+//!   `memcpy` `limit`;
+//! - W3 ([`workloads::size_sweep`]), W2's round copy over payload sizes
+//!   8 B … 1 MiB at batch 100 (four sizes in `--quick` and `--smoke`):
+//!   `knitting-threads`, `knitting-processes`, `tokio`;
+//! - W6 ([`workloads::startup`]), start-up of a 2-worker pool up to its
+//!   first answer: `knitting-threads`, `knitting-processes`, `procspawn`;
+//! - W8 ([`workloads::process_echo`]), process call latency, `f64` echo at
+//!   batch 1 and 100: `knitting-processes`, `procspawn`;
+//! - W9 ([`workloads::abort_aware`]), W1's echo with an abort-aware task
+//!   (it takes `&knitting::Signal` and checks it once), at batch 1 and 100:
+//!   `knitting-threads`, `knitting-processes`, compared with their W1
+//!   records of the same run;
+//! - W10a, W10b, W10c ([`workloads::abort_latency`]), how long a call takes
+//!   to end after `Call::abort`, after `Call::cancel`, and past a 20 ms
+//!   hard limit (the overshoot): `knitting-threads`, `knitting-processes`.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting) and the
 //! targets of those workloads (those whose runtimes were not measured read
@@ -97,16 +104,16 @@ fn run(mode: &Mode) -> Result<()> {
     // drift of the machine.
     let groups: &[&[(&str, workloads::Builder)]] = &[
         &[
-            ("W1", workloads::w1::workload),
-            ("W9", workloads::w9::workload),
+            ("W1", workloads::echo::workload),
+            ("W9", workloads::abort_aware::workload),
         ],
-        &[("W2", workloads::w2::workload)],
-        &[("W3", workloads::w3::workload)],
-        &[("W6", workloads::w6::workload)],
-        &[("W8", workloads::w8::workload)],
-        &[("W10a", workloads::w10::abort)],
-        &[("W10b", workloads::w10::cancel)],
-        &[("W10c", workloads::w10::hard_limit)],
+        &[("W2", workloads::round_copy::workload)],
+        &[("W3", workloads::size_sweep::workload)],
+        &[("W6", workloads::startup::workload)],
+        &[("W8", workloads::process_echo::workload)],
+        &[("W10a", workloads::abort_latency::abort)],
+        &[("W10b", workloads::abort_latency::cancel)],
+        &[("W10c", workloads::abort_latency::hard_limit)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
     // that is not measured is not built either (no pool started).

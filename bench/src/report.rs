@@ -1,8 +1,8 @@
 //! Results: the markdown table on stdout, and `results.json` /
 //! `results.csv` under `target/bench/`.
 //!
-//! The JSON shape is documented in BENCHMARKS.md ("Machine-readable
-//! results") and read by tools outside the crate: one object per measured
+//! The JSON shape is documented in `bench/README.md` ("`results.json`")
+//! and read by tools outside the crate: one object per measured
 //! point, fields `workload`, `runtime`, `batch`, `bytes`, `median_ns`,
 //! `p99_ns`, `samples`. Keep it stable.
 

@@ -1,5 +1,5 @@
-//! The workloads of BENCHMARKS.md, and the loop that measures every runtime
-//! of a workload side by side.
+//! The workloads of `bench/README.md`, and the loop that measures every
+//! runtime of a workload side by side.
 //!
 //! A workload is a list of [`Runner`]s, one per runtime, each built (pool
 //! started, runtime created, correctness checked) before any measurement.
@@ -14,13 +14,24 @@
 //! runner measures with [`knitting_batches`], whatever kind of pool it
 //! calls into.
 
-pub mod w1;
-pub mod w10;
-pub mod w2;
-pub mod w3;
-pub mod w6;
-pub mod w8;
-pub mod w9;
+// One module per workload, named after what it measures; the W-ids of
+// bench/README.md are the ids of the output (table, `results.json`,
+// `KNITTING_BENCH_ONLY`).
+/// W9: the cost of an abort-aware call.
+pub mod abort_aware;
+/// W10a, W10b, W10c: how long a call takes to end after abort, cancel or
+/// its hard time limit.
+pub mod abort_latency;
+/// W1: echo one `f64`.
+pub mod echo;
+/// W8: process call latency against procspawn.
+pub mod process_echo;
+/// W2: 1 MiB byte round copy.
+pub mod round_copy;
+/// W3: the round copy over a sweep of payload sizes.
+pub mod size_sweep;
+/// W6: start-up of a pool up to its first answer.
+pub mod startup;
 
 use std::{
     cell::RefCell,

@@ -28,7 +28,7 @@ use std::{
 
 use knitting::{Call, ErrorKind, Pool, ProcessPool, Task as _};
 
-use super::{check, w1, Runner, Workload};
+use super::{check, echo, Runner, Workload};
 use crate::{
     measure::{Plan, Sampler},
     mode::Mode,
@@ -150,7 +150,7 @@ trait Calls: 'static {
 
 impl Calls for Pool {
     fn settle(&self) -> Result<()> {
-        check(self.call(w1::echo, 1.5).wait()? == 1.5, "knitting echoes")
+        check(self.call(echo::echo, 1.5).wait()? == 1.5, "knitting echoes")
     }
 
     fn spin(&self) -> Call<u64> {
@@ -165,7 +165,7 @@ impl Calls for Pool {
 impl Calls for ProcessPool {
     fn settle(&self) -> Result<()> {
         check(
-            self.call(w1::echo, 1.5).wait()? == 1.5,
+            self.call(echo::echo, 1.5).wait()? == 1.5,
             "knitting processes echo",
         )
     }

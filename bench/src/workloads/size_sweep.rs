@@ -7,7 +7,7 @@ use knitting::Pool;
 
 use super::{
     check, knitting_batches,
-    w2::{knitting_processes, payload, round_copy},
+    round_copy::{knitting_processes, payload, round_copy},
     workers, Runner, Workload,
 };
 use crate::{baselines::tokio, mode::Mode, Result};

@@ -5,11 +5,11 @@
 
 use knitting::Pool;
 
-use super::{check, knitting_batches, w1, workers, Runner, Workload};
+use super::{check, echo, knitting_batches, workers, Runner, Workload};
 use crate::{baselines::procspawn, mode::Mode, Result};
 
 /// procspawn's side of the echo: a plain `fn`, run in a worker process.
-fn echo(value: f64) -> f64 {
+fn procspawn_echo(value: f64) -> f64 {
     value
 }
 
@@ -27,16 +27,16 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
 fn knitting_processes() -> Result<Runner> {
     let pool = Pool::builder().processes(workers()).build()?;
     check(
-        pool.call(w1::echo, 1.5).wait()? == 1.5,
+        pool.call(echo::echo, 1.5).wait()? == 1.5,
         "knitting processes echo their argument",
     )?;
     Ok(Runner::new("knitting-processes", move |point, sampler| {
-        knitting_batches(point.batch, sampler, |i| pool.call(w1::echo, i as f64))
+        knitting_batches(point.batch, sampler, |i| pool.call(echo::echo, i as f64))
     }))
 }
 
 fn procspawn() -> Result<Runner> {
-    let mut service = procspawn::Service::start(workers(), echo)?;
+    let mut service = procspawn::Service::start(workers(), procspawn_echo)?;
     // The first call also waits for a worker process to be up.
     check(service.call(1.5)? == 1.5, "procspawn echoes its argument")?;
     Ok(Runner::new("procspawn", move |point, sampler| {
