@@ -12,11 +12,11 @@ knitting::init_before_main!();
 mod common;
 
 use std::{
-    sync::atomic::{AtomicU64, AtomicU8, Ordering},
+    sync::atomic::{AtomicU8, Ordering},
     time::{Duration, Instant},
 };
 
-use common::LONG;
+use common::{lane_mapping, lane_word, LONG};
 use knitting::{ErrorKind, Pool};
 
 /// The default ring slots and arena of a process pool.
@@ -31,27 +31,10 @@ const REQ_SLOTS: usize = CONTROL_BYTES;
 /// Request arena: after both slot arrays and the abort words, page aligned.
 const REQ_ARENA: usize = (CONTROL_BYTES + SLOTS * 64 * 2 + SLOTS * 4).div_ceil(4096) * 4096;
 
-fn mapping() -> *mut u8 {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let line = maps
-        .lines()
-        .find(|l| l.contains("knitting-lane"))
-        .expect("the worker maps its lane");
-    let start = line.split('-').next().unwrap();
-    usize::from_str_radix(start, 16).unwrap() as *mut u8
-}
-
-fn word(offset: usize) -> &'static AtomicU64 {
-    // SAFETY: the offset lies inside the control block or the slots of the
-    // mapping, which stays mapped for the worker's life; every field there
-    // is an aligned 64-bit word shared through atomics.
-    unsafe { &*(mapping().add(offset).cast::<AtomicU64>()) }
-}
-
 fn byte(offset: usize) -> &'static AtomicU8 {
     // SAFETY: the offset lies inside the request arena of the mapping,
     // which stays mapped for the worker's life; a byte is always aligned.
-    unsafe { &*(mapping().add(offset).cast::<AtomicU8>()) }
+    unsafe { &*(lane_mapping().add(offset).cast::<AtomicU8>()) }
 }
 
 #[knitting::task]
@@ -76,7 +59,7 @@ fn scribble_consumed(ms: u64) {
     std::thread::spawn(move || {
         let end = Instant::now() + Duration::from_millis(ms);
         while Instant::now() < end {
-            word(CONSUMED).store(u64::MAX, Ordering::SeqCst);
+            lane_word(CONSUMED).store(u64::MAX, Ordering::SeqCst);
             std::thread::yield_now();
         }
     });
@@ -89,8 +72,8 @@ fn tamper_then_hang() {
     std::thread::sleep(Duration::from_millis(100));
     for i in 0..SLOTS {
         let slot = REQ_SLOTS + i * 64;
-        if word(slot + 24).load(Ordering::SeqCst) == 1 {
-            let offset = (word(slot + 16).load(Ordering::SeqCst) % ARENA) as usize;
+        if lane_word(slot + 24).load(Ordering::SeqCst) == 1 {
+            let offset = (lane_word(slot + 16).load(Ordering::SeqCst) % ARENA) as usize;
             byte(REQ_ARENA + offset).fetch_add(64, Ordering::SeqCst);
         }
     }

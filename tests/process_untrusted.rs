@@ -10,11 +10,11 @@
 
 knitting::init_before_main!();
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+mod common;
 
+use std::{sync::atomic::Ordering, time::Duration};
+
+use common::lane_word;
 use knitting::{ErrorKind, ProcessPool};
 
 /// Offsets in the control block (one 64-byte line per field, see
@@ -25,35 +25,17 @@ const CONTROL_BYTES: usize = 10 * 64;
 const SLOTS: usize = 128;
 const RESP_SLOTS: usize = CONTROL_BYTES + SLOTS * 64;
 
-/// The base address of this worker's lane mapping.
-fn mapping() -> *mut u8 {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let line = maps
-        .lines()
-        .find(|l| l.contains("knitting-lane"))
-        .expect("the worker maps its lane");
-    let start = line.split('-').next().unwrap();
-    usize::from_str_radix(start, 16).unwrap() as *mut u8
-}
-
-fn word(offset: usize) -> &'static AtomicU64 {
-    // SAFETY: the offset lies inside the control block or the slots of the
-    // mapping, which stays mapped for the worker's life; every field there
-    // is an aligned 64-bit word shared through atomics.
-    unsafe { &*(mapping().add(offset).cast::<AtomicU64>()) }
-}
-
 /// Writes a forged response for the running call, then never answers.
 fn forge_response(status: u64, offset: u64, len: u64) -> ! {
-    let seq = word(RESP_HEAD).load(Ordering::SeqCst);
+    let seq = lane_word(RESP_HEAD).load(Ordering::SeqCst);
     let slot = RESP_SLOTS + (seq as usize % SLOTS) * 64;
-    word(slot + 8).store(status, Ordering::Relaxed);
-    word(slot + 16).store(offset, Ordering::Relaxed);
-    word(slot + 24).store(len, Ordering::Relaxed);
+    lane_word(slot + 8).store(status, Ordering::Relaxed);
+    lane_word(slot + 16).store(offset, Ordering::Relaxed);
+    lane_word(slot + 24).store(len, Ordering::Relaxed);
     // A slot holds its call's number plus one, written last (the host may
     // read the slot as soon as it holds the number).
-    word(slot).store(seq + 1, Ordering::SeqCst);
-    word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
+    lane_word(slot).store(seq + 1, Ordering::SeqCst);
+    lane_word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
     hang()
 }
 
@@ -76,7 +58,7 @@ fn worker_pid() -> u32 {
 /// Claims far more responses than calls were sent.
 #[knitting::task]
 fn runaway_counter() -> u64 {
-    word(RESP_HEAD).store(u64::MAX / 2, Ordering::SeqCst);
+    lane_word(RESP_HEAD).store(u64::MAX / 2, Ordering::SeqCst);
     hang()
 }
 
@@ -113,11 +95,11 @@ fn garbage_error() -> u64 {
 /// A response for a call the host never made.
 #[knitting::task]
 fn wrong_sequence() -> u64 {
-    let seq = word(RESP_HEAD).load(Ordering::SeqCst);
+    let seq = lane_word(RESP_HEAD).load(Ordering::SeqCst);
     let slot = RESP_SLOTS + (seq as usize % SLOTS) * 64;
-    word(slot).store(seq + 1000, Ordering::Relaxed);
-    word(slot + 8).store(1, Ordering::Relaxed);
-    word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
+    lane_word(slot).store(seq + 1000, Ordering::Relaxed);
+    lane_word(slot + 8).store(1, Ordering::Relaxed);
+    lane_word(RESP_HEAD).store(seq + 1, Ordering::SeqCst);
     hang()
 }
 

@@ -196,3 +196,27 @@ pub(crate) fn is_lane_object(path: &str) -> bool {
         && !fields[4].is_empty()
         && fields[4].bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+/// In a worker process: the base address of its lane mapping (found in
+/// `/proc/self/maps`), for tasks that corrupt it on purpose.
+pub(crate) fn lane_mapping() -> *mut u8 {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps
+        .lines()
+        .find(|l| l.contains("knitting-lane"))
+        .expect("the worker maps its lane");
+    let start = line.split('-').next().unwrap();
+    usize::from_str_radix(start, 16).unwrap() as *mut u8
+}
+
+/// In a worker process: the 64-bit word at `offset` of its lane mapping.
+pub(crate) fn lane_word(offset: usize) -> &'static std::sync::atomic::AtomicU64 {
+    // SAFETY: the callers pass offsets inside the control block or the
+    // slots of the mapping, which stays mapped for the worker's life; every
+    // field there is an aligned 64-bit word shared through atomics.
+    unsafe {
+        &*(lane_mapping()
+            .add(offset)
+            .cast::<std::sync::atomic::AtomicU64>())
+    }
+}
