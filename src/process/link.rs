@@ -118,6 +118,12 @@ impl Gen {
         match q {
             Queued::Fresh { job, ops, task } => {
                 let room = self.req_ring.room();
+                if room.len == 0 {
+                    // The arena is full: encoding now would only spill the
+                    // arguments into a buffer of their own, to be copied
+                    // again later. Wait for room instead.
+                    return Some(Queued::Fresh { job, ops, task });
+                }
                 let mut window = self
                     .shm
                     .window(Dir::Request, room.offset, room.len.min(max_payload))
