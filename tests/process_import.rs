@@ -48,62 +48,10 @@ const SENTIMENT: ImportedTask<String, f64> = ImportedTask::new("text::sentiment"
 const TEXT: &str = "The quick brown fox jumps over the lazy dog. \
                     The dog sleeps; the fox runs off, and the dog does not care.";
 
-/// The `import_worker` example executable, built (or brought up to date) by
-/// cargo once per test run.
-///
-/// `cargo test --test process_import` builds only this test, not the
-/// examples, and a worker left from an older build could speak another
-/// protocol version; so the example is always built here, which costs a
-/// fraction of a second when it is fresh. It goes where cargo puts the
-/// examples of this profile: from `target/<profile>/deps/<test>-<hash>`,
-/// that is `target/<profile>/examples/import_worker`.
+/// The `import_worker` example executable, built once per test run.
 fn worker_exe() -> &'static Path {
     static WORKER: OnceLock<PathBuf> = OnceLock::new();
-    WORKER.get_or_init(|| {
-        let test_exe = std::env::current_exe().expect("the test knows its own path");
-        let profile_dir = test_exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from target/<profile>/deps");
-        let target_dir = profile_dir
-            .parent()
-            .expect("the profile directory is inside the target directory");
-        let worker = profile_dir.join("examples").join("import_worker");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let built = Command::new(env!("CARGO"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "import_worker",
-                "--profile",
-                profile,
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .output();
-        match built {
-            Ok(out) => assert!(
-                out.status.success(),
-                "`cargo build --example import_worker` failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            // No cargo here (a test binary copied elsewhere): use the worker
-            // already built, if there is one.
-            Err(e) => eprintln!("could not run cargo ({e}); using {}", worker.display()),
-        }
-        assert!(
-            worker.is_file(),
-            "the worker example is not at {}; run `cargo build --example import_worker`",
-            worker.display()
-        );
-        worker
-    })
+    WORKER.get_or_init(|| common::build_example("import_worker"))
 }
 
 fn process_pool(processes: usize) -> ProcessPool {

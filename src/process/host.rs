@@ -125,7 +125,8 @@ struct State {
     /// Wakers of calls completed under the lock, woken after it is let go
     /// (a waker may run code that wants this lane).
     wakers: Vec<Waker>,
-    /// Workers taken away and not reaped yet (the reactor reaps them).
+    /// Workers taken away and not reaped yet (the reactor reaps them in
+    /// `serve_once`).
     zombies: Vec<Child>,
 }
 
@@ -476,7 +477,6 @@ impl Lane {
                 }
                 continue;
             }
-            self.reap_zombies();
             if let Some(sleep) = self.serve_once() {
                 futex::wait(
                     &sleep.shm.control().host_bell.word,
@@ -497,6 +497,10 @@ impl Lane {
     fn serve_once(&self) -> Option<Sleep> {
         self.progress_and_wake(lock(&self.state));
         let mut st = lock(&self.state);
+        // Workers taken away earlier that have exited since are reaped
+        // here, under the lock this round takes anyway.
+        st.zombies
+            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
         // Only this thread takes the worker away; a guard, not a path.
         st.gen.as_ref()?;
         let gen = st.gen.as_mut().expect("serve_once runs with a worker");
@@ -570,13 +574,6 @@ impl Lane {
             }
             .min(wake_for_limit.unwrap_or(Duration::MAX)),
         })
-    }
-
-    /// Reaps workers taken away earlier that have exited since.
-    fn reap_zombies(&self) {
-        let mut st = lock(&self.state);
-        st.zombies
-            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
     }
 
     /// At shutdown with no worker running: stop for good when nothing is

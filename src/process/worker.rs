@@ -373,7 +373,8 @@ impl WorkerLane {
             // (the bell protocol); the slot, not the counter's value, says
             // whether the request is there.
             bell::read_counter(&*map.control().req_head);
-            slot_holds(map, tail) || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
+            request_published(map, tail)
+                || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
         });
         // Acquire: pairs with the host's store of STOP, made after its last
         // request.
@@ -382,15 +383,10 @@ impl WorkerLane {
     }
 }
 
-/// True when request `seq` is published: its slot holds it. The host's
-/// `req_head` only rings the bell; a task that overwrote it cannot hide a
-/// request or show a stale one.
+/// True when request `seq` is published: its slot holds it (`seq + 1`).
+/// The host's `req_head` only rings the bell; a task that overwrote it
+/// cannot hide a request or show a stale one.
 fn request_published(map: &Mapping, seq: u64) -> bool {
-    slot_holds(map, seq)
-}
-
-/// True when the request slot of `seq` holds that request.
-fn slot_holds(map: &Mapping, seq: u64) -> bool {
     let slots = map.layout().slots as u64;
     // Acquire: as in `take_one`.
     map.req_slots()[(seq % slots) as usize]

@@ -220,3 +220,47 @@ pub(crate) fn lane_word(offset: usize) -> &'static std::sync::atomic::AtomicU64 
             .cast::<std::sync::atomic::AtomicU64>())
     }
 }
+
+/// The example `name`, built (or brought up to date) by cargo into the
+/// target directory and profile of this test: `cargo test --test X` alone
+/// does not build examples, and an example left from an older build could
+/// speak another protocol version. From `target/<profile>/deps/<test>-<hash>`
+/// that is `target/<profile>/examples/<name>`. Where cargo cannot run (a
+/// test binary copied elsewhere), the example already built is used.
+pub(crate) fn build_example(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let test_exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory is inside the target directory");
+    let exe = profile_dir.join("examples").join(name);
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let built = std::process::Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--example", name, "--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .output();
+    match built {
+        Ok(out) => assert!(
+            out.status.success(),
+            "`cargo build --example {name}` failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("could not run cargo ({e}); using {}", exe.display()),
+    }
+    assert!(
+        exe.is_file(),
+        "the example is not at {}; run `cargo build --example {name}`",
+        exe.display()
+    );
+    exe
+}
