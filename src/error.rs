@@ -161,7 +161,6 @@ impl Trace {
         })
     }
 
-    #[cfg(target_os = "linux")]
     fn from_text(text: String) -> Self {
         Self {
             captured: None,
@@ -379,7 +378,6 @@ impl Error {
         )
     }
 
-    #[cfg(target_os = "linux")]
     pub(crate) fn too_large(what: &str, actual: usize, limit: usize) -> Self {
         Self::new(
             ErrorKind::TooLarge,
@@ -388,7 +386,6 @@ impl Error {
     }
 
     /// The error as it crosses from a worker process to the host.
-    #[cfg(target_os = "linux")]
     pub(crate) fn to_wire(&self) -> WireError {
         let mut chain = Vec::new();
         let mut next = self.inner.source.as_ref();
@@ -407,7 +404,6 @@ impl Error {
 
     /// Rebuilds an error a worker process sent. Unknown kinds (a newer
     /// worker) arrive as [`ErrorKind::Protocol`].
-    #[cfg(target_os = "linux")]
     pub(crate) fn from_wire(wire: WireError) -> Self {
         let kind = ErrorKind::from_wire_code(wire.kind).unwrap_or(ErrorKind::Protocol);
         let mut err = Self::new(kind, wire.message);
@@ -425,7 +421,6 @@ impl Error {
     /// hands it to the caller: it names the task, and the two errors a
     /// worker builds from the request alone get what only the host knows
     /// (the task's name, the host's types).
-    #[cfg(target_os = "linux")]
     pub(crate) fn for_process_call<T: crate::Task>(mut self, name: &'static str) -> Self {
         use crate::task::shape::stripped;
         match self.inner.kind {
@@ -489,7 +484,6 @@ impl Error {
     }
 }
 
-#[cfg(target_os = "linux")]
 impl ErrorKind {
     /// Wire codes: the index in this list. Append only.
     const WIRE: [ErrorKind; 16] = [
@@ -521,7 +515,6 @@ impl ErrorKind {
 }
 
 /// An [`Error`] as a worker process encodes it for the host.
-#[cfg(target_os = "linux")]
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WireError {
     kind: u8,
@@ -672,7 +665,6 @@ mod tests {
         let trace = err.inner.backtrace.as_ref().expect("a backtrace");
         assert!(trace.text.get().is_some(), "resolved once, then kept");
         // The wire form (a process worker's answer) carries the text.
-        #[cfg(target_os = "linux")]
         assert_eq!(Error::from_wire(err.to_wire()).backtrace(), Some(text));
     }
 }

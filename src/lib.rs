@@ -162,41 +162,38 @@
 //! worker process is a worker (false).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The layers above the process runtime (the call cell's encode and
+// complete steps, the payload codec, the wire form of errors) compile on
+// every platform, so that they need no platform gates of their own; off
+// Linux there is no process runtime to call them.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-mod builder;
+// Layers, lowest first; each imports only from those above it in this
+// list (see ARCHITECTURE.md).
 mod call;
-mod clock;
-mod countdown;
+mod dispatch;
 mod error;
-mod imported;
+mod payload;
 mod pool;
-#[cfg(target_os = "linux")]
-mod process;
+mod role;
+mod runtime;
 mod signal;
 mod sync;
 mod task;
-mod timer;
+mod time;
 mod transport;
-mod worker;
 
-#[cfg(all(test, knitting_loom))]
-mod loom_tests;
-
-#[cfg(target_os = "linux")]
 #[doc(hidden)]
-pub use crate::process::shared_memory_objects_of;
-#[cfg(target_os = "linux")]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
-pub use crate::process::{ProcessPool, ProcessPoolBuilder};
+pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
-    builder::PoolBuilder,
     call::Call,
     error::{Error, ErrorKind, RemoteError},
-    imported::ImportedTask,
-    pool::{LaneStats, Pool, PoolStats},
+    pool::ProcessPoolBuilder,
+    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
+    role::is_main,
+    runtime::{AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
     signal::Signal,
-    task::{tasks, ProcessTask, Task, TaskId, TaskInfo},
-    worker::is_main,
+    task::{imported::ImportedTask, tasks, ProcessTask, Task, TaskId, TaskInfo},
 };
 
 /// Turns a plain function into a task that a [`Pool`] can run.
@@ -362,8 +359,7 @@ pub use knitting_macros::task;
 /// (or build it by hand: `tokio::runtime::Runtime::new()?.block_on(..)`
 /// after `init()`). `examples/axum_service.rs` serves HTTP this way.
 pub fn init() {
-    #[cfg(target_os = "linux")]
-    process::worker::enter_if_worker();
+    runtime::process::enter_if_worker();
 }
 
 /// Runs [`init`] before `main`, from the program's initialisers: for test
@@ -409,7 +405,7 @@ pub mod __private {
     /// How many entries the deadline and time-limit timer holds right now
     /// (for tests: a finished call must leave none behind).
     pub fn timer_entries() -> usize {
-        crate::timer::entries()
+        crate::time::timer::entries()
     }
 
     /// The error of a call whose deadline passed, from the `error` of

@@ -19,15 +19,17 @@ use std::{collections::BTreeSet, fmt::Write as _, path::Path};
 /// The sources whose public items are documented, in this order.
 const SOURCES: &[&str] = &[
     "src/lib.rs",
-    "src/pool.rs",
-    "src/builder.rs",
+    "src/pool/mod.rs",
+    "src/pool/builder.rs",
+    "src/pool/processes.rs",
+    "src/pool/stats.rs",
+    "src/runtime/mod.rs",
     "src/call/mod.rs",
     "src/error.rs",
     "src/signal.rs",
-    "src/task.rs",
-    "src/imported.rs",
-    "src/process/mod.rs",
-    "src/worker/mod.rs",
+    "src/task/mod.rs",
+    "src/task/imported.rs",
+    "src/role.rs",
 ];
 
 /// The examples listed in `llms.txt`: name, what it shows, how to run it.
@@ -74,11 +76,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
 const RULES: &[&str] = &[
     "Mark a free, non-generic, non-async function `#[knitting::task]`; call it as `pool.call(task_fn, args)`, where `args` is `()` for no parameter, the value for one, a tuple for several.",
     "`pool.call` returns a `Call<T>`: `.wait()` blocks, `.await` works in any executor, dropping it cancels the call, `.detach()` lets it run.",
-    "Thread pools: `Pool::builder().threads(n).build()?`. Process pools (Linux only): `Pool::builder().processes(n).build()?` gives a `ProcessPool`.",
+    "Thread pools: `Pool::builder().threads(n).build()?` gives a `Pool` (`Pool<Threads>`). Process pools (Linux; elsewhere the build fails): `Pool::builder().processes(n).build()?` gives a `ProcessPool` (`Pool<Processes>`). Either converts `into()` a `Pool<AnyRuntime>` to pick the runtime at run time.",
     "A program that builds process pools calls `knitting::init()` first thing in a plain `fn main`; test files use `knitting::init_before_main!();` once at the top level.",
     "With tokio, do not put `#[tokio::main]` on `main`: call `knitting::init()` in a plain `main`, then call an `async fn` marked `#[tokio::main]` (or build the runtime by hand).",
     "Process tasks' arguments and results must be serde types; pass bytes as `serde_bytes::ByteBuf` or `#[serde(with = \"serde_bytes\")] Vec<u8>` (a plain `Vec<u8>` is about 50x slower).",
-    "Pools are not `Clone`: share one in an `Arc` (for example as axum router state).",
+    "A `Pool` is a cheap handle: `clone()` it to share (for example as axum router state, no `Arc`); the pool shuts down when its last handle is dropped.",
     "A task returning `Result<T, E>` makes the call yield `T`; `Err(e)` arrives as an `Error` of kind `ErrorKind::Task` with `e`'s message and source chain. Panics arrive as errors too.",
     "A task may take a last parameter `&knitting::Signal` (not a call argument) and poll `signal.aborted()` to stop early on `abort()`, `cancel()` or a deadline.",
 ];
@@ -580,7 +582,9 @@ fn the_generator_finds_the_main_items_and_their_examples() {
     let (short, full) = generate();
     for path in [
         "Pool::call",
-        "ProcessPool::shutdown_timeout",
+        "Pool::shutdown_timeout",
+        "ProcessPoolBuilder::command_prefix",
+        "AnyRuntime",
         "Call::wait",
         "ErrorKind::Closed",
         "PoolStats::lanes",
@@ -597,7 +601,14 @@ fn the_generator_finds_the_main_items_and_their_examples() {
         !full.contains("shared_memory_objects_of"),
         "hidden items stay out"
     );
-    assert!(short.contains("(Linux only)"), "process items are marked");
+    assert!(
+        full.contains("Process workers need Linux"),
+        "what process pools need is said"
+    );
+    assert!(
+        short.contains("`Pool<AnyRuntime>`"),
+        "the short file says how to pick the runtime"
+    );
     assert!(
         full.contains("```rust\n#[knitting::task]"),
         "examples come along"

@@ -30,11 +30,10 @@ use std::{
 
 use atomic_waker::AtomicWaker;
 
-#[cfg(target_os = "linux")]
-use crate::process::shm::Window;
+use crate::payload::Window;
 use crate::{
     sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell},
-    worker::panics,
+    task::panics,
     Error, Signal, Task,
 };
 
@@ -206,7 +205,7 @@ impl<T: Task> Cell<T> {
         // Relaxed: the deadline is a plain value set by the handle; the
         // completion claim is what synchronizes the outcome.
         let deadline = self.header.deadline.load(Ordering::Relaxed);
-        deadline != 0 && crate::clock::now_nanos() >= deadline
+        deadline != 0 && crate::time::clock::now_nanos() >= deadline
     }
 
     /// The task's outcome for a passed deadline (user code: the `default`
@@ -282,7 +281,7 @@ impl<T: Task> Cell<T> {
         // AcqRel: pairs with the swap in `CallRef::attach_timer`: if that
         // one comes later, its Acquire sees DONE and it cancels its own
         // entry; if it came first, this swap takes its key.
-        crate::timer::cancel(self.header.timer.swap(0, Ordering::AcqRel));
+        crate::time::timer::cancel(self.header.timer.swap(0, Ordering::AcqRel));
         self.header.waker.take()
     }
 }
@@ -438,11 +437,8 @@ fn drop_quietly<V>(value: V) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
-#[cfg(target_os = "linux")]
 mod remote;
-#[cfg(target_os = "linux")]
 use remote::unsend;
-#[cfg(target_os = "linux")]
 pub(crate) use remote::{Encoded, RemoteOps};
 
 /// Names one call: its cell's address. Unique among the calls alive at
@@ -491,7 +487,6 @@ impl JobRef {
     /// caller's own value (never from bytes a worker could have rewritten).
     /// See [`Encoded`] for the outcomes; `Cancelled` also for a call that
     /// is not queued.
-    #[cfg(target_os = "linux")]
     pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window<'_>, max: usize) -> Encoded {
         // SAFETY: we hold a reference; `ops` belong to the cell's task type
         // (the pool takes both from the same `T`).
@@ -501,7 +496,6 @@ impl JobRef {
     /// Takes a `SENT` call back (`SENT → QUEUED`), so that it can be
     /// encoded again, for example for a replacement worker. False if the
     /// call is not `SENT`: it ended, or is being completed, meanwhile.
-    #[cfg(target_os = "linux")]
     pub(crate) fn unsend(&self) -> bool {
         // SAFETY: we hold a reference.
         unsafe { unsend(self.0) }
@@ -516,14 +510,12 @@ impl JobRef {
 
     /// Completes the call from its response (bytes to decode, or an
     /// error). Returns the waker to wake once the caller's locks are free.
-    #[cfg(target_os = "linux")]
     pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) -> Option<Waker> {
         // SAFETY: as for `encode`.
         unsafe { (ops.complete)(self.0, outcome) }
     }
 
     /// True once the call's signal was raised (abort, cancel, drop).
-    #[cfg(target_os = "linux")]
     pub(crate) fn is_aborted(&self) -> bool {
         // SAFETY: we hold a reference.
         unsafe { header(self.0) }.signal.aborted()
@@ -682,14 +674,14 @@ impl CallRef {
     /// Makes timer entry `key` the call's deadline entry: cancels the one
     /// it replaces, and `key` itself if the call has ended already (its
     /// end cancelled whatever entry it found then).
-    pub(crate) fn attach_timer(&self, key: crate::timer::Key) {
+    pub(crate) fn attach_timer(&self, key: crate::time::timer::Key) {
         let header = self.header();
         // AcqRel: pairs with the swap in `publish_quietly` (see there).
-        crate::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
+        crate::time::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
         // Acquire: if the call's end swapped the key before us, our swap
         // synchronized with it and this load sees DONE (or TAKEN).
         if matches!(header.state.load(Ordering::Acquire), DONE | TAKEN) {
-            crate::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
+            crate::time::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
         }
     }
 
@@ -711,7 +703,6 @@ impl CallRef {
     }
 
     /// Identifies the call while a reference is held.
-    #[cfg(any(target_os = "linux", test))]
     pub(crate) fn key(&self) -> CallKey {
         CallKey::of(self.0.as_ptr())
     }

@@ -1,6 +1,7 @@
 //! `Call<T>`: the handle of one call in flight.
 
 pub(crate) mod cell;
+pub(crate) mod route;
 
 use std::{
     fmt,
@@ -12,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use self::cell::CallRef;
+use self::{cell::CallRef, route::Route};
 use crate::{transport::wake::spin::Backoff, Error};
 
 /// The handle of one call: a [`Future`] and a blocking waiter in one.
@@ -83,10 +84,9 @@ pub struct Call<T> {
     /// worker thread of that pool that waits for the call runs it itself
     /// if no worker has started it.
     home: usize,
-    /// For calls on a process lane: the lane, whose responses a waiting
-    /// caller takes itself while it spins.
-    #[cfg(target_os = "linux")]
-    lane: Option<Arc<crate::process::host::Lane>>,
+    /// The lane the call went to, when its handle has a part to play (see
+    /// [`Route`]).
+    route: Option<Arc<dyn Route>>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -100,23 +100,14 @@ enum Repr {
 }
 
 impl<T: Send + 'static> Call<T> {
-    pub(crate) fn pending(call: CallRef, home: usize) -> Self {
+    /// A call in flight: made on the thread pool named `home` (0 for none,
+    /// see [`Call::wait`]), sent to a lane reached through `route` (if its
+    /// handle has a part to play).
+    pub(crate) fn pending(call: CallRef, home: usize, route: Option<Arc<dyn Route>>) -> Self {
         Self {
             repr: Repr::Pending(call),
             home,
-            #[cfg(target_os = "linux")]
-            lane: None,
-            _output: PhantomData,
-        }
-    }
-
-    /// A call sent to a process lane.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn remote(call: CallRef, lane: Arc<crate::process::host::Lane>) -> Self {
-        Self {
-            repr: Repr::Pending(call),
-            home: 0,
-            lane: Some(lane),
+            route,
             _output: PhantomData,
         }
     }
@@ -125,8 +116,7 @@ impl<T: Send + 'static> Call<T> {
         Self {
             repr: Repr::Failed(error),
             home: 0,
-            #[cfg(target_os = "linux")]
-            lane: None,
+            route: None,
             _output: PhantomData,
         }
     }
@@ -322,7 +312,7 @@ impl<T: Send + 'static> Call<T> {
     /// assert!(err.is_timeout());
     /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.deadline_at(crate::clock::nanos_after(timeout))
+        self.deadline_at(crate::time::clock::nanos_after(timeout))
     }
 
     /// Gives the call a deadline at `deadline`; see [`timeout`](Self::timeout).
@@ -340,19 +330,18 @@ impl<T: Send + 'static> Call<T> {
     /// assert_eq!(call.wait().unwrap(), "done");
     /// ```
     pub fn deadline(self, deadline: Instant) -> Self {
-        self.deadline_at(crate::clock::nanos_at(deadline))
+        self.deadline_at(crate::time::clock::nanos_at(deadline))
     }
 
     fn deadline_at(self, at: u64) -> Self {
         if let Repr::Pending(call) = &self.repr {
             let job = call.set_deadline(at);
-            let key = crate::timer::schedule(
+            let key = crate::time::timer::schedule(
                 at,
-                crate::timer::Action::Deadline {
+                crate::time::timer::Action::Deadline {
                     job,
                     at,
-                    #[cfg(target_os = "linux")]
-                    lane: self.lane.clone(),
+                    route: self.route.clone(),
                 },
             );
             call.attach_timer(key);
@@ -364,9 +353,8 @@ impl<T: Send + 'static> Call<T> {
     /// worker's abort word.
     fn raise(&self, call: &CallRef) {
         call.abort();
-        #[cfg(target_os = "linux")]
-        if let Some(lane) = &self.lane {
-            lane.abort_key(call.key());
+        if let Some(route) = &self.route {
+            route.abort(call.key());
         }
     }
 
@@ -440,35 +428,31 @@ impl<T: Send + 'static> Call<T> {
         // no worker has started runs it here, instead of waiting for a
         // worker that may be this one (a nested call on a full pool).
         if let Repr::Pending(call) = &self.repr {
-            if self.home != 0 && crate::worker::current_pool() == self.home && call.run_here() {
+            if self.home != 0 && crate::role::current_pool() == self.home && call.run_here() {
                 return self.poll_result();
             }
         }
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
-        #[cfg(target_os = "linux")]
-        let spinning = self.lane.clone().map(|lane| {
-            let mapping = lane.spin_begin();
-            (lane, mapping)
-        });
-        let spun = loop {
+        let route = self.route.clone();
+        let mut spun = None;
+        let mut step = || {
             if let Some(result) = self.poll_result() {
-                break Some(Some(result));
+                spun = Some(Some(result));
+                return false;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                break Some(None);
+                spun = Some(None);
+                return false;
             }
             if backoff.is_completed() {
-                break None;
-            }
-            #[cfg(target_os = "linux")]
-            if let Some((lane, _)) = &spinning {
-                lane.poll();
+                return false;
             }
             backoff.snooze();
+            true
         };
-        #[cfg(target_os = "linux")]
-        if let Some((lane, mapping)) = spinning {
-            lane.spin_end(mapping);
+        match &route {
+            Some(route) => route.spin(&mut step),
+            None => while step() {},
         }
         if let Some(outcome) = spun {
             return outcome;
@@ -484,18 +468,13 @@ impl<T: Send + 'static> Call<T> {
         // that waits for a call on that same lane must not sleep: the
         // reactor that would wake it is this thread. It takes the responses
         // itself instead, with short naps.
-        #[cfg(target_os = "linux")]
-        let own_reactor = self
-            .lane
-            .clone()
-            .filter(|lane| lane.is_current_thread_reactor());
+        let own_thread = self.route.clone().filter(|route| route.is_own_thread());
         loop {
             if let Some(result) = self.poll_result() {
                 return Some(result);
             }
-            #[cfg(target_os = "linux")]
-            if let Some(lane) = &own_reactor {
-                lane.poll();
+            if let Some(route) = &own_thread {
+                route.poll();
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return None;
                 }
@@ -538,9 +517,8 @@ impl<T: Send + 'static> Future for Call<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        #[cfg(target_os = "linux")]
-        if let Some(lane) = &this.lane {
-            lane.poll();
+        if let Some(route) = &this.route {
+            route.poll();
         }
         if let Some(result) = this.poll_result() {
             return Poll::Ready(result);
@@ -549,7 +527,7 @@ impl<T: Send + 'static> Future for Call<T> {
         // (`block_on` inside a task): the nested-call rule of `wait`.
         let ran_here = match &this.repr {
             Repr::Pending(call) => {
-                this.home != 0 && crate::worker::current_pool() == this.home && call.run_here()
+                this.home != 0 && crate::role::current_pool() == this.home && call.run_here()
             }
             _ => false,
         };
@@ -579,9 +557,8 @@ impl<T> Drop for Call<T> {
             // End the call first, then tell the task (see `cancel`).
             call.fail(Error::cancelled());
             call.abort();
-            #[cfg(target_os = "linux")]
-            if let Some(lane) = &self.lane {
-                lane.abort_key(call.key());
+            if let Some(route) = &self.route {
+                route.abort(call.key());
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The one door to atomics, cells and threads: std in production, loom under
 //! `--cfg knitting_loom`, so the lock-free code can be model-checked unchanged.
 
+pub(crate) mod countdown;
+
 #[cfg(knitting_loom)]
 pub(crate) use loom::{
     sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering},

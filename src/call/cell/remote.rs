@@ -5,7 +5,7 @@
 //! makes.
 
 use super::*;
-use crate::process::shm::Window;
+use crate::payload::Window;
 
 /// What the process runtime needs to move a call's arguments and result
 /// across the process boundary, for one task type.
@@ -83,10 +83,10 @@ where
         )
     };
     cell.encode_with(
-        |args| match crate::process::wire::encode_into(args, window) {
+        |args| match crate::payload::codec::encode_into(args, window) {
             Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
             Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
-            Ok(_) => crate::process::wire::encode_vec(args)
+            Ok(_) => crate::payload::codec::encode_vec(args)
                 .map(Encoded::Spilled)
                 .map_err(codec_error),
             Err(e) => Err(codec_error(e)),
@@ -195,7 +195,7 @@ where
     // the response: a panic fails this call only.
     let decode = |bytes: &[u8]| {
         catch_unwind(AssertUnwindSafe(|| {
-            crate::process::wire::decode::<T::Output>(bytes)
+            crate::payload::codec::decode::<T::Output>(bytes)
         }))
         .unwrap_or(Err(postcard::Error::SerdeDeCustom))
         .map_err(|e| {

@@ -84,7 +84,7 @@ fn a_job_dropped_unrun_drops_its_arguments() {
 
 #[test]
 fn a_panic_becomes_an_error_and_the_arguments_are_dropped() {
-    crate::worker::panics::install_hook();
+    crate::task::panics::install_hook();
     let marker = Arc::new(());
     let (call, job) = CallRef::new(Echo, (Arc::clone(&marker), true));
     job.run();
@@ -203,7 +203,7 @@ fn encode_here(job: &JobRef, encode: impl FnOnce(&Counted) -> Result<Encoded, Er
 
 #[cfg(target_os = "linux")]
 fn response(value: u64) -> Vec<u8> {
-    crate::process::wire::encode_vec(&value).unwrap()
+    crate::payload::codec::encode_vec(&value).unwrap()
 }
 
 #[cfg(target_os = "linux")]
@@ -312,7 +312,7 @@ fn a_sent_call_dropped_unanswered_drops_its_arguments_with_the_cell() {
 #[test]
 #[cfg_attr(miri, ignore = "maps shared memory")]
 fn encoding_into_a_shared_window_leaves_the_arguments_in_place() {
-    use crate::process::shm::{Dir, Layout, Mapping};
+    use crate::runtime::process::shm::{Dir, Layout, Mapping};
     let mapping = Mapping::create(Layout::new(4, 8192).unwrap(), 1024, None).unwrap();
     let ops = RemoteOps::of::<Remote>();
     let (call, job, counter) = counted(300);

@@ -24,7 +24,6 @@
 //! checks every word the worker writes before use (see `host.rs`).
 
 use std::{
-    marker::PhantomData,
     os::fd::{AsFd, OwnedFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, AtomicU64},
@@ -35,7 +34,7 @@ use rustix::{
     mm::{MapFlags, ProtFlags},
 };
 
-use crate::Error;
+use crate::{payload::Window, Error};
 
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
@@ -473,12 +472,13 @@ impl Mapping {
     pub(crate) fn window(&self, dir: Dir, offset: usize, len: usize) -> Option<Window<'_>> {
         let (base, size) = self.arena(dir);
         let end = offset.checked_add(len)?;
-        (end <= size).then(|| Window {
-            // SAFETY: `offset + len <= size`, so the window is in the arena.
-            ptr: unsafe { base.add(offset) },
-            len,
-            _mapping: PhantomData,
-        })
+        if end > size {
+            return None;
+        }
+        // SAFETY: `offset + len <= size`, so the range is in the arena, which
+        // stays mapped while `self` lives (the window borrows it); only
+        // raw copies touch it (a peer may write it too).
+        Some(unsafe { Window::from_raw(base.add(offset), len) })
     }
 
     /// Copies `len` bytes at `offset` of an arena into `out` (replacing its
@@ -499,7 +499,7 @@ impl Mapping {
         // SAFETY: the window is inside the mapping (checked above) and `out`
         // has room for `len` bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(window.ptr, out.as_mut_ptr(), len);
+            std::ptr::copy_nonoverlapping(window.as_ptr(), out.as_mut_ptr(), len);
             out.set_len(len);
         }
         Some(())
@@ -514,7 +514,7 @@ impl Mapping {
         // borrow ends.
         // SAFETY: in bounds (checked by `window`), published (Acquire on
         // `req_head`), and not written while borrowed (see above).
-        Some(unsafe { std::slice::from_raw_parts(window.ptr, len) })
+        Some(unsafe { std::slice::from_raw_parts(window.as_ptr(), len) })
     }
 }
 
@@ -533,44 +533,6 @@ impl Drop for Mapping {
 pub(crate) enum Dir {
     Request,
     Response,
-}
-
-/// A raw, writable byte range of an arena, handed to the encoder.
-///
-/// It borrows the [`Mapping`] it came from (`'a`), so the borrow checker
-/// rejects any use after the mapping is dropped (unmapped): that is what
-/// makes the safe [`write`](Self::write) and [`put`](Self::put) sound.
-///
-/// (No doctest can name this crate-private type, so nothing here proves
-/// that by a `compile_fail` test; dropping the mapping while a window is
-/// alive is error E0505.)
-#[derive(Debug)]
-pub(crate) struct Window<'a> {
-    ptr: *mut u8,
-    len: usize,
-    _mapping: PhantomData<&'a Mapping>,
-}
-
-impl Window<'_> {
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Copies `bytes` to `at`; the caller keeps `at + bytes.len() <= len`.
-    pub(crate) fn write(&mut self, at: usize, bytes: &[u8]) {
-        assert!(at + bytes.len() <= self.len, "arena window overrun");
-        // SAFETY: in bounds (asserted); the writer owns this range of the
-        // arena until it publishes it (ring protocol), and a raw copy makes
-        // no claim about what else may read it.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
-    }
-
-    /// Writes one byte at `at < len`.
-    pub(crate) fn put(&mut self, at: usize, byte: u8) {
-        assert!(at < self.len, "arena window overrun");
-        // SAFETY: as for `write`.
-        unsafe { self.ptr.add(at).write(byte) }
-    }
 }
 
 /// Opens the worker's mapping as its locator says.

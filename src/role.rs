@@ -1,9 +1,25 @@
-//! Workers: the loops that run calls, and what they know about themselves.
+//! Where the current thread runs: host code, a worker thread of some
+//! pool, or a worker process. Read by [`is_main`] and by the nested-call
+//! rule of [`Call::wait`](crate::Call::wait); set by the runtimes.
 
-pub(crate) mod panics;
-pub(crate) mod thread;
+use std::{
+    cell::Cell,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
-use std::cell::Cell;
+static IS_PROCESS_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Marks this whole process as a process worker.
+pub(crate) fn mark_process_worker() {
+    // Relaxed: set once at start-up, before any task runs.
+    IS_PROCESS_WORKER.store(true, Ordering::Relaxed);
+}
+
+/// True inside a process worker.
+pub(crate) fn is_process_worker() -> bool {
+    // Relaxed: see `mark_process_worker`.
+    IS_PROCESS_WORKER.load(Ordering::Relaxed)
+}
 
 thread_local! {
     /// The pool (its address) whose worker this thread is; 0 for none.
@@ -59,9 +75,5 @@ pub(crate) fn current_pool() -> usize {
 /// # Ok(()) }
 /// ```
 pub fn is_main() -> bool {
-    #[cfg(target_os = "linux")]
-    if crate::process::is_process_worker() {
-        return false;
-    }
-    current_pool() == 0
+    !is_process_worker() && current_pool() == 0
 }

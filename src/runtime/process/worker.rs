@@ -19,9 +19,10 @@ use super::{
     bell, futex,
     handover::{self, Handover},
     shm::{self, Dir, Mapping},
-    wire,
 };
-use crate::{transport::wake::spin::Backoff, worker::panics, Error, ErrorKind, Signal, Task};
+use crate::{
+    payload::codec, task::panics, transport::wake::spin::Backoff, Error, ErrorKind, Signal, Task,
+};
 
 /// The signature of a task's worker entry.
 pub(crate) type EntryFn = fn(&[u8], &Signal, &mut Reply<'_>);
@@ -35,7 +36,7 @@ where
     T::Args: DeserializeOwned,
     T::Output: Serialize,
 {
-    let args = match wire::decode::<T::Args>(input) {
+    let args = match codec::decode::<T::Args>(input) {
         Ok(args) => args,
         Err(e) => {
             return reply.error(&Error::of(
@@ -61,7 +62,7 @@ pub(crate) fn enter_if_worker() {
     let Some(handover) = Handover::from_args(&args) else {
         return;
     };
-    super::mark_process_worker();
+    crate::role::mark_process_worker();
     let code = match handover.and_then(start) {
         Ok(lane) => lane.run(),
         Err(message) => {
@@ -426,7 +427,7 @@ impl Outbox {
             let mut window = map
                 .window(Dir::Response, room.offset, len)
                 .expect("response room lies inside the arena");
-            let n = wire::encode_into(value, &mut window).map_err(|e| {
+            let n = codec::encode_into(value, &mut window).map_err(|e| {
                 Error::of(
                     ErrorKind::Codec,
                     format!("the worker could not encode the result: {e}"),
@@ -445,7 +446,7 @@ impl Outbox {
                 let mut window = map
                     .window(Dir::Response, room.offset, n)
                     .expect("response room lies inside the arena");
-                if wire::encode_into(value, &mut window).is_ok_and(|m| m == n) {
+                if codec::encode_into(value, &mut window).is_ok_and(|m| m == n) {
                     let span = self.ring.commit(room, n);
                     self.publish(map, seq, status, span);
                     return Ok(());

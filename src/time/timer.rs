@@ -40,7 +40,10 @@ use std::{
     time::Duration,
 };
 
-use crate::{call::cell::JobRef, clock};
+use crate::{
+    call::{cell::JobRef, route::Route},
+    time::clock,
+};
 
 /// What to do when an entry's time comes.
 pub(crate) enum Action {
@@ -48,9 +51,8 @@ pub(crate) enum Action {
     Deadline {
         job: JobRef,
         at: u64,
-        /// The process lane the call went to, to raise its abort word.
-        #[cfg(target_os = "linux")]
-        lane: Option<std::sync::Arc<crate::process::host::Lane>>,
+        /// The lane the call went to, to tell its worker (see [`Route`]).
+        route: Option<std::sync::Arc<dyn Route>>,
     },
     /// A thread lane's hard time limit for the call it runs.
     HardLimit(Box<dyn FnOnce() + Send>),
@@ -59,17 +61,12 @@ pub(crate) enum Action {
 impl Action {
     fn fire(self) {
         match self {
-            #[cfg(target_os = "linux")]
-            Action::Deadline { job, at, lane } => {
+            Action::Deadline { job, at, route } => {
                 if job.time_out(at) {
-                    if let Some(lane) = lane {
-                        lane.abort_key(job.key());
+                    if let Some(route) = route {
+                        route.abort(job.key());
                     }
                 }
-            }
-            #[cfg(not(target_os = "linux"))]
-            Action::Deadline { job, at } => {
-                job.time_out(at);
             }
             Action::HardLimit(retire) => retire(),
         }

@@ -58,8 +58,11 @@ use super::{
     spawn::{describe_exit, reap_soon, start_worker, stop_worker},
 };
 use crate::{
-    call::cell::{CallKey, JobRef, RemoteOps},
-    countdown::Countdown,
+    call::{
+        cell::{CallKey, JobRef, RemoteOps},
+        route::Route,
+    },
+    sync::countdown::Countdown,
     Error, ErrorKind,
 };
 
@@ -228,6 +231,12 @@ impl Lane {
         }
     }
 
+    /// The pid of the worker running now, `None` while none runs.
+    pub(crate) fn current_pid(&self) -> Option<u32> {
+        // Relaxed: a diagnostic snapshot.
+        Some(self.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
     }
@@ -381,7 +390,7 @@ impl Lane {
     }
 
     /// A caller starts spinning on a response of this lane.
-    pub(crate) fn spin_begin(&self) -> Option<Arc<Mapping>> {
+    fn spin_begin(&self) -> Option<Arc<Mapping>> {
         let st = lock(&self.state);
         let shm = st.gen.as_ref().map(|g| Arc::clone(&g.shm))?;
         bell::enter_spin(&shm.control().host_bell.spinners);
@@ -391,7 +400,7 @@ impl Lane {
     /// The caller stops spinning: take one last look, under the lock, so a
     /// response the worker published without ringing (it saw us spinning)
     /// is not left for a reactor that sleeps.
-    pub(crate) fn spin_end(&self, shm: Option<Arc<Mapping>>) {
+    fn spin_end(&self, shm: Option<Arc<Mapping>>) {
         if let Some(shm) = shm {
             bell::leave_spin(&shm.control().host_bell.spinners);
             // The last look: the drain's Acquire load of `resp_head`.
@@ -399,15 +408,10 @@ impl Lane {
         }
     }
 
-    /// True on this lane's reactor thread (where wakers of its calls run).
-    pub(crate) fn is_current_thread_reactor(self: &Arc<Self>) -> bool {
-        REACTOR_OF.with(|r| r.get() == Arc::as_ptr(self).addr())
-    }
-
     /// Tells the worker that `call` was aborted, if it is on the worker:
     /// raises the abort word of its slot. (A call still queued in the host
     /// carries the flag in its cell and starts aborted when it is sent.)
-    pub(crate) fn abort_key(&self, key: CallKey) {
+    fn abort_key(&self, key: CallKey) {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
         if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {
@@ -655,4 +659,27 @@ struct Sleep {
 /// is handed to each call as a fresh error with the same kind and message.
 fn clone_error(err: &Error) -> Error {
     Error::of(err.kind(), err.message().to_owned())
+}
+
+impl Route for Lane {
+    fn poll(&self) {
+        Lane::poll(self);
+    }
+
+    fn spin(&self, step: &mut dyn FnMut() -> bool) {
+        let shm = self.spin_begin();
+        while step() {
+            Lane::poll(self);
+        }
+        self.spin_end(shm);
+    }
+
+    fn abort(&self, key: CallKey) {
+        self.abort_key(key);
+    }
+
+    /// True on this lane's reactor thread (where wakers of its calls run).
+    fn is_own_thread(&self) -> bool {
+        REACTOR_OF.with(|r| r.get() == std::ptr::from_ref(self).addr())
+    }
 }

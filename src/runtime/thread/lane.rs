@@ -11,11 +11,11 @@ use std::{
 use crate::{
     call::cell::{CallKey, Header, JobRef},
     sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
+    task::panics::AbortIfPanic,
     transport::{
         ring::{CachePadded, Ring},
         wake::{spin::Backoff, WakeWord},
     },
-    worker::panics::AbortIfPanic,
     Error,
 };
 
@@ -243,7 +243,7 @@ impl Lane {
         };
         job.run();
         if let Some(key) = limit {
-            crate::timer::cancel(key);
+            crate::time::timer::cancel(key);
         }
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +323,7 @@ pub(crate) struct SpinPolicy {
 
 /// Runs as each call starts on a lane (the hard time limit hooks in);
 /// returns the timer entry to cancel when the call returns.
-pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::timer::Key> + 'a;
+pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::time::timer::Key> + 'a;
 
 /// The worker loop of one thread lane, for the thread of `slot`, a worker
 /// of the thread pool named `pool` (see [`super::mark_worker_thread`]).
@@ -343,7 +343,7 @@ pub(crate) fn run_worker(
     // leaving callers waiting on a lane nobody serves.
     let guard = AbortIfPanic;
     lane.wake.register_sleeper();
-    super::mark_worker_thread(pool);
+    crate::role::mark_worker_thread(pool);
     loop {
         // BUSY: run everything queued.
         while let Some(job) = lane.pop() {

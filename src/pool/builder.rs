@@ -2,7 +2,10 @@
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use crate::{Error, Pool};
+use crate::{
+    runtime::{thread, Engine},
+    Error, Pool, ProcessPoolBuilder,
+};
 
 /// Configures and builds a [`Pool`].
 ///
@@ -24,10 +27,10 @@ use crate::{Error, Pool};
 #[must_use = "a builder does nothing until `.build()` is called"]
 pub struct PoolBuilder {
     threads: Option<usize>,
-    pub(crate) queue_capacity: usize,
-    pub(crate) spin_budget: Duration,
-    pub(crate) thread_name: String,
-    pub(crate) hard_timeout: Option<Duration>,
+    queue_capacity: usize,
+    spin_budget: Duration,
+    thread_name: String,
+    hard_timeout: Option<Duration>,
 }
 
 impl Default for PoolBuilder {
@@ -166,9 +169,10 @@ impl PoolBuilder {
     /// see [`ProcessPool`](crate::ProcessPool). The spin budget carries
     /// over; the other thread options do not apply.
     ///
-    /// Linux only: elsewhere this method, [`ProcessPoolBuilder`](crate::ProcessPoolBuilder)
-    /// and [`ProcessPool`](crate::ProcessPool) do not exist, so code that
-    /// uses them goes behind `#[cfg(target_os = "linux")]`.
+    /// Process workers need Linux: elsewhere the same code compiles and
+    /// [`build`](crate::ProcessPoolBuilder::build) fails with a
+    /// [`Startup`](crate::ErrorKind::Startup) error, so a program can fall
+    /// back to a thread pool at run time.
     ///
     /// # Panics
     ///
@@ -180,12 +184,10 @@ impl PoolBuilder {
     /// assert_eq!(pool.processes(), 2);
     /// # Ok::<(), knitting::Error>(())
     /// ```
-    #[cfg(target_os = "linux")]
-    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     #[track_caller]
-    pub fn processes(self, processes: usize) -> crate::ProcessPoolBuilder {
+    pub fn processes(self, processes: usize) -> ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
-        crate::ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout)
+        ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout)
     }
 
     /// Starts the workers.
@@ -202,11 +204,16 @@ impl PoolBuilder {
     /// # Ok::<(), knitting::Error>(())
     /// ```
     pub fn build(self) -> Result<Pool, Error> {
-        Pool::start(&self)
-    }
-
-    pub(crate) fn thread_count(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+        let cfg = thread::Config {
+            threads,
+            queue_capacity: self.queue_capacity,
+            spin_budget: self.spin_budget,
+            thread_name: self.thread_name,
+            hard_timeout: self.hard_timeout,
+        };
+        Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::Threads))
     }
 }

@@ -1,6 +1,9 @@
 //! Tasks: the `Task` trait the `#[task]` attribute implements, task ids, and
 //! the link-time registry that lists every task of the program.
 
+pub(crate) mod imported;
+pub(crate) mod panics;
+
 use std::{collections::HashMap, fmt, time::Duration};
 
 use crate::{Error, Signal};
@@ -411,9 +414,20 @@ where
 pub(crate) mod marks {
     /// The task's argument and output types own their data (the attribute
     /// found no reference or lifetime in them).
+    #[diagnostic::on_unimplemented(
+        message = "task `{Self}` cannot run on a process pool",
+        label = "its arguments or output borrow data",
+        note = "a process call encodes the arguments in the host and decodes them in a worker, and the output the other way round: both must be owned serde types (`Serialize` and `DeserializeOwned`)",
+        note = "for a type that borrows, use an owned type: `String` instead of `&str`, `Vec<T>` instead of `&[T]`"
+    )]
     pub trait NoBorrowedTypes {}
 
     /// The task is not `threads_only`.
+    #[diagnostic::on_unimplemented(
+        message = "task `{Self}` cannot run on a process pool",
+        label = "this task runs on thread pools only",
+        note = "a `threads_only` task runs on thread pools only: remove `threads_only`, or call it on a thread pool"
+    )]
     pub trait NotThreadsOnly {}
 }
 
@@ -425,7 +439,7 @@ pub(crate) mod marks {
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerEntry {
     #[cfg(target_os = "linux")]
-    pub(crate) run: crate::process::worker::EntryFn,
+    pub(crate) run: crate::runtime::process::worker::EntryFn,
     /// [`shape::of`] of the task.
     #[cfg(target_os = "linux")]
     pub(crate) shape: u64,
@@ -486,7 +500,7 @@ pub(crate) mod probe {
         fn knitting_entry(&self) -> Option<WorkerEntry> {
             #[cfg(target_os = "linux")]
             return Some(WorkerEntry {
-                run: crate::process::worker::entry::<T>,
+                run: crate::runtime::process::worker::entry::<T>,
                 shape: super::shape::of::<T>(),
                 types: (
                     std::any::type_name::<T::Args>(),
@@ -530,7 +544,6 @@ pub(crate) mod probe {
 /// with another name (`WorkerStats` for `Stats`) does not match, even with
 /// the same fields. Names come from the compiler; host and worker built by
 /// one toolchain always agree.
-#[cfg(target_os = "linux")]
 pub(crate) mod shape {
     use std::{
         any::TypeId,

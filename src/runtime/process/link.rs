@@ -301,7 +301,7 @@ impl Gen {
             let outcome = if status == u64::from(shm::STATUS_OK) {
                 Ok(&scratch[..])
             } else {
-                Err(super::wire::decode::<WireError>(scratch)
+                Err(crate::payload::codec::decode::<WireError>(scratch)
                     .map(Error::from_wire)
                     .map_err(|e| Violation {
                         why: format!("response {seq} holds an undecodable error: {e}"),

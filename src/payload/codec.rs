@@ -8,7 +8,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::shm::Window;
+use super::Window;
 
 /// A postcard flavor over an arena window that counts what does not fit.
 struct Region<'w, 'm> {

@@ -1,0 +1,271 @@
+//! The thread runtime: worker threads of this process, one per lane.
+//!
+//! - [`lane`]: a lane's queue (a lock-free ring of one-pointer jobs), its
+//!   wake word, the worker loop and the rule for retiring a thread;
+//! - this module: starting the workers, handing them calls, hard time
+//!   limits (a thread cannot be killed: its lane gets a fresh thread) and
+//!   shutdown.
+
+pub(crate) mod lane;
+
+use std::{
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use self::lane::{run_worker, Exit, Lane, SlotId, SpinPolicy};
+use crate::{
+    call::cell::{CallKey, CallRef, JobRef},
+    sync::{countdown::Countdown, AtomicBool, AtomicUsize, Ordering},
+    transport::{ring::CachePadded, wake::Notified},
+    Error, LaneStats,
+};
+
+/// What a thread runtime is built from (the thread half of
+/// [`PoolBuilder`](crate::PoolBuilder)).
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) threads: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) spin_budget: Duration,
+    pub(crate) thread_name: String,
+    pub(crate) hard_timeout: Option<Duration>,
+}
+
+/// A running thread runtime.
+pub(crate) struct Runtime {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    lanes: Box<[Lane]>,
+    /// Set once, when shutdown begins.
+    closed: AtomicBool,
+    /// Set once, when a shutdown stops waiting and fails what is left.
+    abandoned: AtomicBool,
+    next_lane: CachePadded<AtomicUsize>,
+    /// One per lane: a retired thread hands its count to its replacement.
+    live_workers: Countdown,
+    spin: SpinPolicy,
+    thread_name: String,
+    hard_timeout: Option<Duration>,
+    /// Worker threads by lane and slot; a shutdown joins the current ones
+    /// (a retired thread may still be running its task).
+    threads: Mutex<Vec<(usize, SlotId, JoinHandle<()>)>>,
+}
+
+impl Runtime {
+    pub(crate) fn start(cfg: Config) -> Result<Self, Error> {
+        crate::task::panics::install_hook();
+        let threads = cfg.threads;
+        let shared = Arc::new(Shared {
+            lanes: (0..threads)
+                .map(|_| Lane::new(cfg.queue_capacity))
+                .collect(),
+            closed: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            next_lane: CachePadded(AtomicUsize::new(0)),
+            live_workers: Countdown::new(threads),
+            spin: SpinPolicy {
+                budget: cfg.spin_budget,
+            },
+            thread_name: cfg.thread_name,
+            hard_timeout: cfg.hard_timeout,
+            threads: Mutex::new(Vec::with_capacity(threads)),
+        });
+        for index in 0..threads {
+            if let Err(err) = Shared::spawn_worker(&shared, index) {
+                // Wind down the workers already started before failing.
+                shared.live_workers.set(index);
+                shared.close();
+                return Err(Error::build(format!(
+                    "could not start worker thread {index}: {err}"
+                )));
+            }
+        }
+        Ok(Self { shared })
+    }
+
+    /// Queues `job` (whose handle holds `call`) on a lane; returns the
+    /// pool's id, the call's home for the nested-call rule.
+    #[inline]
+    pub(crate) fn submit(&self, call: &CallRef, job: JobRef) -> usize {
+        let shared = &*self.shared;
+        let lane = shared.pick_lane();
+        lane.push(job);
+        if lane.wake.notify() == Notified::Exited {
+            // Shutdown raced with this call and the lane's worker is gone:
+            // fail the call unless the worker claimed it on its way out.
+            call.fail_queued(Error::closed());
+        }
+        shared.id()
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.shared.lanes.len()
+    }
+
+    pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {
+        self.shared
+            .lanes
+            .iter()
+            .map(|lane| LaneStats {
+                in_flight: lane.in_flight(),
+                completed: lane.completed(),
+                pid: None,
+                restarts: lane.retired(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire: pairs with `close`; callers use it as the fast path of
+        // the closed check (the lane's wake word decides the race).
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.shared.close();
+    }
+
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.shared.live_workers.wait(deadline)
+    }
+
+    pub(crate) fn join(&self) {
+        let handles = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (lane, slot, handle) in handles {
+            // A retired thread may still run its task: it is left alone
+            // (detached), as documented for hard time limits.
+            if self.shared.lanes[lane].is_current(slot) {
+                // A worker thread never unwinds (runtime code aborts
+                // instead), so a join error carries nothing worth reporting.
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// Fails every call still queued or running; a thread stuck in a task
+    /// is left to finish on its own (no thread can be killed safely).
+    pub(crate) fn abandon(&self) -> usize {
+        // SeqCst: see `Lane::run`.
+        self.shared.abandoned.store(true, Ordering::SeqCst);
+        self.shared
+            .lanes
+            .iter()
+            .map(|lane| lane.fail_all(Error::closed))
+            .sum()
+    }
+}
+
+impl Shared {
+    /// Starts a worker thread for lane `index`, with a fresh slot.
+    fn spawn_worker(shared: &Arc<Self>, index: usize) -> std::io::Result<()> {
+        let slot = shared.lanes[index].new_slot();
+        let worker_shared = Arc::clone(shared);
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{index}", shared.thread_name))
+            .spawn(move || {
+                let shared = worker_shared;
+                let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
+                let exit = run_worker(
+                    &shared.lanes[index],
+                    slot,
+                    shared.id(),
+                    &shared.closed,
+                    &shared.abandoned,
+                    shared.spin,
+                    &on_start,
+                );
+                // A retired thread's count went to its replacement.
+                if exit == Exit::Done {
+                    shared.live_workers.count_down();
+                }
+            })?;
+        shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((index, slot, handle));
+        Ok(())
+    }
+
+    /// As a call starts on lane `index` (thread of `slot`): if it has a hard
+    /// time limit, ask the timer to retire the thread when it passes.
+    /// Returns the timer entry, for the lane to cancel when the call
+    /// returns.
+    fn arm_hard_limit(
+        self: &Arc<Self>,
+        index: usize,
+        slot: SlotId,
+        job: &JobRef,
+    ) -> Option<crate::time::timer::Key> {
+        let limit = job.hard_timeout().or(self.hard_timeout)?;
+        let shared = Arc::clone(self);
+        let call = job.key();
+        Some(crate::time::timer::schedule(
+            crate::time::clock::nanos_after(limit),
+            crate::time::timer::Action::HardLimit(Box::new(move || {
+                shared.retire(index, slot, call, limit);
+            })),
+        ))
+    }
+
+    /// Names this pool while it lives (its address; never 0), for the
+    /// worker threads' nested-call rule.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
+    /// The hard time limit of `call` on lane `index` passed: if the
+    /// lane's thread of `slot` still runs it, fail the call, raise its
+    /// signal, and give the lane a fresh thread. The runaway thread exits
+    /// when its task returns.
+    fn retire(self: &Arc<Self>, index: usize, slot: SlotId, call: CallKey, limit: Duration) {
+        let lane = &self.lanes[index];
+        let Some(job) = lane.retire(slot, call) else {
+            return;
+        };
+        // Fail first, then tell the task: a task that stops at once must
+        // not beat the hard limit's error.
+        job.fail(Error::hard_timeout(
+            limit,
+            "a thread cannot be stopped: its lane got a fresh worker thread, and the \
+             runaway one is left to finish on its own (its result is dropped)",
+        ));
+        job.raise();
+        drop(job);
+        if let Err(err) = Shared::spawn_worker(self, index) {
+            // No thread for this lane: fail what waits there, and count the
+            // lane's worker as gone so that shutdown does not wait for it.
+            lane.fail_all(|| {
+                Error::build(format!("could not replace worker thread {index}: {err}"))
+            });
+            self.live_workers.count_down();
+        }
+    }
+
+    #[inline]
+    fn pick_lane(&self) -> &Lane {
+        // Relaxed: only spreads calls; no data hangs on the counter.
+        let ticket = || self.next_lane.0.fetch_add(1, Ordering::Relaxed);
+        crate::dispatch::pick_lane(&self.lanes, ticket, |_| true, Lane::is_idle)
+    }
+
+    fn close(&self) {
+        // SYNC POINT: Release pairs with the workers' Acquire load in
+        // `run_worker`.
+        self.closed.store(true, Ordering::Release);
+        for lane in self.lanes.iter() {
+            // A worker that already exited needs no wake-up.
+            let _ = lane.wake.notify();
+        }
+    }
+}
