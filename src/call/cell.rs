@@ -738,5 +738,7 @@ impl Drop for CallRef {
     }
 }
 
+#[cfg(all(test, knitting_loom))]
+mod loom;
 #[cfg(all(test, not(knitting_loom)))]
 mod tests;
