@@ -179,7 +179,7 @@ mod bell {
         thread,
     };
 
-    use crate::{process::bell, sync::Ordering};
+    use crate::{runtime::process::bell, sync::Ordering};
 
     fn futex_wait(word: &AtomicU32, seen: u32) {
         if word.load(Ordering::Acquire) == seen {

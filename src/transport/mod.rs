@@ -6,3 +6,6 @@
 
 pub(crate) mod ring;
 pub(crate) mod wake;
+
+#[cfg(all(test, knitting_loom))]
+mod loom;
