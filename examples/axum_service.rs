@@ -13,13 +13,13 @@
 //! (`#[tokio::main] async fn main` starts it before `main`'s first line).
 //! The runtime comes with `serve`, an `async fn` marked `#[tokio::main]`.
 //!
-//! The pool lives in the router's state, behind an `Arc`: handlers share
-//! it, and each `.await`s its calls like any other future.
+//! The pool lives in the router's state: a `Pool` is a cheap handle, so
+//! axum clones it for each request (no `Arc`), and each handler `.await`s
+//! its calls like any other future.
 
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
-    sync::Arc,
     time::Duration,
 };
 
@@ -48,7 +48,7 @@ fn checksum(body: ByteBuf) -> u32 {
         .fold(0u32, |sum, &b| sum.rotate_left(5) ^ u32::from(b))
 }
 
-type Shared = Arc<ProcessPool>;
+type Shared = ProcessPool;
 
 /// The calls end with a value or a `knitting::Error`; the error goes back
 /// to the client as a 500 with its message.
@@ -90,12 +90,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn serve(self_test: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let pool: Shared = Arc::new(knitting::Pool::builder().processes(2).build()?);
+    let pool: Shared = knitting::Pool::builder().processes(2).build()?;
     // Loopback only: this demo is not meant to be reachable from outside.
     let port = if self_test { 0 } else { 3000 };
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let address = listener.local_addr()?;
-    let server = axum::serve(listener, app(Arc::clone(&pool)));
+    let server = axum::serve(listener, app(pool.clone()));
     if !self_test {
         println!("listening on http://{address} (try /square/12)");
         server.await?;
