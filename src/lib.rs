@@ -179,6 +179,7 @@ mod role;
 mod runtime;
 mod signal;
 mod sync;
+mod sys;
 mod task;
 mod time;
 mod transport;

@@ -25,7 +25,7 @@ const SOURCES: &[&str] = &[
     "src/pool/stats.rs",
     "src/runtime/mod.rs",
     "src/call/mod.rs",
-    "src/error.rs",
+    "src/error/mod.rs",
     "src/signal.rs",
     "src/task/mod.rs",
     "src/task/imported.rs",

@@ -402,6 +402,8 @@ unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
 
 /// Adds one reference ([`VTable::clone_ref`]).
 ///
+/// # Safety
+///
 /// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
 /// the caller holds one of its references for the whole call.
 unsafe fn clone_ref<T: Task>(ptr: NonNull<Header>) {
@@ -433,6 +435,14 @@ unsafe fn task_name<T: Task>(ptr: NonNull<Header>) -> &'static str {
     unsafe { Cell::<T>::from_header(ptr) }.task.info().name()
 }
 
+/// # Safety
+///
+/// `ptr` must be kept alive by a reference its caller holds.
+pub(super) unsafe fn header<'a>(ptr: NonNull<Header>) -> &'a Header {
+    // SAFETY: per the contract, the cell (and its header) is alive.
+    unsafe { ptr.as_ref() }
+}
+
 fn drop_quietly<V>(value: V) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
@@ -441,302 +451,8 @@ mod remote;
 use remote::unsend;
 pub(crate) use remote::{Encoded, RemoteOps};
 
-/// Names one call: its cell's address. Unique among the calls alive at
-/// one time, so it identifies a call only while a reference to it is held
-/// (a later call may reuse the address). Never dereferenced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(transparent)]
-pub(crate) struct CallKey(usize);
-
-impl CallKey {
-    /// The key of the call whose header is at `ptr` (a raw reference from
-    /// [`JobRef::into_raw`], say).
-    pub(crate) fn of(ptr: *const Header) -> Self {
-        Self(ptr.addr())
-    }
-}
-
-/// The queue's reference to a call: one pointer wide.
-#[derive(Debug)]
-pub(crate) struct JobRef(NonNull<Header>);
-
-// SAFETY: a job only moves arguments (`T::Args: Send`) and the result
-// (`T::Output: Send`) between threads; the header is made of atomics.
-unsafe impl Send for JobRef {}
-
-impl JobRef {
-    /// Runs the call here, then releases the reference.
-    pub(crate) fn run(self) {
-        let ptr = self.0;
-        std::mem::forget(self);
-        // SAFETY: we owned one reference and hand it to `run`, which
-        // releases it; the vtable matches the cell's type.
-        unsafe { (header(ptr).vtable.run)(ptr) }
-    }
-
-    /// Fails the call with `error` unless it already ended.
-    pub(crate) fn fail(&self, error: Error) -> bool {
-        // SAFETY: we hold a reference.
-        unsafe { (header(self.0).vtable.fail)(self.0, error, false) }
-    }
-
-    /// Encodes a queued call's arguments into `window` (at most `max`
-    /// bytes) and marks it `SENT`: a process worker has it now. The
-    /// arguments stay in the cell, so that [`unsend`](Self::unsend) and a
-    /// second `encode` can send the call to another worker from the
-    /// caller's own value (never from bytes a worker could have rewritten).
-    /// See [`Encoded`] for the outcomes; `Cancelled` also for a call that
-    /// is not queued.
-    pub(crate) fn encode(&self, ops: &RemoteOps, window: &mut Window<'_>, max: usize) -> Encoded {
-        // SAFETY: we hold a reference; `ops` belong to the cell's task type
-        // (the pool takes both from the same `T`).
-        unsafe { (ops.encode)(self.0, window, max) }
-    }
-
-    /// Takes a `SENT` call back (`SENT → QUEUED`), so that it can be
-    /// encoded again, for example for a replacement worker. False if the
-    /// call is not `SENT`: it ended, or is being completed, meanwhile.
-    pub(crate) fn unsend(&self) -> bool {
-        // SAFETY: we hold a reference.
-        unsafe { unsend(self.0) }
-    }
-
-    /// True while no worker or lane has claimed the call (a racy hint).
-    pub(crate) fn is_queued(&self) -> bool {
-        // Relaxed: a hint; the claims themselves decide.
-        // SAFETY: we hold a reference.
-        unsafe { header(self.0) }.state.load(Ordering::Relaxed) == QUEUED
-    }
-
-    /// Completes the call from its response (bytes to decode, or an
-    /// error). Returns the waker to wake once the caller's locks are free.
-    pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) -> Option<Waker> {
-        // SAFETY: as for `encode`.
-        unsafe { (ops.complete)(self.0, outcome) }
-    }
-
-    /// True once the call's signal was raised (abort, cancel, drop).
-    pub(crate) fn is_aborted(&self) -> bool {
-        // SAFETY: we hold a reference.
-        unsafe { header(self.0) }.signal.aborted()
-    }
-
-    /// Ends the call with its task's timed-out outcome (the `default`
-    /// value, or a timeout error) if its deadline is still `at` and it has
-    /// not ended; raises its signal either way. True if it ended it.
-    pub(crate) fn time_out(&self, at: u64) -> bool {
-        // SAFETY: we hold a reference.
-        let header = unsafe { header(self.0) };
-        // Relaxed: the deadline word only picks which timer entry counts;
-        // the completion claim below is what synchronizes.
-        if header.deadline.load(Ordering::Relaxed) != at {
-            return false;
-        }
-        // End the call first, then tell the task: an abort-aware task that
-        // returns at once must not beat the deadline's outcome.
-        // SAFETY: we hold a reference; the vtable matches the cell.
-        let ended = unsafe { (header.vtable.time_out)(self.0) };
-        header.signal.raise();
-        ended
-    }
-
-    /// The task's own hard time limit.
-    pub(crate) fn hard_timeout(&self) -> Option<Duration> {
-        // SAFETY: we hold a reference; the vtable matches the cell.
-        unsafe { (header(self.0).vtable.hard_timeout)(self.0) }
-    }
-
-    /// Raises the call's signal.
-    pub(crate) fn raise(&self) {
-        // SAFETY: we hold a reference.
-        unsafe { header(self.0) }.signal.raise();
-    }
-
-    /// Identifies the call while a reference is held.
-    pub(crate) fn key(&self) -> CallKey {
-        CallKey::of(self.0.as_ptr())
-    }
-
-    /// A second reference to the same call.
-    pub(crate) fn clone_ref(&self) -> JobRef {
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (header(self.0).vtable.clone_ref)(self.0) };
-        JobRef(self.0)
-    }
-
-    /// Gives up ownership of the reference as a raw pointer.
-    pub(crate) fn into_raw(self) -> *mut Header {
-        let ptr = self.0.as_ptr();
-        std::mem::forget(self);
-        ptr
-    }
-
-    /// Takes back a reference given up with [`into_raw`](Self::into_raw).
-    ///
-    /// # Safety
-    ///
-    /// `ptr` came from `into_raw` and is taken back once.
-    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> JobRef {
-        JobRef(ptr)
-    }
-}
-
-impl Drop for JobRef {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { (header(self.0).vtable.drop_ref)(self.0) }
-    }
-}
-
-/// # Safety
-///
-/// `ptr` must be kept alive by a reference its caller holds.
-unsafe fn header<'a>(ptr: NonNull<Header>) -> &'a Header {
-    // SAFETY: per the contract, the cell (and its header) is alive.
-    unsafe { ptr.as_ref() }
-}
-
-/// The handle's reference to a call.
-pub(crate) struct CallRef(NonNull<Header>);
-
-// SAFETY: as for `JobRef`; the handle only takes the result, which is
-// `T::Output: Send`.
-unsafe impl Send for CallRef {}
-// SAFETY: `&CallRef` only touches atomics (state, signal, waker).
-unsafe impl Sync for CallRef {}
-
-impl CallRef {
-    /// Allocates the cell for one call and returns the handle's and the
-    /// queue's references.
-    pub(crate) fn new<T: Task>(task: T, args: T::Args) -> (CallRef, JobRef) {
-        let cell = Arc::new(Cell::<T> {
-            header: Header {
-                state: AtomicU32::new(QUEUED),
-                signal: Signal::new(),
-                waker: AtomicWaker::new(),
-                deadline: AtomicU64::new(0),
-                timer: AtomicU64::new(0),
-                vtable: &Cell::<T>::VTABLE,
-            },
-            task,
-            args: UnsafeCell::new(MaybeUninit::new(args)),
-            result: UnsafeCell::new(MaybeUninit::uninit()),
-        });
-        let job = Arc::clone(&cell);
-        let ptr = |arc: Arc<Cell<T>>| {
-            // SAFETY: `Arc::into_raw` never returns null.
-            unsafe { NonNull::new_unchecked(Arc::into_raw(arc).cast_mut()) }.cast::<Header>()
-        };
-        (CallRef(ptr(cell)), JobRef(ptr(job)))
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: the handle holds a reference.
-        unsafe { header(self.0) }
-    }
-
-    /// True once the result is ready to take.
-    #[inline]
-    pub(crate) fn is_done(&self) -> bool {
-        // SYNC POINT: Acquire pairs with `publish`'s Release store of DONE.
-        self.header().state.load(Ordering::Acquire) == DONE
-    }
-
-    /// Registers `waker` to be woken when the call completes.
-    pub(crate) fn register(&self, waker: &Waker) {
-        self.header().waker.register(waker);
-    }
-
-    /// Moves the result out.
-    ///
-    /// # Safety
-    ///
-    /// [`is_done`](Self::is_done) returned true, the result was not taken
-    /// yet, and `R` is the `Output` type of the cell's task.
-    pub(crate) unsafe fn take<R>(&self) -> Result<R, Error> {
-        let mut out = MaybeUninit::<Result<R, Error>>::uninit();
-        // SAFETY: the caller vouches for DONE, single take, and `R`.
-        unsafe { (self.header().vtable.take)(self.0, out.as_mut_ptr().cast()) };
-        // SAFETY: `take` wrote the value.
-        unsafe { out.assume_init() }
-    }
-
-    /// Sets the call's deadline (shared-clock nanoseconds) and returns a
-    /// reference for the timer.
-    pub(crate) fn set_deadline(&self, at: u64) -> JobRef {
-        // Relaxed: see `JobRef::time_out`.
-        self.header().deadline.store(at, Ordering::Relaxed);
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (self.header().vtable.clone_ref)(self.0) };
-        JobRef(self.0)
-    }
-
-    /// Makes timer entry `key` the call's deadline entry: cancels the one
-    /// it replaces, and `key` itself if the call has ended already (its
-    /// end cancelled whatever entry it found then).
-    pub(crate) fn attach_timer(&self, key: crate::time::timer::Key) {
-        let header = self.header();
-        // AcqRel: pairs with the swap in `publish_quietly` (see there).
-        crate::time::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
-        // Acquire: if the call's end swapped the key before us, our swap
-        // synchronized with it and this load sees DONE (or TAKEN).
-        if matches!(header.state.load(Ordering::Acquire), DONE | TAKEN) {
-            crate::time::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
-        }
-    }
-
-    /// Runs the call on this thread if no worker has started it (the
-    /// waiter's claim, `QUEUED → RUNNING`); the queue's reference stays
-    /// queued and finds the call started. True if the call is done now.
-    pub(crate) fn run_here(&self) -> bool {
-        // Relaxed: a hint; `run` makes the claim.
-        if self.header().state.load(Ordering::Relaxed) != QUEUED {
-            return false;
-        }
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (self.header().vtable.clone_ref)(self.0) };
-        let job = JobRef(self.0);
-        job.run();
-        // Acquire: pairs with `publish`; whether it ran here or elsewhere,
-        // it is done once DONE shows.
-        self.is_done()
-    }
-
-    /// Identifies the call while a reference is held.
-    pub(crate) fn key(&self) -> CallKey {
-        CallKey::of(self.0.as_ptr())
-    }
-
-    /// Raises the call's abort signal.
-    pub(crate) fn abort(&self) {
-        self.header().signal.raise();
-    }
-
-    /// Fails the call with `error` unless it already ended.
-    pub(crate) fn fail(&self, error: Error) -> bool {
-        // SAFETY: we hold a reference.
-        unsafe { (self.header().vtable.fail)(self.0, error, false) }
-    }
-
-    /// Fails the call with `error` if no worker has started it.
-    pub(crate) fn fail_queued(&self, error: Error) -> bool {
-        // SAFETY: we hold a reference.
-        unsafe { (self.header().vtable.fail)(self.0, error, true) }
-    }
-
-    /// The name of the call's task.
-    pub(crate) fn task_name(&self) -> &'static str {
-        // SAFETY: we hold a reference; the vtable matches the cell.
-        unsafe { (self.header().vtable.task_name)(self.0) }
-    }
-}
-
-impl Drop for CallRef {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { (header(self.0).vtable.drop_ref)(self.0) }
-    }
-}
+mod refs;
+pub(crate) use refs::{CallKey, CallRef, JobRef};
 
 #[cfg(all(test, knitting_loom))]
 mod loom;

@@ -257,7 +257,6 @@ fn loom_passed_deadline_wins_over_run_and_shutdown() {
     });
 }
 
-#[cfg(target_os = "linux")]
 mod process {
     //! A process lane's steps: encode (`QUEUED → ENCODING → SENT`), take
     //! back (`unsend`) and complete from a response. The encoder is the

@@ -152,7 +152,6 @@ impl Drop for Counted {
     }
 }
 
-#[cfg(target_os = "linux")]
 impl serde::Serialize for Counted {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(s)
@@ -195,18 +194,15 @@ fn drops(counter: &std::sync::atomic::AtomicUsize) -> usize {
 /// The encoder's state machine without a shared mapping (Miri runs
 /// it): `encode` gets the arguments by reference, as the window
 /// encoder does.
-#[cfg(target_os = "linux")]
 fn encode_here(job: &JobRef, encode: impl FnOnce(&Counted) -> Result<Encoded, Error>) -> Encoded {
     // SAFETY: `job` holds a reference to a `Cell<Remote>`.
     unsafe { Cell::<Remote>::from_header(job.0) }.encode_with(encode)
 }
 
-#[cfg(target_os = "linux")]
 fn response(value: u64) -> Vec<u8> {
     crate::payload::codec::encode_vec(&value).unwrap()
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_sent_call_keeps_its_arguments_until_it_completes_and_can_be_sent_again() {
     let ops = RemoteOps::of::<Remote>();
@@ -233,7 +229,6 @@ fn a_sent_call_keeps_its_arguments_until_it_completes_and_can_be_sent_again() {
     assert_eq!(drops(&counter), 1, "dropped exactly once");
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_sent_call_that_is_cancelled_drops_its_arguments_once() {
     let ops = RemoteOps::of::<Remote>();
@@ -253,7 +248,6 @@ fn a_sent_call_that_is_cancelled_drops_its_arguments_once() {
     assert_eq!(drops(&counter), 1);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_call_that_ends_while_it_is_encoded_leaves_its_arguments_to_the_encoder() {
     let (call, job, counter) = counted(5);
@@ -273,7 +267,6 @@ fn a_call_that_ends_while_it_is_encoded_leaves_its_arguments_to_the_encoder() {
     assert_eq!(drops(&counter), 1);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_failed_encoding_fails_the_call_and_drops_the_arguments_once() {
     let (call, job, counter) = counted(5);
@@ -292,7 +285,6 @@ fn a_failed_encoding_fails_the_call_and_drops_the_arguments_once() {
     assert_eq!(drops(&counter), 1);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_sent_call_dropped_unanswered_drops_its_arguments_with_the_cell() {
     let (call, job, counter) = counted(5);
@@ -308,7 +300,6 @@ fn a_sent_call_dropped_unanswered_drops_its_arguments_with_the_cell() {
     assert_eq!(drops(&counter), 1);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 #[cfg_attr(miri, ignore = "maps shared memory")]
 fn encoding_into_a_shared_window_leaves_the_arguments_in_place() {
@@ -331,7 +322,6 @@ fn encoding_into_a_shared_window_leaves_the_arguments_in_place() {
     assert_eq!(unsafe { call.take::<u64>() }.unwrap(), 600);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn a_response_after_the_deadline_ends_the_call_timed_out() {
     let ops = RemoteOps::of::<Remote>();

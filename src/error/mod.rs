@@ -1,6 +1,10 @@
 //! `knitting::Error`: how every call that does not produce its value ends.
 
+mod wire;
+
 use std::{error::Error as StdError, fmt, time::Duration};
+
+pub(crate) use self::wire::WireError;
 
 /// What went wrong with a call or a pool.
 ///
@@ -385,67 +389,6 @@ impl Error {
         )
     }
 
-    /// The error as it crosses from a worker process to the host.
-    pub(crate) fn to_wire(&self) -> WireError {
-        let mut chain = Vec::new();
-        let mut next = self.inner.source.as_ref();
-        while let Some(link) = next {
-            chain.push(link.message.clone());
-            next = link.source.as_deref();
-        }
-        WireError {
-            kind: self.inner.kind.wire_code(),
-            message: self.inner.message.clone(),
-            location: self.inner.location.clone(),
-            backtrace: self.backtrace().map(str::to_owned),
-            chain,
-        }
-    }
-
-    /// Rebuilds an error a worker process sent. Unknown kinds (a newer
-    /// worker) arrive as [`ErrorKind::Protocol`].
-    pub(crate) fn from_wire(wire: WireError) -> Self {
-        let kind = ErrorKind::from_wire_code(wire.kind).unwrap_or(ErrorKind::Protocol);
-        let mut err = Self::new(kind, wire.message);
-        err.inner.location = wire.location;
-        err.inner.backtrace = wire.backtrace.map(Trace::from_text);
-        let mut source: Option<Box<RemoteError>> = None;
-        for message in wire.chain.into_iter().rev() {
-            source = Some(Box::new(RemoteError { message, source }));
-        }
-        err.inner.source = source.map(|b| *b);
-        err
-    }
-
-    /// The outcome of a process call of task `T` called `name`, as the host
-    /// hands it to the caller: it names the task, and the two errors a
-    /// worker builds from the request alone get what only the host knows
-    /// (the task's name, the host's types).
-    pub(crate) fn for_process_call<T: crate::Task>(mut self, name: &'static str) -> Self {
-        use crate::task::shape::stripped;
-        match self.inner.kind {
-            ErrorKind::UnknownTask => {
-                self.inner.message = format!(
-                    "the worker program has no task `{name}` (id {}) that runs on process workers: \
-                     check the name here and in the worker's `#[task(name = \"...\")]`, \
-                     and that the task is not `threads_only` there",
-                    crate::TaskId::of(name)
-                );
-            }
-            ErrorKind::TypeMismatch => {
-                self.inner.message = format!(
-                    "this host declares `{name}` as taking `{}` and returning `{}`, but {}; \
-                     declare the worker's types here (type names count without their module paths)",
-                    stripped(std::any::type_name::<T::Args>()),
-                    stripped(std::any::type_name::<T::Output>()),
-                    self.inner.message
-                );
-            }
-            _ => {}
-        }
-        self.with_task(name)
-    }
-
     pub(crate) fn duplicate_task(message: String) -> Self {
         Self::new(ErrorKind::DuplicateTask, message)
     }
@@ -482,47 +425,6 @@ impl Error {
         out.inner.source = Some(remote);
         out
     }
-}
-
-impl ErrorKind {
-    /// Wire codes: the index in this list. Append only.
-    const WIRE: [ErrorKind; 16] = [
-        ErrorKind::Task,
-        ErrorKind::Panic,
-        ErrorKind::Closed,
-        ErrorKind::Cancelled,
-        ErrorKind::Timeout,
-        ErrorKind::DuplicateTask,
-        ErrorKind::Build,
-        ErrorKind::TooLarge,
-        ErrorKind::Codec,
-        ErrorKind::UnknownTask,
-        ErrorKind::WorkerDied,
-        ErrorKind::Protocol,
-        ErrorKind::Startup,
-        ErrorKind::Unsupported,
-        ErrorKind::HardTimeout,
-        ErrorKind::TypeMismatch,
-    ];
-
-    fn wire_code(self) -> u8 {
-        Self::WIRE.iter().position(|k| *k == self).unwrap_or(0) as u8
-    }
-
-    fn from_wire_code(code: u8) -> Option<Self> {
-        Self::WIRE.get(usize::from(code)).copied()
-    }
-}
-
-/// An [`Error`] as a worker process encodes it for the host.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct WireError {
-    kind: u8,
-    message: String,
-    location: Option<String>,
-    backtrace: Option<String>,
-    /// The source chain's messages, outermost first.
-    chain: Vec<String>,
 }
 
 impl fmt::Display for Error {
