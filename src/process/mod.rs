@@ -19,6 +19,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod bell;
+pub(crate) mod channel;
 pub(crate) mod check;
 pub(crate) mod futex;
 pub(crate) mod handover;
