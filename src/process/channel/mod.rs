@@ -32,10 +32,12 @@
 //!
 //! # Trust
 //!
-//! Nothing here trusts the peer: every word it wrote is read once, into
-//! this side's own copy, and a count that makes no sense is ignored
-//! ([`Producer::sync_consumed`]) or refused ([`Consumer::take_checked`],
-//! with the host's checks of `check.rs`).
+//! Every word the peer wrote is read once, into this side's own copy, so a
+//! peer that rewrites it afterwards changes nothing. A consumed count that
+//! makes no sense is ignored ([`Producer::sync_consumed`]); the host's take
+//! of responses refuses a broken set outright ([`Consumer::take_checked`],
+//! with the checks of `check.rs`). What a request's fields point at is the
+//! worker's to check (it trusts the host, but bounds-checks the range).
 
 use std::sync::atomic::Ordering;
 
