@@ -415,7 +415,7 @@ impl Lane {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
         if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {
-            let seq = gen.resp_tail + position as u64;
+            let seq = gen.resp_tail() + position as u64;
             let index = (seq % gen.slots()) as usize;
             // Relaxed: a flag without data; the task polls it.
             gen.shm.aborts()[index].store(1, Ordering::Relaxed);
@@ -554,9 +554,7 @@ impl Lane {
         let control = gen.shm.control();
         // A consumed count that a task overwrote is written again (the
         // worker ignores one that makes no sense, and would wait for room).
-        // Relaxed: compared with the host's own copy only.
-        if control.resp_tail.load(Ordering::Relaxed) != gen.resp_tail {
-            bell::publish(&*control.resp_tail, gen.resp_tail);
+        if gen.repair_consumed() {
             bell::ring(&control.worker_bell);
         }
         let seen = bell::arm(&control.host_bell.word, &control.host_bell.sleeping, || {

@@ -1,7 +1,7 @@
 //! The host's side of one worker's mapping: sending calls into the
 //! request ring and arena, and taking responses out of the response ring
 //! and arena, with every worker-written word read once and checked
-//! (`check.rs`) before use.
+//! (`check.rs`) before use. The rings themselves are `channel.rs`.
 
 use std::{
     collections::VecDeque,
@@ -14,7 +14,8 @@ use std::{
 use super::{
     arena::{Ring, Span},
     bell,
-    check::{Answer, Expect, Violation},
+    channel::{Consumer, Producer, Request, Requests, Responses},
+    check::{Answer, Violation},
     host::Config,
     shm::{self, Dir, Mapping, TaskKey},
 };
@@ -62,10 +63,10 @@ pub(crate) struct Gen {
     pub(crate) shm: Arc<Mapping>,
     pub(crate) child: Child,
     pub(crate) pid: u32,
-    /// Requests published (the host's own copy of `req_head`).
-    pub(crate) req_head: u64,
-    /// Responses consumed (the host's own copy of `resp_tail`).
-    pub(crate) resp_tail: u64,
+    /// The request ring's producer: requests published.
+    req: Producer,
+    /// The response ring's consumer: responses consumed.
+    resp: Consumer,
     /// Where the arguments of the calls in flight are, and where the next
     /// go: the host's own record, never read back from the mapping.
     pub(crate) req_ring: Ring,
@@ -92,8 +93,8 @@ impl Gen {
             shm,
             child,
             pid,
-            req_head: 0,
-            resp_tail: 0,
+            req: Producer::new(),
+            resp: Consumer::new(),
             req_ring: Ring::new(arena),
             inflight: VecDeque::new(),
             front_since: now,
@@ -108,11 +109,26 @@ impl Gen {
         self.shm.layout().slots as u64
     }
 
+    /// Responses consumed so far (the host's own count): the call in
+    /// flight at position `i` is request `resp_tail() + i`.
+    pub(crate) fn resp_tail(&self) -> u64 {
+        self.resp.tail()
+    }
+
+    /// Writes the consumed count again if a task overwrote it (the worker
+    /// ignores one that makes no sense, and would wait for room). True when
+    /// it did: the worker must be rung.
+    pub(crate) fn repair_consumed(&self) -> bool {
+        self.resp.repair(&Responses(&self.shm))
+    }
+
     /// Sends `q` now if the ring and the arena have room; hands it back
     /// otherwise.
     pub(crate) fn try_send(&mut self, q: Queued, cfg: &Config) -> Option<Queued> {
         let (max_payload, pool_hard) = (cfg.max_payload, cfg.hard_timeout);
-        if self.broken || self.req_head - self.resp_tail >= self.slots() {
+        // Request slot `seq % slots` is free once response `seq - slots`
+        // was consumed (the worker answers in order).
+        if self.broken || self.req.head() - self.resp.tail() >= self.slots() {
             return Some(q);
         }
         match q {
@@ -180,21 +196,21 @@ impl Gen {
         span: Span,
         pool_hard: Option<Duration>,
     ) {
-        let seq = self.req_head;
-        let index = (seq % self.slots()) as usize;
-        let slot = &self.shm.req_slots()[index];
-        // Relaxed: published by the Release store of `seq` below.
-        slot.task.store(task.id, Ordering::Relaxed);
-        slot.shape.store(task.shape, Ordering::Relaxed);
-        slot.offset.store(span.offset as u64, Ordering::Relaxed);
-        slot.len.store(span.len as u64, Ordering::Relaxed);
-        // Relaxed: published with the slot; a call aborted before it was
-        // sent starts aborted.
+        let index = (self.req.head() % self.slots()) as usize;
+        // Relaxed: published with the slot (written before it, see
+        // `Producer::publish`); a call aborted before it was sent starts
+        // aborted.
         self.shm.aborts()[index].store(u32::from(job.is_aborted()), Ordering::Relaxed);
-        // SYNC POINT: the slot's fields and the argument bytes, for the
-        // worker's Acquire load of the slot's number (`seq + 1`: a slot that
-        // never held a request reads 0).
-        slot.seq.store(seq + 1, Ordering::Release);
+        let request = Request {
+            task: task.id,
+            shape: task.shape,
+            offset: span.offset as u64,
+            len: span.len as u64,
+        };
+        // SYNC POINT (in `send`): the slot, the abort word and the argument
+        // bytes, for the worker's Acquire load of the slot's number; the
+        // counter by the bell protocol's RMW.
+        self.req.send(&Requests(&self.shm), &request);
         if self.inflight.is_empty() {
             let now = Instant::now();
             self.front_since = now;
@@ -207,11 +223,7 @@ impl Gen {
             task,
             hard,
         });
-        self.req_head += 1;
         let control = self.shm.control();
-        // SYNC POINT: the slot and the bytes before it are published by
-        // this RMW, which is also the ringer's half of the bell protocol.
-        bell::publish(&*control.req_head, self.req_head);
         bell::ring_if_sleeping(&control.worker_bell);
         if hard.is_some() {
             // The reactor watches the hard limit; it may be asleep on the
@@ -236,53 +248,17 @@ impl Gen {
         if self.broken {
             return Ok(0);
         }
-        let layout = *self.shm.layout();
-        let control = self.shm.control();
-        let expect = Expect {
-            consumed: self.resp_tail,
-            sent: self.req_head,
+        let responses = Responses(&self.shm);
+        let taken = self.resp.take_checked(
+            &responses,
+            self.req.head(),
             max_payload,
-            arena: layout.arena,
-        };
-        // SYNC POINT: Acquire pairs with the worker's `bell::publish` of
-        // `resp_head` (slots and payload bytes before it).
-        // A counter outside what was sent is a broken worker. The slots
-        // say what is ready: every slot up to the counter must hold its
-        // response (the worker fills a slot before it counts it), and the
-        // ones after it that do are ready too (a counter that a task set
-        // back hides nothing).
-        let counted = expect.ready(control.resp_head.load(Ordering::Acquire))?;
-        self.answers.clear();
-        for (i, seq) in (self.resp_tail..self.req_head).enumerate() {
-            let slot = &self.shm.resp_slots()[(seq % layout.slots as u64) as usize];
-            // Acquire: pairs with the worker's Release store of the slot's
-            // number, made after its other fields and the payload.
-            let holds = slot.seq.load(Ordering::Acquire);
-            if holds != seq + 1 {
-                if i < counted {
-                    return Err(Violation {
-                        why: format!(
-                            "response slot for call {seq} names call {}",
-                            holds.wrapping_sub(1)
-                        ),
-                        answered: counted,
-                    });
-                }
-                break;
-            }
-            // Relaxed: ordered by the Acquire load above.
-            self.answers.push(Answer {
-                seq,
-                status: slot.status.load(Ordering::Relaxed),
-                offset: slot.offset.load(Ordering::Relaxed),
-                len: slot.len.load(Ordering::Relaxed),
-            });
-        }
-        let taken = self.answers.len();
+            self.shm.layout().arena,
+            &mut self.answers,
+        )?;
         if taken == 0 {
             return Ok(0);
         }
-        expect.answers(&self.answers)?;
         let violation = |why: String| Violation {
             why,
             answered: taken,
@@ -314,23 +290,21 @@ impl Gen {
                 .expect("every consumed response has a call in flight");
             wakers.extend(call.job.complete(call.ops, outcome));
             self.req_ring.pop();
-            self.resp_tail += 1;
+            self.resp.advance();
             self.front_since = Instant::now();
         }
-        // SYNC POINT: Release (in the RMW): the worker reuses the payloads
-        // of consumed responses only after this; also the ringer's half of
-        // the bell protocol, for a worker that sleeps waiting for room.
-        bell::publish(&*control.resp_tail, self.resp_tail);
-        bell::ring_if_sleeping(&control.worker_bell);
+        // SYNC POINT (in `publish`): the worker reuses the payloads of
+        // consumed responses only after this RMW, which is also the
+        // ringer's half of the bell protocol for a worker waiting for room.
+        self.resp.publish(&responses);
+        bell::ring_if_sleeping(&self.shm.control().worker_bell);
         Ok(taken)
     }
 
     /// True when the next response's slot holds it.
     pub(crate) fn response_ready(&self) -> bool {
-        let seq = self.resp_tail;
-        let slot = &self.shm.resp_slots()[(seq % self.slots()) as usize];
-        // Acquire: as in `drain`.
-        seq < self.req_head && slot.seq.load(Ordering::Acquire) == seq + 1
+        let seq = self.resp.tail();
+        seq < self.req.head() && Consumer::is_published(&Responses(&self.shm), seq)
     }
 
     /// The heartbeat rule: true when the worker holds calls and its

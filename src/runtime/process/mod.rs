@@ -8,6 +8,8 @@
 //! - `futex`: shared (cross-process) futex waits and wakes;
 //! - `arena`: where the next payload goes in a circular arena, and the
 //!   check that a peer's unread payloads do not overlap;
+//! - `channel`: the slot ring of requests and of responses, one producer
+//!   and one consumer each, written once for host and worker;
 //! - `check`: the host's checks of worker-written words (pure functions);
 //! - `handover`: what a worker is told on its command line;
 //! - `link`: the host's side of one worker's mapping (send, take);
@@ -22,6 +24,8 @@
 pub(crate) mod arena;
 #[cfg(target_os = "linux")]
 pub(crate) mod bell;
+#[cfg(target_os = "linux")]
+pub(crate) mod channel;
 #[cfg(target_os = "linux")]
 pub(crate) mod check;
 #[cfg(target_os = "linux")]

@@ -21,7 +21,8 @@
 //!
 //! Who writes what decides who trusts what: the worker trusts everything
 //! (the host made it); the host trusts only the words it writes itself and
-//! checks every word the worker writes before use (see `host.rs`).
+//! checks every word the worker writes before use (see `channel` and
+//! `check.rs`).
 
 use std::{
     os::fd::{AsFd, OwnedFd},
@@ -152,21 +153,25 @@ unsafe impl ShmSafe for Control {}
 /// One request: which task, of which types, where its arguments are. `seq` is written
 /// last (Release) and read first (Acquire): a slot whose `seq` is the
 /// request's number plus one holds that request (0: it never held one).
+///
+/// The word type is a parameter only so that the in-process storage of the
+/// channel's tests and loom models (`channel.rs`) lays out the same slot
+/// with loom's atomics; the mapping holds `ReqSlot<AtomicU64>`.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
-pub(crate) struct ReqSlot {
-    pub(crate) seq: AtomicU64,
-    pub(crate) task: AtomicU64,
+pub(crate) struct ReqSlot<W = AtomicU64> {
+    pub(crate) seq: W,
+    pub(crate) task: W,
     /// Offset of the arguments in the request arena.
-    pub(crate) offset: AtomicU64,
-    pub(crate) len: AtomicU64,
+    pub(crate) offset: W,
+    pub(crate) len: W,
     /// The type fingerprint the host declares for the task (see
     /// `task::shape`); the worker runs the task only if it is its own.
-    pub(crate) shape: AtomicU64,
+    pub(crate) shape: W,
 }
 
 // SAFETY: `repr(C)`, atomics only.
-unsafe impl ShmSafe for ReqSlot {}
+unsafe impl ShmSafe for ReqSlot<AtomicU64> {}
 
 /// What a request names: the task's id and its type fingerprint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,19 +181,20 @@ pub(crate) struct TaskKey {
 }
 
 /// One response: for which request, the outcome, where its payload is.
-/// `seq` is written last, as in [`ReqSlot`].
+/// `seq` is written last, and the word type is a parameter, as in
+/// [`ReqSlot`].
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
-pub(crate) struct RespSlot {
-    pub(crate) seq: AtomicU64,
-    pub(crate) status: AtomicU64,
+pub(crate) struct RespSlot<W = AtomicU64> {
+    pub(crate) seq: W,
+    pub(crate) status: W,
     /// Offset of the payload in the response arena.
-    pub(crate) offset: AtomicU64,
-    pub(crate) len: AtomicU64,
+    pub(crate) offset: W,
+    pub(crate) len: W,
 }
 
 // SAFETY: `repr(C)`, atomics only.
-unsafe impl ShmSafe for RespSlot {}
+unsafe impl ShmSafe for RespSlot<AtomicU64> {}
 
 // One slot per cache line: `Layout::new` strides by `size_of`, and a slot
 // never shares a line with its neighbour (the two sides write different
@@ -512,8 +518,9 @@ impl Mapping {
         // The host wrote these bytes before publishing the request and leaves
         // them alone until the response is consumed, which is after this
         // borrow ends.
-        // SAFETY: in bounds (checked by `window`), published (Acquire on
-        // `req_head`), and not written while borrowed (see above).
+        // SAFETY: in bounds (checked by `window`), published (the Acquire
+        // load of the slot's `seq`, see `channel`), and not written while
+        // borrowed (see above).
         Some(unsafe { std::slice::from_raw_parts(window.as_ptr(), len) })
     }
 }

@@ -16,7 +16,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     arena::{Ring, Span},
-    bell, futex,
+    bell,
+    channel::{Consumer, Producer, Request, Requests, Response, Responses},
+    futex,
     handover::{self, Handover},
     shm::{self, Dir, Mapping},
 };
@@ -120,10 +122,9 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     control.worker_state.store(shm::READY, Ordering::Release);
     bell::ring(&control.host_bell);
     Ok(WorkerLane {
-        req_tail: 0,
+        req: Consumer::new(),
         out: Outbox {
-            resp_head: 0,
-            consumed: 0,
+            chan: Producer::new(),
             ring: Ring::new(map.layout().arena),
             owed_since: None,
             last_publish: Instant::now(),
@@ -237,8 +238,8 @@ struct WorkerLane {
     map: std::sync::Arc<Mapping>,
     table: HashMap<u64, crate::task::WorkerEntry, BuildHasherDefault<IdHasher>>,
     spin: Duration,
-    /// Requests taken so far (this side's copy of `req_tail`).
-    req_tail: u64,
+    /// The request ring's consumer: requests taken so far.
+    req: Consumer,
     out: Outbox,
 }
 
@@ -246,11 +247,9 @@ struct WorkerLane {
 #[derive(Debug)]
 struct Outbox {
     max_payload: usize,
-    /// Responses published so far (this side's copy of `resp_head`).
-    resp_head: u64,
-    /// Responses the host consumed, as far as this side knows: the last
-    /// value of `resp_tail` that made sense.
-    consumed: u64,
+    /// The response ring's producer: responses published, and consumed as
+    /// far as this side knows (the last `resp_tail` that made sense).
+    chan: Producer,
     /// Where the published, unconsumed responses are, and where the next
     /// one goes.
     ring: Ring,
@@ -277,7 +276,7 @@ impl WorkerLane {
     fn run(mut self) -> i32 {
         loop {
             if self.out.owed_since.is_some() {
-                let more = request_published(&self.map, self.req_tail);
+                let more = request_published(&self.map, self.req.tail());
                 if !more {
                     self.out.ring_host(&self.map);
                 }
@@ -293,29 +292,27 @@ impl WorkerLane {
 
     /// Runs the next request if there is one.
     fn take_one(&mut self) -> bool {
-        let control = self.map.control();
-        let seq = self.req_tail;
-        let layout = *self.map.layout();
-        let index = (seq % layout.slots as u64) as usize;
-        let slot = &self.map.req_slots()[index];
-        // SYNC POINT: Acquire pairs with the host's Release store of the
-        // slot's `seq`, made after the other fields and the argument bytes.
-        // The slot, not `req_head`, says a request is there (see
-        // `request_published`).
-        if slot.seq.load(Ordering::Acquire) != seq + 1 {
+        let requests = Requests(&self.map);
+        // SYNC POINT (in `next`): Acquire pairs with the host's Release
+        // store of the slot's `seq`, made after the other fields and the
+        // argument bytes. The slot, not `req_head`, says a request is there.
+        let Some((seq, request)) = self.req.next(&requests) else {
             return false;
-        }
-        // Relaxed: ordered by the Acquire load of `seq` above.
-        let task = slot.task.load(Ordering::Relaxed);
-        let shape = slot.shape.load(Ordering::Relaxed);
-        let offset = slot.offset.load(Ordering::Relaxed);
-        let len = slot.len.load(Ordering::Relaxed);
-        self.req_tail += 1;
-        // Relaxed: for diagnostics only; the host frees nothing on it.
-        control.req_tail.store(self.req_tail, Ordering::Relaxed);
+        };
+        let Request {
+            task,
+            shape,
+            offset,
+            len,
+        } = request;
+        // For diagnostics only: the host frees nothing on it.
+        self.req.announce(&requests);
 
         #[cfg(not(knitting_loom))]
-        let signal = Signal::from_word(&self.map.aborts()[index]);
+        let signal = {
+            let index = (seq % self.map.layout().slots as u64) as usize;
+            Signal::from_word(&self.map.aborts()[index])
+        };
         // Loom builds never run a worker; they only need this to compile.
         #[cfg(knitting_loom)]
         let signal = &Signal::new();
@@ -361,12 +358,12 @@ impl WorkerLane {
         let control = self.map.control();
         let mut backoff = Backoff::new(self.spin);
         while !backoff.is_completed() {
-            if request_published(&self.map, self.req_tail) {
+            if request_published(&self.map, self.req.tail()) {
                 return false;
             }
             backoff.snooze();
         }
-        let tail = self.req_tail;
+        let tail = self.req.tail();
         sleep(&self.map, |map| {
             // STOP comes with an unconditional ring, so a plain load sees
             // it either here or after the wake-up it causes.
@@ -380,7 +377,7 @@ impl WorkerLane {
         // Acquire: pairs with the host's store of STOP, made after its last
         // request.
         control.host_ctl.load(Ordering::Acquire) == shm::STOP
-            && !request_published(&self.map, self.req_tail)
+            && !request_published(&self.map, self.req.tail())
     }
 }
 
@@ -388,12 +385,7 @@ impl WorkerLane {
 /// The host's `req_head` only rings the bell; a task that overwrote it
 /// cannot hide a request or show a stale one.
 fn request_published(map: &Mapping, seq: u64) -> bool {
-    let slots = map.layout().slots as u64;
-    // Acquire: as in `take_one`.
-    map.req_slots()[(seq % slots) as usize]
-        .seq
-        .load(Ordering::Acquire)
-        == seq + 1
+    Consumer::is_published(&Requests(map), seq)
 }
 
 impl Outbox {
@@ -402,13 +394,10 @@ impl Outbox {
     /// published: a task wrote over it) frees nothing; the host rewrites it
     /// on its next take.
     fn sync_consumed(&mut self, map: &Mapping) {
-        // Acquire: the host read the payloads before storing this.
-        let tail = map.control().resp_tail.load(Ordering::Acquire);
-        if tail > self.consumed && tail <= self.resp_head {
-            for _ in self.consumed..tail {
-                self.ring.pop();
-            }
-            self.consumed = tail;
+        // SYNC POINT (in `sync_consumed`): Acquire; the host read the
+        // payloads before it published this.
+        for _ in 0..self.chan.sync_consumed(&Responses(map)) {
+            self.ring.pop();
         }
     }
 
@@ -455,14 +444,14 @@ impl Outbox {
             }
             // It fits once the host consumes enough: wait for that, then
             // encode again.
-            let (ring, consumed, head) = (self.ring.clone(), self.consumed, self.resp_head);
+            let (ring, chan) = (&self.ring, &self.chan);
             sleep(map, |map| {
-                let tail = bell::read_counter(&*map.control().resp_tail);
-                if tail <= consumed || tail > head {
+                // The sleeper's RMW read of the bell protocol.
+                let Some(tail) = chan.poll_consumed(&Responses(map)) else {
                     return false;
-                }
+                };
                 let mut ring = ring.clone();
-                for _ in consumed..tail {
+                for _ in chan.consumed()..tail {
                     ring.pop();
                 }
                 ring.reserve(n).is_some()
@@ -471,20 +460,15 @@ impl Outbox {
     }
 
     fn publish(&mut self, map: &Mapping, seq: u64, status: u32, span: Span) {
-        let layout = *map.layout();
-        let control = map.control();
-        let slot = &map.resp_slots()[(seq % layout.slots as u64) as usize];
-        // Relaxed: published by the Release store of `seq` below.
-        slot.status.store(u64::from(status), Ordering::Relaxed);
-        slot.offset.store(span.offset as u64, Ordering::Relaxed);
-        slot.len.store(span.len as u64, Ordering::Relaxed);
-        // SYNC POINT: the slot's fields and the payload before it; the
-        // slot holds `seq + 1` (a slot that never held a response reads 0).
-        slot.seq.store(seq + 1, Ordering::Release);
-        self.resp_head += 1;
-        // SYNC POINT: the slot and the payload before it are published by
-        // this RMW, the ringer's half of the bell protocol.
-        bell::publish(&*control.resp_head, self.resp_head);
+        let response = Response {
+            status: u64::from(status),
+            offset: span.offset as u64,
+            len: span.len as u64,
+        };
+        // SYNC POINT (in `publish`): the slot's fields and the payload
+        // before them, by the Release store of `seq + 1` in the slot of
+        // request `seq`; then the counter, by the bell protocol's RMW.
+        self.chan.publish(&Responses(map), seq, &response);
         // A call that took a while may have a waiter that stopped
         // spinning: ring now. A short one is likely part of a burst.
         let now = Instant::now();
@@ -541,7 +525,7 @@ pub(crate) struct Reply<'a> {
 impl std::fmt::Debug for WorkerLane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerLane")
-            .field("req_tail", &self.req_tail)
+            .field("req", &self.req)
             .field("out", &self.out)
             .finish_non_exhaustive()
     }
