@@ -406,7 +406,7 @@ pub mod __private {
     /// How many entries the deadline and time-limit timer holds right now
     /// (for tests: a finished call must leave none behind).
     pub fn timer_entries() -> usize {
-        crate::time::timer::entries()
+        crate::call::timer::entries()
     }
 
     /// The error of a call whose deadline passed, from the `error` of

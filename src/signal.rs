@@ -74,7 +74,7 @@ impl Signal {
     /// assert!(pool.call(elapsed, ()).wait().unwrap() < std::time::Duration::from_secs(5));
     /// ```
     pub fn now(&self) -> Duration {
-        Duration::from_nanos(crate::time::clock::now_nanos())
+        Duration::from_nanos(crate::time::now_nanos())
     }
 
     /// A signal that reads a word of a process lane's shared mapping (the

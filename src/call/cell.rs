@@ -205,7 +205,7 @@ impl<T: Task> Cell<T> {
         // Relaxed: the deadline is a plain value set by the handle; the
         // completion claim is what synchronizes the outcome.
         let deadline = self.header.deadline.load(Ordering::Relaxed);
-        deadline != 0 && crate::time::clock::now_nanos() >= deadline
+        deadline != 0 && crate::time::now_nanos() >= deadline
     }
 
     /// The task's outcome for a passed deadline (user code: the `default`
@@ -281,7 +281,7 @@ impl<T: Task> Cell<T> {
         // AcqRel: pairs with the swap in `CallRef::attach_timer`: if that
         // one comes later, its Acquire sees DONE and it cancels its own
         // entry; if it came first, this swap takes its key.
-        crate::time::timer::cancel(self.header.timer.swap(0, Ordering::AcqRel));
+        crate::call::timer::cancel(self.header.timer.swap(0, Ordering::AcqRel));
         self.header.waker.take()
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod cell;
 pub(crate) mod route;
+pub(crate) mod timer;
 
 use std::{
     fmt,
@@ -312,7 +313,7 @@ impl<T: Send + 'static> Call<T> {
     /// assert!(err.is_timeout());
     /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.deadline_at(crate::time::clock::nanos_after(timeout))
+        self.deadline_at(crate::time::nanos_after(timeout))
     }
 
     /// Gives the call a deadline at `deadline`; see [`timeout`](Self::timeout).
@@ -330,15 +331,15 @@ impl<T: Send + 'static> Call<T> {
     /// assert_eq!(call.wait().unwrap(), "done");
     /// ```
     pub fn deadline(self, deadline: Instant) -> Self {
-        self.deadline_at(crate::time::clock::nanos_at(deadline))
+        self.deadline_at(crate::time::nanos_at(deadline))
     }
 
     fn deadline_at(self, at: u64) -> Self {
         if let Repr::Pending(call) = &self.repr {
             let job = call.set_deadline(at);
-            let key = crate::time::timer::schedule(
+            let key = crate::call::timer::schedule(
                 at,
-                crate::time::timer::Action::Deadline {
+                crate::call::timer::Action::Deadline {
                     job,
                     at,
                     route: self.route.clone(),

@@ -1,10 +1,8 @@
 //! `knitting::Error`: how every call that does not produce its value ends.
 
-mod wire;
+pub(crate) mod wire;
 
 use std::{error::Error as StdError, fmt, time::Duration};
-
-pub(crate) use self::wire::WireError;
 
 /// What went wrong with a call or a pool.
 ///
@@ -330,6 +328,13 @@ impl Error {
     /// ```
     pub fn backtrace(&self) -> Option<&str> {
         self.inner.backtrace.as_ref().map(Trace::text)
+    }
+
+    /// The same error with another message (kind, source and location
+    /// kept).
+    pub(crate) fn with_message(mut self, message: String) -> Self {
+        self.inner.message = message;
+        self
     }
 
     pub(crate) fn with_task(mut self, task: &'static str) -> Self {

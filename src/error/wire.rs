@@ -36,35 +36,6 @@ impl Error {
         err.inner.source = source.map(|b| *b);
         err
     }
-
-    /// The outcome of a process call of task `T` called `name`, as the host
-    /// hands it to the caller: it names the task, and the two errors a
-    /// worker builds from the request alone get what only the host knows
-    /// (the task's name, the host's types).
-    pub(crate) fn for_process_call<T: crate::Task>(mut self, name: &'static str) -> Self {
-        use crate::task::shape::stripped;
-        match self.inner.kind {
-            ErrorKind::UnknownTask => {
-                self.inner.message = format!(
-                    "the worker program has no task `{name}` (id {}) that runs on process workers: \
-                     check the name here and in the worker's `#[task(name = \"...\")]`, \
-                     and that the task is not `threads_only` there",
-                    crate::TaskId::of(name)
-                );
-            }
-            ErrorKind::TypeMismatch => {
-                self.inner.message = format!(
-                    "this host declares `{name}` as taking `{}` and returning `{}`, but {}; \
-                     declare the worker's types here (type names count without their module paths)",
-                    stripped(std::any::type_name::<T::Args>()),
-                    stripped(std::any::type_name::<T::Output>()),
-                    self.inner.message
-                );
-            }
-            _ => {}
-        }
-        self.with_task(name)
-    }
 }
 
 impl ErrorKind {

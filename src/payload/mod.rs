@@ -12,3 +12,21 @@ pub(crate) mod codec;
 pub(crate) mod window;
 
 pub(crate) use window::Window;
+
+use crate::Error;
+
+/// Encodes one value into a window; returns its encoded size, which may be
+/// more than the window holds (then only a prefix was written: see
+/// [`codec::encode_into`]). Called again with a larger window when the
+/// first was too small.
+pub(crate) type Encode<'v> = &'v dyn Fn(&mut Window<'_>) -> Result<usize, postcard::Error>;
+
+/// Where a worker sends the outcome of one call, encoded (the process
+/// runtime's response ring, for example). Each call gets exactly one
+/// `value` or `error`.
+pub(crate) trait Reply {
+    /// The task's value, encoded by `encode` into room the sink finds.
+    fn value(&mut self, encode: Encode<'_>);
+    /// The call failed: decoding, the task, or encoding its value.
+    fn error(&mut self, err: &Error);
+}

@@ -1,6 +1,7 @@
 //! Tasks: the `Task` trait the `#[task]` attribute implements, task ids, and
 //! the link-time registry that lists every task of the program.
 
+pub(crate) mod entry;
 pub(crate) mod imported;
 pub(crate) mod panics;
 
@@ -213,7 +214,6 @@ impl TaskInfo {
     }
 
     /// How a process worker runs this task, if it can.
-    #[cfg(target_os = "linux")]
     pub(crate) fn worker_entry(&self) -> Option<WorkerEntry> {
         self.entry.and_then(|entry| entry())
     }
@@ -387,17 +387,13 @@ pub(crate) mod marks {
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerEntry {
-    #[cfg(target_os = "linux")]
-    pub(crate) run: crate::runtime::process::worker::EntryFn,
+    pub(crate) run: entry::EntryFn,
     /// [`shape::of`] of the task.
-    #[cfg(target_os = "linux")]
     pub(crate) shape: u64,
     /// The task's argument and output type names, for a mismatch's message.
-    #[cfg(target_os = "linux")]
     pub(crate) types: (&'static str, &'static str),
 }
 
-#[cfg(target_os = "linux")]
 impl WorkerEntry {
     /// The error a worker sends for a request whose type fingerprint is not
     /// this task's: it names this side's types; the host adds its own (see
@@ -447,17 +443,14 @@ pub(crate) mod probe {
     }
     impl<T: ProcessTask> ViaSerde for &Probe<T> {
         fn knitting_entry(&self) -> Option<WorkerEntry> {
-            #[cfg(target_os = "linux")]
-            return Some(WorkerEntry {
-                run: crate::runtime::process::worker::entry::<T>,
+            Some(WorkerEntry {
+                run: super::entry::run::<T>,
                 shape: super::shape::of::<T>(),
                 types: (
                     std::any::type_name::<T::Args>(),
                     std::any::type_name::<T::Output>(),
                 ),
-            });
-            #[cfg(not(target_os = "linux"))]
-            None
+            })
         }
     }
 

@@ -229,14 +229,14 @@ impl CallRef {
     /// Makes timer entry `key` the call's deadline entry: cancels the one
     /// it replaces, and `key` itself if the call has ended already (its
     /// end cancelled whatever entry it found then).
-    pub(crate) fn attach_timer(&self, key: crate::time::timer::Key) {
+    pub(crate) fn attach_timer(&self, key: crate::call::timer::Key) {
         let header = self.header();
         // AcqRel: pairs with the swap in `publish_quietly` (see there).
-        crate::time::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
+        crate::call::timer::cancel(header.timer.swap(key, Ordering::AcqRel));
         // Acquire: if the call's end swapped the key before us, our swap
         // synchronized with it and this load sees DONE (or TAKEN).
         if matches!(header.state.load(Ordering::Acquire), DONE | TAKEN) {
-            crate::time::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
+            crate::call::timer::cancel(header.timer.swap(0, Ordering::AcqRel));
         }
     }
 

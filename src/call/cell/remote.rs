@@ -212,7 +212,7 @@ where
     } else {
         outcome
             .and_then(decode)
-            .map_err(|e| e.for_process_call::<T>(name))
+            .map_err(|e| for_process_call::<T>(e, name))
     };
     match cell.claim_completion(false) {
         Some(_) => cell.publish_quietly(result),
@@ -221,4 +221,32 @@ where
             None
         }
     }
+}
+
+/// The outcome of a process call of task `T` called `name`, as the host
+/// hands it to the caller: it names the task, and the two errors a worker
+/// builds from the request alone get what only the host knows (the task's
+/// name, the host's types).
+fn for_process_call<T: Task>(err: Error, name: &'static str) -> Error {
+    use crate::task::shape::stripped;
+    let err = match err.kind() {
+        crate::ErrorKind::UnknownTask => err.with_message(format!(
+            "the worker program has no task `{name}` (id {}) that runs on process workers: \
+             check the name here and in the worker's `#[task(name = \"...\")]`, \
+             and that the task is not `threads_only` there",
+            crate::TaskId::of(name)
+        )),
+        crate::ErrorKind::TypeMismatch => {
+            let message = format!(
+                "this host declares `{name}` as taking `{}` and returning `{}`, but {}; \
+                 declare the worker's types here (type names count without their module paths)",
+                stripped(std::any::type_name::<T::Args>()),
+                stripped(std::any::type_name::<T::Output>()),
+                err.message()
+            );
+            err.with_message(message)
+        }
+        _ => err,
+    };
+    err.with_task(name)
 }

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
-    error::WireError,
+    error::wire::WireError,
     Error,
 };
 

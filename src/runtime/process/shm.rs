@@ -50,7 +50,7 @@ pub(crate) const STOP: u32 = 1;
 
 /// A response slot's status: the payload is the encoded value.
 pub(crate) const STATUS_OK: u32 = 1;
-/// A response slot's status: the payload is an encoded [`WireError`](crate::error::WireError).
+/// A response slot's status: the payload is an encoded [`WireError`](crate::error::wire::WireError).
 pub(crate) const STATUS_ERR: u32 = 2;
 
 const LINE: usize = 64;

@@ -12,8 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{de::DeserializeOwned, Serialize};
-
 use super::{
     arena::{Ring, Span},
     bell,
@@ -23,35 +21,13 @@ use super::{
     shm::{self, Dir, Mapping},
 };
 use crate::{
-    payload::codec, task::panics, transport::wake::spin::Backoff, Error, ErrorKind, Signal, Task,
+    payload::{self, codec, Encode, Reply as _, Window},
+    transport::wake::spin::Backoff,
+    Error, ErrorKind, Signal,
 };
-
-/// The signature of a task's worker entry.
-pub(crate) type EntryFn = fn(&[u8], &Signal, &mut Reply<'_>);
 
 /// Exit code of a worker that could not start (its reason is on stderr).
 pub(crate) const EXIT_STARTUP: i32 = 97;
-
-/// Runs task `T` for one request.
-pub(crate) fn entry<T: Task>(input: &[u8], signal: &Signal, reply: &mut Reply<'_>)
-where
-    T::Args: DeserializeOwned,
-    T::Output: Serialize,
-{
-    let args = match codec::decode::<T::Args>(input) {
-        Ok(args) => args,
-        Err(e) => {
-            return reply.error(&Error::of(
-                ErrorKind::Codec,
-                format!("the worker could not decode the arguments: {e}"),
-            ))
-        }
-    };
-    match panics::catch(|| T::run(args, signal)) {
-        Ok(value) => reply.value(&value),
-        Err(err) => reply.error(&err),
-    }
-}
 
 /// Enters the worker loop if this process was started as a process worker;
 /// returns at once otherwise. See [`crate::init`].
@@ -115,7 +91,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
             table.insert(info.id().as_u64(), entry);
         }
     }
-    panics::install_hook();
+    crate::task::panics::install_hook();
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
@@ -402,12 +378,12 @@ impl Outbox {
     }
 
     /// Encodes `value` into the response arena and publishes it.
-    fn send<V: Serialize + ?Sized>(
+    fn send(
         &mut self,
         map: &Mapping,
         seq: u64,
         status: u32,
-        value: &V,
+        encode: Encode<'_>,
     ) -> Result<(), Error> {
         loop {
             self.sync_consumed(map);
@@ -416,7 +392,7 @@ impl Outbox {
             let mut window = map
                 .window(Dir::Response, room.offset, len)
                 .expect("response room lies inside the arena");
-            let n = codec::encode_into(value, &mut window).map_err(|e| {
+            let n = encode(&mut window).map_err(|e| {
                 Error::of(
                     ErrorKind::Codec,
                     format!("the worker could not encode the result: {e}"),
@@ -435,7 +411,7 @@ impl Outbox {
                 let mut window = map
                     .window(Dir::Response, room.offset, n)
                     .expect("response room lies inside the arena");
-                if codec::encode_into(value, &mut window).is_ok_and(|m| m == n) {
+                if encode(&mut window).is_ok_and(|m| m == n) {
                     let span = self.ring.commit(room, n);
                     self.publish(map, seq, status, span);
                     return Ok(());
@@ -531,10 +507,10 @@ impl std::fmt::Debug for WorkerLane {
     }
 }
 
-impl Reply<'_> {
-    fn value<V: Serialize>(&mut self, value: &V) {
+impl payload::Reply for Reply<'_> {
+    fn value(&mut self, encode: Encode<'_>) {
         self.sent = true;
-        if let Err(err) = self.out.send(self.map, self.seq, shm::STATUS_OK, value) {
+        if let Err(err) = self.out.send(self.map, self.seq, shm::STATUS_OK, encode) {
             self.sent = false;
             self.error(&err);
         }
@@ -543,9 +519,10 @@ impl Reply<'_> {
     fn error(&mut self, err: &Error) {
         self.sent = true;
         let wire = err.to_wire();
+        let encode = |w: &mut Window<'_>| codec::encode_into(&wire, w);
         if self
             .out
-            .send(self.map, self.seq, shm::STATUS_ERR, &wire)
+            .send(self.map, self.seq, shm::STATUS_ERR, &encode)
             .is_ok()
         {
             return;
@@ -559,8 +536,8 @@ impl Reply<'_> {
                 err.message().chars().take(200).collect::<String>()
             ),
         );
-        let _: Result<(), Error> =
-            self.out
-                .send(self.map, self.seq, shm::STATUS_ERR, &short.to_wire());
+        let short = short.to_wire();
+        let encode = |w: &mut Window<'_>| codec::encode_into(&short, w);
+        let _: Result<(), Error> = self.out.send(self.map, self.seq, shm::STATUS_ERR, &encode);
     }
 }

@@ -243,7 +243,7 @@ impl Lane {
         };
         job.run();
         if let Some(key) = limit {
-            crate::time::timer::cancel(key);
+            crate::call::timer::cancel(key);
         }
         // Relaxed: statistics only.
         self.worker.completed.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +323,7 @@ pub(crate) struct SpinPolicy {
 
 /// Runs as each call starts on a lane (the hard time limit hooks in);
 /// returns the timer entry to cancel when the call returns.
-pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::time::timer::Key> + 'a;
+pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::call::timer::Key> + 'a;
 
 /// The worker loop of one thread lane, for the thread of `slot`, a worker
 /// of the thread pool named `pool` (see [`super::mark_worker_thread`]).

@@ -206,13 +206,13 @@ impl Shared {
         index: usize,
         slot: SlotId,
         job: &JobRef,
-    ) -> Option<crate::time::timer::Key> {
+    ) -> Option<crate::call::timer::Key> {
         let limit = job.hard_timeout().or(self.hard_timeout)?;
         let shared = Arc::clone(self);
         let call = job.key();
-        Some(crate::time::timer::schedule(
-            crate::time::clock::nanos_after(limit),
-            crate::time::timer::Action::HardLimit(Box::new(move || {
+        Some(crate::call::timer::schedule(
+            crate::time::nanos_after(limit),
+            crate::call::timer::Action::HardLimit(Box::new(move || {
                 shared.retire(index, slot, call, limit);
             })),
         ))

@@ -42,7 +42,7 @@ use std::{
 
 use crate::{
     call::{cell::JobRef, route::Route},
-    time::clock,
+    time as clock,
 };
 
 /// What to do when an entry's time comes.
