@@ -1,60 +1,213 @@
-//! Dispatch: which lane a new call goes to, the same rule for every
-//! runtime. (Balancers that steal work, and a lane that runs calls on the
-//! caller's thread, belong here.)
+//! Dispatch: which runtime a pool runs on, and which lane a new call goes
+//! to, the same rule for every runtime. (Balancers that steal work, and a
+//! lane that runs calls on the caller's thread, belong here.)
+//!
+//! [`Engine`] is the pool's runtime: one private enum, one `match` per
+//! operation, so that the public [`Pool`](crate::Pool) writes its call
+//! path, shutdown and stats once.
 
-/// The lane a call goes to, for threads and processes alike: the first
-/// idle lane in index order, else the next usable one in round-robin order
-/// (`ticket` hands out the round-robin count), else any.
-///
-/// First idle rather than plain round-robin: a trickle of calls keeps one
-/// worker hot and lets the others park (on a machine with fewer free cores
-/// than workers, idle spinners slow the busy one down).
-#[inline]
-pub(crate) fn pick_lane<L>(
-    lanes: &[L],
-    ticket: impl FnOnce() -> usize,
-    usable: impl Fn(&L) -> bool,
-    idle: impl Fn(&L) -> bool,
-) -> &L {
-    if let [only] = lanes {
-        return only;
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    call::{
+        cell::{CallRef, JobRef},
+        route::Route,
+    },
+    runtime::{process, thread, Lanes, Remote, RuntimeKind},
+    sync::{AtomicUsize, Ordering},
+    transport::ring::CachePadded,
+    LaneStats,
+};
+
+/// The round-robin count of one pool.
+#[derive(Debug)]
+pub(crate) struct Spread(CachePadded<AtomicUsize>);
+
+impl Spread {
+    pub(crate) fn new() -> Self {
+        Self(CachePadded(AtomicUsize::new(0)))
     }
-    if let Some(lane) = lanes.iter().find(|l| idle(l) && usable(l)) {
-        return lane;
+
+    /// The lane a call goes to: the first idle lane in index order, else
+    /// the next usable one in round-robin order, else any.
+    ///
+    /// First idle rather than plain round-robin: a trickle of calls keeps
+    /// one worker hot and lets the others park (on a machine with fewer
+    /// free cores than workers, idle spinners slow the busy one down).
+    #[inline]
+    pub(crate) fn pick(&self, lanes: &impl Lanes) -> usize {
+        let n = lanes.count();
+        if n == 1 {
+            return 0;
+        }
+        if let Some(i) = (0..n).find(|&i| lanes.is_idle(i) && lanes.is_usable(i)) {
+            return i;
+        }
+        // Relaxed: only spreads calls; no data hangs on the counter.
+        let start = self.0 .0.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| lanes.is_usable(i))
+            .unwrap_or(start % n)
     }
-    let (start, n) = (ticket(), lanes.len());
-    (0..n)
-        .map(|i| &lanes[(start + i) % n])
-        .find(|l| usable(l))
-        .unwrap_or(&lanes[start % n])
+}
+
+/// A pool's runtime, and how its calls are spread over the lanes.
+pub(crate) struct Engine {
+    runtime: Runtimes,
+    spread: Spread,
+}
+
+enum Runtimes {
+    Threads(thread::Runtime),
+    Processes(process::Runtime),
+}
+
+impl Engine {
+    pub(crate) fn threads(rt: thread::Runtime) -> Self {
+        Self {
+            runtime: Runtimes::Threads(rt),
+            spread: Spread::new(),
+        }
+    }
+
+    pub(crate) fn processes(rt: process::Runtime) -> Self {
+        Self {
+            runtime: Runtimes::Processes(rt),
+            spread: Spread::new(),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> RuntimeKind {
+        match &self.runtime {
+            Runtimes::Threads(_) => RuntimeKind::Threads,
+            Runtimes::Processes(_) => RuntimeKind::Processes,
+        }
+    }
+
+    /// Hands a new call to a lane. Returns the call's home pool (for the
+    /// nested-call rule, 0 for none) and its route, if its handle has a
+    /// part to play.
+    #[inline]
+    pub(crate) fn submit(
+        &self,
+        call: &CallRef,
+        job: JobRef,
+        remote: Option<Remote>,
+    ) -> (usize, Option<Arc<dyn Route>>) {
+        match &self.runtime {
+            Runtimes::Threads(rt) => {
+                let lane = self.spread.pick(rt);
+                (rt.submit(lane, call, job), None)
+            }
+            Runtimes::Processes(rt) => {
+                let remote = remote.expect("a process pool only accepts tasks that can travel");
+                let lane = self.spread.pick(rt);
+                (0, Some(rt.submit(lane, job, remote)))
+            }
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.count(),
+            Runtimes::Processes(rt) => rt.count(),
+        }
+    }
+
+    pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.lane_stats(),
+            Runtimes::Processes(rt) => rt.lane_stats(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.is_closed(),
+            Runtimes::Processes(rt) => rt.is_closed(),
+        }
+    }
+
+    /// Begins a shutdown: new calls fail, workers finish what they hold.
+    pub(crate) fn close(&self) {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.close(),
+            Runtimes::Processes(rt) => rt.close(),
+        }
+    }
+
+    /// Waits until every worker is done (or `deadline` passes: false).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.wait(deadline),
+            Runtimes::Processes(rt) => rt.wait(deadline),
+        }
+    }
+
+    /// Joins the runtime's threads, once every worker is done.
+    pub(crate) fn join(&self) {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.join(),
+            Runtimes::Processes(rt) => rt.join(),
+        }
+    }
+
+    /// Stops waiting: fails every call left (killing worker processes
+    /// that hold them). Returns how many calls it failed.
+    pub(crate) fn abandon(&self) -> usize {
+        match &self.runtime {
+            Runtimes::Threads(rt) => rt.abandon(),
+            Runtimes::Processes(rt) => rt.abandon(),
+        }
+    }
 }
 
 #[cfg(all(test, not(knitting_loom)))]
 mod tests {
-    use super::pick_lane;
+    use super::Spread;
+    use crate::runtime::Lanes;
+
+    /// Lanes as (idle, usable) pairs.
+    struct Fixed(Vec<(bool, bool)>);
+
+    impl Lanes for Fixed {
+        fn count(&self) -> usize {
+            self.0.len()
+        }
+        fn is_idle(&self, i: usize) -> bool {
+            self.0[i].0
+        }
+        fn is_usable(&self, i: usize) -> bool {
+            self.0[i].1
+        }
+    }
 
     #[test]
     fn the_first_idle_usable_lane_wins_then_round_robin_over_usable_ones() {
-        let lanes = [(false, true), (true, false), (true, true), (false, true)];
-        let usable = |l: &(bool, bool)| l.1;
-        let idle = |l: &(bool, bool)| l.0;
+        let spread = Spread::new();
         // Lane 1 is idle but not usable: lane 2 is the first idle usable one.
-        assert!(std::ptr::eq(
-            pick_lane(&lanes, || 0, usable, idle),
-            &lanes[2]
-        ));
-        // No idle lane: round-robin from the ticket, skipping unusable ones.
-        let busy = |_: &(bool, bool)| false;
-        assert!(std::ptr::eq(
-            pick_lane(&lanes, || 1, usable, busy),
-            &lanes[2]
-        ));
-        assert!(std::ptr::eq(
-            pick_lane(&lanes, || 3, usable, busy),
-            &lanes[3]
-        ));
-        // Nothing usable: the ticket's lane anyway (it fails the call there).
-        let none = |_: &(bool, bool)| false;
-        assert!(std::ptr::eq(pick_lane(&lanes, || 5, none, busy), &lanes[1]));
+        let lanes = Fixed(vec![
+            (false, true),
+            (true, false),
+            (true, true),
+            (false, true),
+        ]);
+        assert_eq!(spread.pick(&lanes), 2);
+        // No idle lane: round-robin from the count, skipping lane 1.
+        let busy = Fixed(vec![
+            (false, true),
+            (false, false),
+            (false, true),
+            (false, true),
+        ]);
+        let picks: Vec<usize> = (0..5).map(|_| spread.pick(&busy)).collect();
+        assert_eq!(picks, [0, 2, 2, 3, 0]);
+        // Nothing usable: the count's lane anyway (it fails the call there).
+        let none = Fixed(vec![(true, false); 3]);
+        assert_eq!(spread.pick(&none), 5 % 3);
+        // One lane: always it, without touching the count.
+        assert_eq!(spread.pick(&Fixed(vec![(false, false)])), 0);
+        assert_eq!(spread.pick(&none), 6 % 3);
     }
 }

@@ -2,10 +2,7 @@
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use crate::{
-    runtime::{thread, Engine},
-    Error, Pool, ProcessPoolBuilder,
-};
+use crate::{dispatch::Engine, runtime::thread, Error, Pool, ProcessPoolBuilder};
 
 /// Configures and builds a [`Pool`].
 ///
@@ -214,6 +211,6 @@ impl PoolBuilder {
             thread_name: self.thread_name,
             hard_timeout: self.hard_timeout,
         };
-        Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::Threads))
+        Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::threads))
     }
 }

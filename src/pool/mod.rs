@@ -8,7 +8,7 @@
 //! ([`Runs`]): a process pool must be able to encode a task's arguments,
 //! and a thread pool must not make every task pay for that. Everything
 //! else (the call path, deadlines, stats, shutdown) is written once here
-//! over the private [`Engine`], whose one `match` per operation is the
+//! over the private `Engine` (in `dispatch`), whose one `match` per operation is the
 //! only place that tells the runtimes apart.
 
 pub(crate) mod builder;
@@ -28,7 +28,8 @@ pub use self::{
 };
 use crate::{
     call::cell::CallRef,
-    runtime::{sealed::Travel, AnyRuntime, Engine, Processes, Runs, Runtime, RuntimeKind, Threads},
+    dispatch::Engine,
+    runtime::{sealed::Travel, AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
     Call, Error, PoolBuilder, Task,
 };
 

@@ -5,9 +5,10 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use super::Pool;
 use crate::{
+    dispatch::Engine,
     runtime::{
         process::{self, Options},
-        Engine, Processes,
+        Processes,
     },
     Error,
 };
@@ -345,7 +346,7 @@ impl ProcessPoolBuilder {
     /// }
     /// ```
     pub fn build(self) -> Result<ProcessPool, Error> {
-        Pool::from_engine(|| process::Runtime::start(self.opts).map(Engine::Processes))
+        Pool::from_engine(|| process::Runtime::start(self.opts).map(Engine::processes))
     }
 }
 

@@ -7,24 +7,18 @@
 //!   arguments and results are encoded (Linux; elsewhere building a
 //!   process pool fails with a clear error).
 //!
-//! [`Engine`] is the pool's runtime: one private enum, one `match` per
-//! operation, so the public [`Pool`](crate::Pool) writes its call path,
-//! shutdown and stats once. The runtime markers ([`Threads`],
-//! [`Processes`], [`AnyRuntime`]) only pick, at compile time, which tasks
-//! a pool accepts ([`Runs`]); they hold no state.
+//! Both offer the same operations (start, submit to a lane, stats, close,
+//! wait, join, abandon); `dispatch::Engine` picks between them. The
+//! runtime markers ([`Threads`], [`Processes`], [`AnyRuntime`]) only pick,
+//! at compile time, which tasks a pool accepts ([`Runs`]); they hold no
+//! state.
 
 pub(crate) mod process;
 pub(crate) mod thread;
 
-use std::{fmt, sync::Arc, time::Instant};
+use std::fmt;
 
-use crate::{
-    call::{
-        cell::{CallRef, JobRef, RemoteOps},
-        route::Route,
-    },
-    LaneStats, ProcessTask, Task,
-};
+use crate::{call::cell::RemoteOps, ProcessTask, Task};
 
 /// The runtime of a pool that runs its calls on worker threads: the
 /// default of [`Pool`](crate::Pool). Any [`Task`] runs on it; arguments
@@ -143,6 +137,16 @@ impl<T: ProcessTask> sealed::Travel<T> for AnyRuntime {
 }
 impl<T: ProcessTask> Runs<T> for AnyRuntime {}
 
+/// What lane choice (`dispatch`) needs to know of a runtime's lanes.
+pub(crate) trait Lanes {
+    /// How many lanes there are (at least one).
+    fn count(&self) -> usize;
+    /// True when lane `index` holds no call (a racy hint).
+    fn is_idle(&self, index: usize) -> bool;
+    /// False for a lane that cannot take calls now (it gave up).
+    fn is_usable(&self, index: usize) -> bool;
+}
+
 /// What a process lane needs to send a call of one task type: the cell's
 /// encode and complete steps, the task's id and its type fingerprint.
 #[derive(Clone, Copy, Debug)]
@@ -170,92 +174,4 @@ pub enum RuntimeKind {
     Threads,
     /// Worker processes.
     Processes,
-}
-
-/// A pool's runtime.
-pub(crate) enum Engine {
-    Threads(thread::Runtime),
-    Processes(process::Runtime),
-}
-
-impl Engine {
-    pub(crate) fn kind(&self) -> RuntimeKind {
-        match self {
-            Engine::Threads(_) => RuntimeKind::Threads,
-            Engine::Processes(_) => RuntimeKind::Processes,
-        }
-    }
-
-    /// Hands a new call to a lane. Returns the call's home pool (for the
-    /// nested-call rule, 0 for none) and its route, if its handle has a
-    /// part to play.
-    #[inline]
-    pub(crate) fn submit(
-        &self,
-        call: &CallRef,
-        job: JobRef,
-        remote: Option<Remote>,
-    ) -> (usize, Option<Arc<dyn Route>>) {
-        match self {
-            Engine::Threads(rt) => (rt.submit(call, job), None),
-            Engine::Processes(rt) => {
-                let remote = remote.expect("a process pool only accepts tasks that can travel");
-                (0, Some(rt.submit(job, remote)))
-            }
-        }
-    }
-
-    pub(crate) fn workers(&self) -> usize {
-        match self {
-            Engine::Threads(rt) => rt.workers(),
-            Engine::Processes(rt) => rt.workers(),
-        }
-    }
-
-    pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {
-        match self {
-            Engine::Threads(rt) => rt.lane_stats(),
-            Engine::Processes(rt) => rt.lane_stats(),
-        }
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        match self {
-            Engine::Threads(rt) => rt.is_closed(),
-            Engine::Processes(rt) => rt.is_closed(),
-        }
-    }
-
-    /// Begins a shutdown: new calls fail, workers finish what they hold.
-    pub(crate) fn close(&self) {
-        match self {
-            Engine::Threads(rt) => rt.close(),
-            Engine::Processes(rt) => rt.close(),
-        }
-    }
-
-    /// Waits until every worker is done (or `deadline` passes: false).
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
-        match self {
-            Engine::Threads(rt) => rt.wait(deadline),
-            Engine::Processes(rt) => rt.wait(deadline),
-        }
-    }
-
-    /// Joins the runtime's threads, once every worker is done.
-    pub(crate) fn join(&self) {
-        match self {
-            Engine::Threads(rt) => rt.join(),
-            Engine::Processes(rt) => rt.join(),
-        }
-    }
-
-    /// Stops waiting: fails every call left (killing worker processes
-    /// that hold them). Returns how many calls it failed.
-    pub(crate) fn abandon(&self) -> usize {
-        match self {
-            Engine::Threads(rt) => rt.abandon(),
-            Engine::Processes(rt) => rt.abandon(),
-        }
-    }
 }

@@ -2,10 +2,7 @@
 //! a reactor thread) per worker, started together and shut down together.
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        mpsc, Arc, Mutex,
-    },
+    sync::{atomic::Ordering, mpsc, Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -17,7 +14,11 @@ use super::{
     shm::{self, TaskKey},
     Options,
 };
-use crate::{call::cell::JobRef, call::route::Route, runtime::Remote, Error, ErrorKind, LaneStats};
+use crate::{
+    call::{cell::JobRef, route::Route},
+    runtime::{Lanes, Remote},
+    Error, ErrorKind, LaneStats,
+};
 
 /// How often a worker shows it is alive, for a liveness timeout: five
 /// beats per timeout, between 1 ms and 1 s apart.
@@ -29,7 +30,21 @@ pub(crate) struct Runtime {
     shared: Arc<Shared>,
     lanes: Box<[Arc<Lane>]>,
     reactors: Mutex<Vec<JoinHandle<()>>>,
-    next_lane: AtomicUsize,
+}
+
+impl Lanes for Runtime {
+    fn count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    fn is_idle(&self, index: usize) -> bool {
+        self.lanes[index].is_idle()
+    }
+
+    /// False for a lane that gave up (its workers kept dying at start-up).
+    fn is_usable(&self, index: usize) -> bool {
+        !self.lanes[index].is_done()
+    }
 }
 
 impl Runtime {
@@ -142,30 +157,19 @@ impl Runtime {
             shared,
             lanes,
             reactors: Mutex::new(reactors),
-            next_lane: AtomicUsize::new(0),
         }
     }
 
     /// Sends `job` to a lane (or queues it there, when the worker's ring or
     /// arena is full); returns the lane, the call's route.
-    pub(crate) fn submit(&self, job: JobRef, remote: Remote) -> Arc<dyn Route> {
+    pub(crate) fn submit(&self, index: usize, job: JobRef, remote: Remote) -> Arc<dyn Route> {
         let key = TaskKey {
             id: remote.id,
             shape: remote.shape,
         };
-        let lane = self.pick_lane();
+        let lane = &self.lanes[index];
         lane.submit(job, remote.ops, key);
         Arc::clone(lane) as Arc<dyn Route>
-    }
-
-    fn pick_lane(&self) -> &Arc<Lane> {
-        // Relaxed: only spreads calls.
-        let ticket = || self.next_lane.fetch_add(1, Ordering::Relaxed);
-        crate::dispatch::pick_lane(&self.lanes, ticket, |l| !l.is_done(), |l| l.is_idle())
-    }
-
-    pub(crate) fn workers(&self) -> usize {
-        self.lanes.len()
     }
 
     pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {

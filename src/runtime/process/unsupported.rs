@@ -6,12 +6,27 @@ use std::{sync::Arc, time::Instant};
 use super::Options;
 use crate::{
     call::{cell::JobRef, route::Route},
+    runtime::Lanes,
     runtime::Remote,
     Error, ErrorKind, LaneStats,
 };
 
 /// Has no value: [`start`](Self::start) always fails.
 pub(crate) enum Runtime {}
+
+impl Lanes for Runtime {
+    fn count(&self) -> usize {
+        match *self {}
+    }
+
+    fn is_idle(&self, _: usize) -> bool {
+        match *self {}
+    }
+
+    fn is_usable(&self, _: usize) -> bool {
+        match *self {}
+    }
+}
 
 impl Runtime {
     pub(crate) fn start(_: Options) -> Result<Self, Error> {
@@ -21,11 +36,7 @@ impl Runtime {
         ))
     }
 
-    pub(crate) fn submit(&self, _: JobRef, _: Remote) -> Arc<dyn Route> {
-        match *self {}
-    }
-
-    pub(crate) fn workers(&self) -> usize {
+    pub(crate) fn submit(&self, _: usize, _: JobRef, _: Remote) -> Arc<dyn Route> {
         match *self {}
     }
 

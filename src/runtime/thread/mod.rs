@@ -17,8 +17,9 @@ use std::{
 use self::lane::{run_worker, Exit, Lane, SlotId, SpinPolicy};
 use crate::{
     call::cell::{CallKey, CallRef, JobRef},
-    sync::{countdown::Countdown, AtomicBool, AtomicUsize, Ordering},
-    transport::{ring::CachePadded, wake::Notified},
+    runtime::Lanes,
+    sync::{countdown::Countdown, AtomicBool, Ordering},
+    transport::wake::Notified,
     Error, LaneStats,
 };
 
@@ -44,7 +45,6 @@ struct Shared {
     closed: AtomicBool,
     /// Set once, when a shutdown stops waiting and fails what is left.
     abandoned: AtomicBool,
-    next_lane: CachePadded<AtomicUsize>,
     /// One per lane: a retired thread hands its count to its replacement.
     live_workers: Countdown,
     spin: SpinPolicy,
@@ -65,7 +65,6 @@ impl Runtime {
                 .collect(),
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
-            next_lane: CachePadded(AtomicUsize::new(0)),
             live_workers: Countdown::new(threads),
             spin: SpinPolicy {
                 budget: cfg.spin_budget,
@@ -87,12 +86,12 @@ impl Runtime {
         Ok(Self { shared })
     }
 
-    /// Queues `job` (whose handle holds `call`) on a lane; returns the
-    /// pool's id, the call's home for the nested-call rule.
+    /// Queues `job` (whose handle holds `call`) on lane `index`; returns
+    /// the pool's id, the call's home for the nested-call rule.
     #[inline]
-    pub(crate) fn submit(&self, call: &CallRef, job: JobRef) -> usize {
+    pub(crate) fn submit(&self, index: usize, call: &CallRef, job: JobRef) -> usize {
         let shared = &*self.shared;
-        let lane = shared.pick_lane();
+        let lane = &shared.lanes[index];
         lane.push(job);
         if lane.wake.notify() == Notified::Exited {
             // Shutdown raced with this call and the lane's worker is gone:
@@ -100,10 +99,6 @@ impl Runtime {
             call.fail_queued(Error::closed());
         }
         shared.id()
-    }
-
-    pub(crate) fn workers(&self) -> usize {
-        self.shared.lanes.len()
     }
 
     pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {
@@ -162,6 +157,23 @@ impl Runtime {
             .iter()
             .map(|lane| lane.fail_all(Error::closed))
             .sum()
+    }
+}
+
+impl Lanes for Runtime {
+    fn count(&self) -> usize {
+        self.shared.lanes.len()
+    }
+
+    #[inline]
+    fn is_idle(&self, index: usize) -> bool {
+        self.shared.lanes[index].is_idle()
+    }
+
+    /// A thread lane always takes calls (a lane whose thread could not be
+    /// replaced fails them itself).
+    fn is_usable(&self, _: usize) -> bool {
+        true
     }
 }
 
@@ -250,13 +262,6 @@ impl Shared {
             });
             self.live_workers.count_down();
         }
-    }
-
-    #[inline]
-    fn pick_lane(&self) -> &Lane {
-        // Relaxed: only spreads calls; no data hangs on the counter.
-        let ticket = || self.next_lane.0.fetch_add(1, Ordering::Relaxed);
-        crate::dispatch::pick_lane(&self.lanes, ticket, |_| true, Lane::is_idle)
     }
 
     fn close(&self) {
