@@ -66,6 +66,11 @@ use crate::{
     Error, ErrorKind,
 };
 
+mod gone;
+mod route;
+
+use self::gone::Gone;
+
 thread_local! {
     /// On a reactor thread: the address of its lane (0 elsewhere).
     static REACTOR_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -131,59 +136,6 @@ struct State {
     /// Workers taken away and not reaped yet (the reactor reaps them in
     /// `serve_once`).
     zombies: Vec<Child>,
-}
-
-/// How a worker went.
-enum Gone {
-    /// It exited or was killed from outside.
-    Exited(ExitStatus),
-    /// It broke the protocol.
-    Broken(Violation),
-    /// Its front call ran past its hard time limit.
-    HardLimit { limit: Duration, runaway: CallKey },
-    /// It showed no sign of life for this long while it had calls.
-    Unresponsive(Duration),
-}
-
-impl Gone {
-    /// The error for a call that may have started on the worker.
-    fn error(&self, index: usize, pid: u32, job: &JobRef) -> Error {
-        match self {
-            Gone::Exited(status) => Error::of(
-                ErrorKind::WorkerDied,
-                format!(
-                    "worker {index} (pid {pid}) {} while running this call",
-                    describe_exit(*status)
-                ),
-            ),
-            Gone::Broken(v) => Error::of(
-                ErrorKind::Protocol,
-                format!(
-                    "worker {index} (pid {pid}) broke the shared-memory protocol: {}; \
-                     it was killed and is being replaced",
-                    v.why
-                ),
-            ),
-            Gone::HardLimit { limit, runaway } if job.key() == *runaway => Error::hard_timeout(
-                *limit,
-                &format!("its worker process {index} (pid {pid}) was killed and is being replaced"),
-            ),
-            Gone::HardLimit { limit, .. } => Error::of(
-                ErrorKind::WorkerDied,
-                format!(
-                    "worker {index} (pid {pid}) was killed because the call before this one ran \
-                     past its hard time limit ({limit:?}), while this call was running or next"
-                ),
-            ),
-            Gone::Unresponsive(limit) => Error::of(
-                ErrorKind::WorkerDied,
-                format!(
-                    "worker {index} (pid {pid}) showed no sign of life for {limit:?} (stopped \
-                     by a signal, or frozen) and was killed while running this call"
-                ),
-            ),
-        }
-    }
 }
 
 /// One process lane: a worker process, its mapping, and its reactor.
@@ -307,7 +259,7 @@ impl Lane {
         let taken = match g.drain(scratch, max, wakers) {
             Ok(n) => n,
             Err(violation) => {
-                self.retire(st, Gone::Broken(violation));
+                self.worker_gone(st, Gone::Broken(violation));
                 return 0;
             }
         };
@@ -343,7 +295,7 @@ impl Lane {
     /// backlog for the replacement. Everything here is decided from host
     /// state; the only worker-written words read are the responses, under
     /// the usual checks.
-    fn retire(&self, st: &mut State, mut gone: Gone) {
+    fn worker_gone(&self, st: &mut State, mut gone: Gone) {
         let max = self.shared.cfg.max_payload;
         let Some(mut gen) = st.gen.take() else {
             return;
@@ -509,13 +461,13 @@ impl Lane {
         st.gen.as_ref()?;
         let gen = st.gen.as_mut().expect("serve_once runs with a worker");
         if let Ok(Some(status)) = gen.child.try_wait() {
-            self.retire(&mut st, Gone::Exited(status));
+            self.worker_gone(&mut st, Gone::Exited(status));
             return None;
         }
         let now = Instant::now();
         let liveness = self.shared.cfg.liveness;
         if gen.unresponsive(liveness, now) {
-            self.retire(&mut st, Gone::Unresponsive(liveness));
+            self.worker_gone(&mut st, Gone::Unresponsive(liveness));
             return None;
         }
         // The call the worker runs: past its hard time limit?
@@ -527,7 +479,7 @@ impl Lane {
         {
             let due = gen.front_since + limit;
             if now >= due {
-                self.retire(
+                self.worker_gone(
                     &mut st,
                     Gone::HardLimit {
                         limit,
@@ -657,27 +609,4 @@ struct Sleep {
 /// is handed to each call as a fresh error with the same kind and message.
 fn clone_error(err: &Error) -> Error {
     Error::of(err.kind(), err.message().to_owned())
-}
-
-impl Route for Lane {
-    fn poll(&self) {
-        Lane::poll(self);
-    }
-
-    fn spin(&self, step: &mut dyn FnMut() -> bool) {
-        let shm = self.spin_begin();
-        while step() {
-            Lane::poll(self);
-        }
-        self.spin_end(shm);
-    }
-
-    fn abort(&self, key: CallKey) {
-        self.abort_key(key);
-    }
-
-    /// True on this lane's reactor thread (where wakers of its calls run).
-    fn is_own_thread(&self) -> bool {
-        REACTOR_OF.with(|r| r.get() == std::ptr::from_ref(self).addr())
-    }
 }

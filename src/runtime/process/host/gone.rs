@@ -1,0 +1,56 @@
+//! How a worker went, and the error each call it held gets for it.
+
+use super::*;
+
+/// How a worker went.
+pub(super) enum Gone {
+    /// It exited or was killed from outside.
+    Exited(ExitStatus),
+    /// It broke the protocol.
+    Broken(Violation),
+    /// Its front call ran past its hard time limit.
+    HardLimit { limit: Duration, runaway: CallKey },
+    /// It showed no sign of life for this long while it had calls.
+    Unresponsive(Duration),
+}
+
+impl Gone {
+    /// The error for a call that may have started on the worker.
+    pub(super) fn error(&self, index: usize, pid: u32, job: &JobRef) -> Error {
+        match self {
+            Gone::Exited(status) => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) {} while running this call",
+                    describe_exit(*status)
+                ),
+            ),
+            Gone::Broken(v) => Error::of(
+                ErrorKind::Protocol,
+                format!(
+                    "worker {index} (pid {pid}) broke the shared-memory protocol: {}; \
+                     it was killed and is being replaced",
+                    v.why
+                ),
+            ),
+            Gone::HardLimit { limit, runaway } if job.key() == *runaway => Error::hard_timeout(
+                *limit,
+                &format!("its worker process {index} (pid {pid}) was killed and is being replaced"),
+            ),
+            Gone::HardLimit { limit, .. } => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) was killed because the call before this one ran \
+                     past its hard time limit ({limit:?}), while this call was running or next"
+                ),
+            ),
+            Gone::Unresponsive(limit) => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) showed no sign of life for {limit:?} (stopped \
+                     by a signal, or frozen) and was killed while running this call"
+                ),
+            ),
+        }
+    }
+}
