@@ -169,20 +169,20 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 // Layers, lowest first; each imports only from those above it in this
-// list (see ARCHITECTURE.md).
-mod call;
-mod dispatch;
-mod error;
-mod payload;
-mod pool;
-mod role;
-mod runtime;
-mod signal;
-mod sync;
+// list (see ARCHITECTURE.md; `tests/architecture.rs` checks it).
 mod sys;
-mod task;
+mod sync;
 mod time;
+mod error;
+mod signal;
+mod role;
 mod transport;
+mod payload;
+mod task;
+mod call;
+mod runtime;
+mod dispatch;
+mod pool;
 
 #[doc(hidden)]
 pub use crate::runtime::process::shared_memory_objects_of;
