@@ -436,7 +436,14 @@ impl<T: Send + 'static> Call<T> {
         let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
         let route = self.route.clone();
         let mut spun = None;
+        // One step: a pause (not before the first look), then a look. A
+        // route takes responses between steps, so right after a look that
+        // found nothing, before the pause.
+        let mut first = true;
         let mut step = || {
+            if !std::mem::take(&mut first) {
+                backoff.snooze();
+            }
             if let Some(result) = self.poll_result() {
                 spun = Some(Some(result));
                 return false;
@@ -445,11 +452,7 @@ impl<T: Send + 'static> Call<T> {
                 spun = Some(None);
                 return false;
             }
-            if backoff.is_completed() {
-                return false;
-            }
-            backoff.snooze();
-            true
+            !backoff.is_completed()
         };
         match &route {
             Some(route) => route.spin(&mut step),
