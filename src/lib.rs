@@ -106,16 +106,20 @@
 //!
 //! # Shutdown
 //!
-//! Dropping a [`Pool`] starts a shutdown without blocking; queued calls
-//! still run. [`Pool::shutdown`] waits for them; [`Pool::shutdown_timeout`]
-//! waits at most a given time and fails the rest. Calls made after a
-//! shutdown began fail at once.
+//! A [`Pool`] is a cheap handle: clone it to share the pool (into threads,
+//! tasks, a web framework's state). Dropping the last handle starts a
+//! shutdown without blocking; queued calls still run. [`Pool::shutdown`]
+//! waits for them; [`Pool::shutdown_timeout`] waits at most a given time
+//! and fails the rest. Calls made after a shutdown began fail at once.
 //!
 //! # Process workers
 //!
-//! [`PoolBuilder::processes`] builds a [`ProcessPool`] instead (Linux): the
-//! same calls, run in child processes, so that a task that crashes,
-//! aborts, exits or corrupts memory costs one worker and never the host.
+//! [`PoolBuilder::processes`] builds a [`ProcessPool`] (`Pool<Processes>`)
+//! instead (Linux): the same calls, run in child processes, so that a task
+//! that crashes, aborts, exits or corrupts memory costs one worker and
+//! never the host. The code that makes calls is the same for both; to pick
+//! the runtime when the program runs, turn either pool `into()` a
+//! `Pool<`[`AnyRuntime`]`>`.
 //!
 //! ```
 //! #[knitting::task]
