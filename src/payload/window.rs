@@ -38,7 +38,7 @@ impl<'a> Window<'a> {
     }
 
     /// A window over a buffer of our own (for tests of the encoders).
-    #[cfg(test)]
+    #[cfg(all(test, not(knitting_loom)))]
     pub(crate) fn of(buffer: &'a mut [u8]) -> Self {
         // SAFETY: the buffer is ours, writable and unaliased for `'a`.
         unsafe { Self::from_raw(buffer.as_mut_ptr(), buffer.len()) }

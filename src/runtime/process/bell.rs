@@ -70,9 +70,9 @@ macro_rules! word {
 word!(std::sync::atomic::AtomicU32, u32);
 word!(std::sync::atomic::AtomicU64, u64);
 #[cfg(knitting_loom)]
-word!(loom::sync::atomic::AtomicU32, u32);
+word!(::loom::sync::atomic::AtomicU32, u32);
 #[cfg(knitting_loom)]
-word!(loom::sync::atomic::AtomicU64, u64);
+word!(::loom::sync::atomic::AtomicU64, u64);
 
 /// Publishes a counter value: an RMW (see the module docs), which is also
 /// the Release that publishes what was written before it.
@@ -174,3 +174,6 @@ pub(crate) fn ring(bell: &Bell) {
     bell.word.fetch_add(1, Ordering::Release);
     futex::wake_all(&bell.word);
 }
+
+#[cfg(all(test, knitting_loom))]
+mod loom;
