@@ -68,8 +68,8 @@
 //!
 //! A task may call its own pool and wait (nested calls): a worker thread
 //! that waits for a call no worker has started yet runs it itself, so a
-//! tree of calls cannot deadlock, on one thread or many; see
-//! [Waiting inside a task](Call::wait#waiting-inside-a-task-nested-calls).
+//! tree of calls cannot deadlock, on one thread or many; see "Waiting
+//! inside a task" under [`Call::wait`].
 //!
 //! # Errors
 //!

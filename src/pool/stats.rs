@@ -1,6 +1,6 @@
 //! Snapshots of a pool's counters.
 
-/// A snapshot of a pool's counters, from [`Pool::stats`].
+/// A snapshot of a pool's counters, from [`Pool::stats`](crate::Pool::stats).
 ///
 /// ```
 /// let pool = knitting::Pool::builder().threads(1).build().unwrap();
