@@ -152,6 +152,10 @@ impl ProcessPoolBuilder {
     /// The size of each worker's request arena and of its response arena.
     /// Memory is touched only as it is used. Default: 64 MiB.
     ///
+    /// An arena holds the payloads of the calls in flight on its worker; a
+    /// call that finds too little room waits for it (see
+    /// [Memory](ProcessPool#memory) for the whole mapping and for sizing).
+    ///
     /// # Panics
     ///
     /// If `bytes` is under 4096 or over 2^40.
@@ -177,12 +181,17 @@ impl ProcessPoolBuilder {
     /// The largest encoded argument or result of one call. A call over the
     /// limit fails with a [`TooLarge`](crate::ErrorKind::TooLarge) error
     /// that names the limit and the size, before anything is sent; the
-    /// worker goes on. Default: an eighth of [`arena_bytes`](Self::arena_bytes)
-    /// (8 MiB).
+    /// worker goes on. A call under it never fails for want of room: it
+    /// waits until the arena has enough (see [Memory](ProcessPool#memory)).
+    /// Default: an eighth of [`arena_bytes`](Self::arena_bytes) (8 MiB).
+    ///
+    /// A limit larger than [`arena_bytes`](Self::arena_bytes) makes
+    /// [`build`](Self::build) fail with a [`Build`](crate::ErrorKind::Build)
+    /// error.
     ///
     /// # Panics
     ///
-    /// If `bytes` is 0 or larger than the arena.
+    /// If `bytes` is 0.
     ///
     /// ```
     /// #[knitting::task]
@@ -208,7 +217,8 @@ impl ProcessPoolBuilder {
     }
 
     /// How many calls each worker holds in its ring; more wait in the
-    /// host. Default: 128.
+    /// host. Default: 128. Each slot costs 132 bytes of the worker's
+    /// mapping (see [Memory](ProcessPool#memory)).
     ///
     /// # Panics
     ///
@@ -376,6 +386,50 @@ impl ProcessPoolBuilder {
 ///     Ok(())
 /// }
 /// ```
+///
+/// # Memory
+///
+/// Each worker has one mapping, shared with the host: a control block
+/// (640 bytes), a request and a response slot of 64 bytes each per
+/// [`ring_slots`](ProcessPoolBuilder::ring_slots), a 4-byte abort word per
+/// slot, all of it rounded up to whole 4 KiB pages, and then the request
+/// arena and the response arena of
+/// [`arena_bytes`](ProcessPoolBuilder::arena_bytes) each, each rounded up
+/// to whole pages:
+///
+/// ```text
+/// round_up(640 + 132 * ring_slots, 4096) + 2 * round_up(arena_bytes, 4096)
+/// ```
+///
+/// With the defaults (128 slots, 64 MiB arenas) that is 20 KiB + 128 MiB of
+/// address space per worker, the same pages in the host and the worker.
+/// The mapping is a memfd (or the POSIX object of
+/// [`named_shared_memory`](ProcessPoolBuilder::named_shared_memory)), so a
+/// page takes memory only once it is written; touched pages stay until the
+/// mapping goes with its worker. Payloads go back to an arena's start as
+/// soon as it has room for them (at least 64 KiB, or twice the size of
+/// recent payloads), so under steady load the touched part of an arena
+/// follows what is in flight rather than `arena_bytes`.
+///
+/// Sizing:
+///
+/// - [`max_payload_bytes`](ProcessPoolBuilder::max_payload_bytes) is the
+///   largest encoded argument or result of one call (at most `arena_bytes`;
+///   default: an eighth of it). A call whose arguments are over it fails
+///   with a [`TooLarge`](crate::ErrorKind::TooLarge) error naming the size
+///   and the limit when the host encodes them, before anything is sent:
+///   right away when the lane has nothing queued before it, a free slot and
+///   some free arena, else when its turn comes. A result over it fails its
+///   call the same way on the worker, which goes on.
+/// - A call under the limit never fails for want of room: it waits in the
+///   host, in order, until the calls before it have freed enough of the
+///   arena (and a result waits in its worker). A call that meets a full
+///   arena waits unencoded; one that meets some room, but too little, waits
+///   encoded into a buffer of its own, copied in once the room is there.
+/// - So `arena_bytes` bounds the bytes of arguments (and of results) in
+///   flight on one worker at once: for calls not to wait on each other,
+///   make it larger than a typical payload times the calls in flight per
+///   worker (at most `ring_slots`), with room to spare.
 ///
 /// # Bytes
 ///
