@@ -293,7 +293,7 @@ impl WorkerLane {
         #[cfg(knitting_loom)]
         let signal = &Signal::new();
         let entry = self.table.get(&task).copied();
-        let mut reply = Reply {
+        let mut reply = SlotReply {
             map: &self.map,
             out: &mut self.out,
             seq,
@@ -489,9 +489,10 @@ fn sleep(map: &Mapping, ready: impl Fn(&Mapping) -> bool) {
     }
 }
 
-/// Where a task entry sends its outcome.
+/// The reply to request `seq`: where a task entry sends its outcome (the
+/// response ring, through the outbox).
 #[derive(Debug)]
-pub(crate) struct Reply<'a> {
+struct SlotReply<'a> {
     map: &'a Mapping,
     out: &'a mut Outbox,
     seq: u64,
@@ -507,7 +508,7 @@ impl std::fmt::Debug for WorkerLane {
     }
 }
 
-impl payload::Reply for Reply<'_> {
+impl payload::Reply for SlotReply<'_> {
     fn value(&mut self, encode: Encode<'_>) {
         self.sent = true;
         if let Err(err) = self.out.send(self.map, self.seq, shm::STATUS_OK, encode) {
