@@ -193,6 +193,7 @@ pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
     error::{Error, ErrorKind, RemoteError},
+    payload::{Buffer, Bytes},
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
@@ -400,12 +401,17 @@ macro_rules! init_before_main {
 pub mod __private {
     pub use linkme;
 
-    pub use crate::task::{
-        failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
-        marks::{NoBorrowedTypes, NotThreadsOnly},
-        probe::{NoSerde, Probe, ViaSerde},
-        TaskResult, WorkerEntry, TASKS,
+    pub use crate::{
+        payload::wire::{ByteVec, Lent, Plain, Wire},
+        task::{
+            failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
+            marks::{NoBorrowedTypes, NotThreadsOnly},
+            probe::{NoSerde, Probe, ViaSerde},
+            TaskResult, Wired, WorkerEntry, TASKS,
+        },
     };
+    /// The `Pod` bound of a slice parameter's element type.
+    pub use bytemuck::Pod;
 
     /// How many entries the deadline and time-limit timer holds right now
     /// (for tests: a finished call must leave none behind).

@@ -6,9 +6,17 @@
 //! exact size it needs (to wait for room, or to name it in a too-large
 //! error) without an intermediate buffer.
 
-use serde::{de::DeserializeOwned, Serialize};
+use std::marker::PhantomData;
 
-use super::Window;
+use serde::{
+    de::{DeserializeOwned, DeserializeSeed},
+    Serialize,
+};
+
+use super::{
+    wire::{De, Ser, Wire},
+    Window,
+};
 
 /// A postcard flavor over an arena window that counts what does not fit.
 struct Region<'w, 'm> {
@@ -55,6 +63,30 @@ pub(crate) fn encode_into<V: Serialize + ?Sized>(
     window: &mut Window<'_>,
 ) -> Result<usize, postcard::Error> {
     postcard::serialize_with_flavor(value, Region { window, total: 0 })
+}
+
+/// Encodes `value` through adapter `W` into `window` (as [`encode_into`]).
+pub(crate) fn encode_wire_into<W: Wire<T>, T>(
+    value: &T,
+    window: &mut Window<'_>,
+) -> Result<usize, postcard::Error> {
+    encode_into(&Ser::<W, T>(value, PhantomData), window)
+}
+
+/// Encodes `value` through adapter `W` into a fresh vector.
+pub(crate) fn encode_wire_vec<W: Wire<T>, T>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    encode_vec(&Ser::<W, T>(value, PhantomData))
+}
+
+/// Decodes a `T` through adapter `W`; trailing bytes are an error.
+pub(crate) fn decode_wire<W: Wire<T>, T>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+    let value = De::<W, T>::new().deserialize(&mut deserializer)?;
+    if deserializer.finalize()?.is_empty() {
+        Ok(value)
+    } else {
+        Err(postcard::Error::DeserializeBadEncoding)
+    }
 }
 
 /// Encodes `value` into a fresh vector.
