@@ -402,7 +402,7 @@ pub mod __private {
     pub use linkme;
 
     pub use crate::{
-        payload::wire::{ByteVec, Lent, Plain, Wire},
+        payload::wire::{ByteVec, FromByteString, Lent, Plain, Wire},
         task::{
             failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
             marks::{NoBorrowedTypes, NotThreadsOnly},

@@ -282,7 +282,7 @@ impl<T: Pod> Buffer<T> {
 /// A vector with room for `capacity` elements: a recycled allocation of
 /// its size class when the store has one, else a fresh one of exactly that
 /// class (so that it can be recycled in turn).
-fn allocate<T: Pod>(capacity: usize) -> Vec<T> {
+pub(crate) fn allocate<T: Pod>(capacity: usize) -> Vec<T> {
     let size = std::mem::size_of::<T>();
     let Some((class, slot)) = capacity
         .checked_mul(size)

@@ -18,7 +18,7 @@ pub(crate) mod window;
 pub(crate) mod wire;
 
 pub use buffer::{Buffer, Bytes};
-pub(crate) use window::Window;
+pub(crate) use window::{Response, Window};
 
 use crate::Error;
 

@@ -14,7 +14,7 @@
 //! [`ImportedTask`](crate::ImportedTask) (plain serde) and a worker that
 //! defines it with `#[task]` still agree.
 
-use std::{cell::Cell, fmt, marker::PhantomData};
+use std::{any::Any, cell::Cell, fmt, marker::PhantomData, mem::MaybeUninit};
 
 use bytemuck::Pod;
 use serde::{
@@ -38,13 +38,49 @@ pub trait Wire<T> {
     fn serialize<S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error>;
     /// Reads a value.
     fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<T, D::Error>;
+
+    /// For a `T` written as one byte string (a byte vector, a [`Buffer`]):
+    /// how to read it straight from a response, its bytes copied once into
+    /// the value's own memory. `None` for anything else (it is decoded from
+    /// a copy of the whole response).
+    fn byte_string() -> Option<FromByteString<T>> {
+        None
+    }
+}
+
+/// Makes a `T` of `len` bytes: `fill` copies them into the room it is
+/// given (exactly `len` bytes). An error names what is wrong with `len`.
+pub type FromByteString<T> =
+    fn(len: usize, fill: &mut dyn FnMut(&mut [MaybeUninit<u8>])) -> Result<T, String>;
+
+/// A buffer of `len` bytes' worth of `X`, filled by `fill`.
+fn buffer_from_byte_string<X: Pod>(
+    len: usize,
+    fill: &mut dyn FnMut(&mut [MaybeUninit<u8>]),
+) -> Result<Buffer<X>, String> {
+    let size = std::mem::size_of::<X>().max(1);
+    if !len.is_multiple_of(size) {
+        return Err(serde_impls::ragged_message::<X>(len));
+    }
+    let mut vec = super::buffer::allocate::<X>(len / size);
+    let spare = vec.spare_capacity_mut();
+    // SAFETY: the spare room of `len / size` elements is `len` bytes of
+    // memory we own; viewed as `MaybeUninit<u8>` it needs no init.
+    let room = unsafe {
+        std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<MaybeUninit<u8>>(), len)
+    };
+    fill(room);
+    // SAFETY: `fill` set all `len` bytes, and any bytes are a valid `X`
+    // (`Pod`).
+    unsafe { vec.set_len(len / size) };
+    Ok(Buffer::from(vec))
 }
 
 /// The type's own serde implementation.
 #[derive(Debug)]
 pub struct Plain;
 
-impl<T: Serialize + DeserializeOwned> Wire<T> for Plain {
+impl<T: Serialize + DeserializeOwned + 'static> Wire<T> for Plain {
     #[inline]
     fn serialize<S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
         value.serialize(serializer)
@@ -53,6 +89,30 @@ impl<T: Serialize + DeserializeOwned> Wire<T> for Plain {
     #[inline]
     fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<T, D::Error> {
         T::deserialize(deserializer)
+    }
+
+    /// A [`Buffer`] of a primitive number is one byte string (the attribute
+    /// cannot tell `Bytes` from another crate's type of that name, so the
+    /// type itself is looked at here).
+    fn byte_string() -> Option<FromByteString<T>> {
+        /// `buffer_from_byte_string::<X>`, as a reader of `T` (which is
+        /// `Buffer<X>`).
+        fn read<X: Pod, T: 'static>(
+            len: usize,
+            fill: &mut dyn FnMut(&mut [MaybeUninit<u8>]),
+        ) -> Result<T, String> {
+            let buffer: Box<dyn Any> = Box::new(buffer_from_byte_string::<X>(len, fill)?);
+            Ok(*buffer.downcast::<T>().expect("T is Buffer<X>"))
+        }
+        macro_rules! buffers_of {
+            ($($x:ty),*) => {
+                $(if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Buffer<$x>>() {
+                    return Some(read::<$x, T>);
+                })*
+            };
+        }
+        buffers_of!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, f32, f64);
+        None
     }
 }
 
@@ -72,6 +132,10 @@ impl Wire<Vec<u8>> for ByteVec {
             .deserialize_byte_buf(serde_impls::Owned::<u8>(PhantomData))
             .map(Buffer::into_vec)
     }
+
+    fn byte_string() -> Option<FromByteString<Vec<u8>>> {
+        Some(|len, fill| buffer_from_byte_string::<u8>(len, fill).map(Buffer::into_vec))
+    }
 }
 
 impl Wire<Box<[u8]>> for ByteVec {
@@ -82,6 +146,12 @@ impl Wire<Box<[u8]>> for ByteVec {
 
     fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<[u8]>, D::Error> {
         <ByteVec as Wire<Vec<u8>>>::deserialize(deserializer).map(Vec::into_boxed_slice)
+    }
+
+    fn byte_string() -> Option<FromByteString<Box<[u8]>>> {
+        Some(|len, fill| {
+            buffer_from_byte_string::<u8>(len, fill).map(|b| b.into_vec().into_boxed_slice())
+        })
     }
 }
 

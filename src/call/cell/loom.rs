@@ -312,6 +312,9 @@ mod process {
 
     /// Completes the call from `response` as the lane does.
     fn complete(job: &JobRef, response: &[u8]) {
+        let (mut bytes, mut scratch) = (response.to_vec(), Vec::new());
+        let response =
+            crate::payload::Response::new(crate::payload::Window::of(&mut bytes), &mut scratch);
         let waker = job.complete(RemoteOps::of::<Double>(), Ok(response));
         assert!(waker.is_none(), "no waker was registered");
     }

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::{
-    payload::{codec, wire::Wire, Window},
+    payload::{codec, wire::Wire, Response, Window},
     task::Wired,
 };
 
@@ -27,7 +27,7 @@ pub(crate) struct RemoteOps {
 }
 
 /// See [`RemoteOps::complete`].
-type CompleteFn = unsafe fn(NonNull<Header>, Result<&[u8], Error>) -> Option<Waker>;
+type CompleteFn = unsafe fn(NonNull<Header>, Result<Response<'_, '_>, Error>) -> Option<Waker>;
 
 /// The outcome of [`JobRef::encode`].
 #[derive(Debug)]
@@ -187,7 +187,10 @@ pub(super) unsafe fn unsend(ptr: NonNull<Header>) -> bool {
 ///
 /// `ptr` is the header of a `Cell<T>` (the ops were taken for the same
 /// `T`) and the caller holds one of its references for the whole call.
-unsafe fn complete<T: Wired>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>) -> Option<Waker>
+unsafe fn complete<T: Wired>(
+    ptr: NonNull<Header>,
+    outcome: Result<Response<'_, '_>, Error>,
+) -> Option<Waker>
 where
     T::OutputWire: Wire<T::Output>,
 {
@@ -196,9 +199,9 @@ where
     let name = cell.task.info().name();
     // User `Deserialize` code runs here, on whichever host thread takes
     // the response: a panic fails this call only.
-    let decode = |bytes: &[u8]| {
+    let decode = |mut response: Response<'_, '_>| {
         catch_unwind(AssertUnwindSafe(|| {
-            codec::decode_wire::<T::OutputWire, T::Output>(bytes)
+            codec::decode_response::<T::OutputWire, T::Output>(&mut response)
         }))
         .unwrap_or(Err(postcard::Error::SerdeDeCustom))
         .map_err(|e| {

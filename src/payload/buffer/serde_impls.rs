@@ -24,11 +24,16 @@ pub(crate) struct Owned<T>(pub(crate) PhantomData<T>);
 
 /// The error for `len` bytes that are not a whole number of `T`.
 pub(crate) fn ragged<T, E: de::Error>(len: usize) -> E {
-    E::custom(format_args!(
+    E::custom(ragged_message::<T>(len))
+}
+
+/// What [`ragged`] says.
+pub(crate) fn ragged_message<T>(len: usize) -> String {
+    format!(
         "{len} bytes are not a whole number of {}-byte elements (`{}`)",
         std::mem::size_of::<T>(),
         std::any::type_name::<T>()
-    ))
+    )
 }
 
 impl<'de, T: Pod> de::Visitor<'de> for Owned<T> {
