@@ -193,7 +193,7 @@ pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
     error::{Error, ErrorKind, RemoteError},
-    payload::{Buffer, Bytes},
+    payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
@@ -402,7 +402,7 @@ pub mod __private {
     pub use linkme;
 
     pub use crate::{
-        payload::wire::{ByteVec, FromByteString, Lent, Plain, Wire},
+        payload::wire::{Borrowed, ByteVec, FromByteString, Lent, Plain, Wire},
         task::{
             failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
             marks::{NoBorrowedTypes, NotThreadsOnly},

@@ -30,6 +30,7 @@ const SOURCES: &[&str] = &[
     "src/task/mod.rs",
     "src/task/imported.rs",
     "src/payload/buffer.rs",
+    "src/payload/envelope.rs",
     "src/role.rs",
 ];
 

@@ -255,3 +255,138 @@ fn byte_payloads_either_side_of_the_limit() {
         vec![2, 1]
     );
 }
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Upload {
+    name: String,
+    parts: u8,
+}
+
+/// Reads an envelope in place: its header, the body's sum, and where the
+/// body lay.
+#[knitting::task]
+fn open_envelope(upload: &knitting::Envelope<Upload>) -> (String, u64, String) {
+    let sum = upload.body.iter().map(|&b| u64::from(b)).sum();
+    let at = mapping_of(upload.body.as_ptr() as usize);
+    (upload.header.name.clone(), sum, at)
+}
+
+/// Takes an envelope by value and hands it back.
+#[knitting::task]
+fn echo_envelope(upload: knitting::Envelope<Upload, f32>) -> knitting::Envelope<Upload, f32> {
+    upload
+}
+
+/// Reads a struct in place: where its byte field lay.
+#[knitting::task]
+fn where_packet(packet: &Packet, tag: u8) -> (u8, u32, String) {
+    (tag, packet.id, mapping_of(packet.body.as_ptr() as usize))
+}
+
+#[test]
+fn envelopes_round_trip_on_both_runtimes() {
+    for pool in pools(2 << 20) {
+        for len in [0usize, 1, 5000, 300_001] {
+            let upload = knitting::Envelope::new(
+                Upload {
+                    name: format!("part-{len}"),
+                    parts: 3,
+                },
+                pattern(len),
+            );
+            let expected: u64 = upload.body.iter().map(|&b| u64::from(b)).sum();
+            let (name, sum, _) = pool.call(open_envelope, upload).wait().unwrap();
+            assert_eq!(
+                (name.as_str(), sum),
+                (format!("part-{len}").as_str(), expected)
+            );
+            let floats = knitting::Envelope::new(
+                Upload {
+                    name: "f".into(),
+                    parts: 1,
+                },
+                (0..len).map(|i| i as f32).collect::<Vec<_>>(),
+            );
+            let got = pool.call(echo_envelope, floats.clone()).wait().unwrap();
+            assert_eq!(got, floats, "on {:?}", pool.runtime());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_parameter_taken_by_reference_has_its_buffers_read_in_place() {
+    let pool = Pool::builder().processes(1).build().unwrap();
+    let upload = knitting::Envelope::new(
+        Upload {
+            name: "x".into(),
+            parts: 1,
+        },
+        pattern(64 << 10),
+    );
+    let (_, _, at) = pool.call(open_envelope, upload).wait().unwrap();
+    assert!(
+        at.starts_with("/memfd:knitting"),
+        "the body was read from {at:?}"
+    );
+    let packet = Packet {
+        id: 3,
+        body: Bytes::from(pattern(10_000)),
+        trailer: vec![1],
+    };
+    let (tag, id, at) = pool.call(where_packet, (packet, 8)).wait().unwrap();
+    assert_eq!((tag, id), (8, 3));
+    assert!(
+        at.starts_with("/memfd:knitting"),
+        "the field was read from {at:?}"
+    );
+}
+
+/// Keeps a copy of the last `Sneaky` decoded, buffer and all.
+static KEPT: std::sync::Mutex<Option<Bytes>> = std::sync::Mutex::new(None);
+
+/// A type whose `Deserialize` keeps the buffer it read: in a worker that
+/// lent it from the request, it would outlive the call.
+#[derive(Serialize, Debug)]
+struct Sneaky(Bytes);
+
+impl<'de> Deserialize<'de> for Sneaky {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = Bytes::deserialize(deserializer)?;
+        let len = bytes.len();
+        *KEPT.lock().unwrap() = Some(bytes);
+        Ok(Sneaky(Bytes::zeroed(len)))
+    }
+}
+
+#[knitting::task]
+fn sneaky_len(value: &Sneaky) -> usize {
+    value.0.len()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lent_buffer_kept_past_its_call_stops_the_worker_before_it_answers() {
+    let pool = Pool::builder().processes(1).build().unwrap();
+    let pid = pool.worker_pids()[0].expect("a running worker");
+    let err = pool
+        .call(sneaky_len, Sneaky(Bytes::from(pattern(100))))
+        .wait()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerDied, "{err}");
+    assert!(err.message().contains(&pid.to_string()), "{err}");
+    // The lane goes on with a new worker, and an honest call works.
+    assert_eq!(
+        pool.call(reverse_vec, vec![1, 2]).wait().unwrap(),
+        vec![2, 1]
+    );
+    // On a thread pool nothing is lent: the same call works.
+    let threads = Pool::builder().threads(1).build().unwrap();
+    assert_eq!(
+        threads
+            .call(sneaky_len, Sneaky(Bytes::from(pattern(100))))
+            .wait()
+            .unwrap(),
+        100
+    );
+}

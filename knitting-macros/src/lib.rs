@@ -218,6 +218,9 @@ enum Wire {
     /// A `&[T]` parameter: the caller passes a `Buffer<T>`, a worker reads
     /// it in place.
     Lent,
+    /// Another `&T` parameter: the caller passes a `T`, a worker reads the
+    /// buffers in it in place.
+    Borrowed,
 }
 
 impl Wire {
@@ -226,6 +229,7 @@ impl Wire {
             Wire::Plain => quote!(::knitting::__private::Plain),
             Wire::ByteVec => quote!(::knitting::__private::ByteVec),
             Wire::Lent => quote!(::knitting::__private::Lent),
+            Wire::Borrowed => quote!(::knitting::__private::Borrowed),
         }
     }
 }
@@ -271,6 +275,20 @@ fn lent_slice(ty: &Type) -> Option<&Type> {
     }
     match &*r.elem {
         Type::Slice(s) => Some(&s.elem),
+        _ => None,
+    }
+}
+
+/// The `T` of a parameter `&T` (no lifetime written, not `mut`) whose
+/// value the call can carry instead: a sized type named by a path, other
+/// than `str` and the signal.
+fn borrowed_value(ty: &Type) -> Option<&Type> {
+    let Type::Reference(r) = ty else { return None };
+    if r.mutability.is_some() || r.lifetime.is_some() {
+        return None;
+    }
+    match &*r.elem {
+        Type::Path(p) if !p.path.is_ident("str") && !is_signal_ref(ty) => Some(&r.elem),
         _ => None,
     }
 }
@@ -362,6 +380,14 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             call_exprs.push(quote!(::knitting::Buffer::as_slice(&#arg)));
             arg_idents.push(arg);
             arg_wires.push(Wire::Lent);
+        } else if let Some(value) = borrowed_value(ty) {
+            // A parameter taken by reference: the call carries the value,
+            // and the task borrows it for the call.
+            let arg = format_ident!("__knitting_arg{}", i);
+            arg_types.push(value.clone());
+            call_exprs.push(quote!(&#arg));
+            arg_idents.push(arg);
+            arg_wires.push(Wire::Borrowed);
         } else {
             if let Some(span) = non_static_borrow(ty) {
                 return Err(syn::Error::new(
@@ -543,8 +569,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             static #registry_ident: &'static ::knitting::TaskInfo = &__KNITTING_INFO;
 
             // SAFETY: `run` hands the task only a borrow of each argument
-            // read through `Lent` (`Buffer::as_slice`), and drops them all
-            // before it returns.
+            // read through `Lent` or `Borrowed`, and drops them all before
+            // it returns.
             unsafe impl ::knitting::__private::Wired for #ident {
                 type ArgsWire = #args_wire;
                 type OutputWire = #output_wire;

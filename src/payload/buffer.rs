@@ -11,6 +11,7 @@ use std::{
     mem::ManuallyDrop,
     ops::{Deref, DerefMut},
     ptr::NonNull,
+    sync::Arc,
 };
 
 use bytemuck::Pod;
@@ -71,8 +72,14 @@ enum Repr<T> {
     Owned(Vec<T>),
     /// A view of `len` elements in memory the buffer does not own: the
     /// request a worker process decodes, lent for one call (see
-    /// [`Buffer::lent`]). Never writable: a write copies it out first.
-    Lent(NonNull<T>, usize),
+    /// [`Buffer::lent`]). Never writable: a write copies it out first. The
+    /// lease is shared by every buffer lent from one request: the worker
+    /// checks that none is alive before it answers.
+    Lent {
+        ptr: NonNull<T>,
+        len: usize,
+        _lease: Arc<()>,
+    },
 }
 
 // SAFETY: an owned buffer is a `Vec<T>`; a lent one is a read-only view of
@@ -175,16 +182,20 @@ impl<T: Pod> Buffer<T> {
     /// The elements stay valid and unwritten until the buffer is dropped,
     /// and the buffer is dropped before they go (no user code can keep it:
     /// the task gets only a borrow of it).
-    pub(crate) unsafe fn lent(items: &[T]) -> Self {
+    pub(crate) unsafe fn lent(items: &[T], lease: Arc<()>) -> Self {
         Self {
-            repr: Repr::Lent(NonNull::from(items).cast(), items.len()),
+            repr: Repr::Lent {
+                ptr: NonNull::from(items).cast(),
+                len: items.len(),
+                _lease: lease,
+            },
         }
     }
 
     /// True when the buffer is a view lent by a worker process (for tests).
     #[cfg(test)]
     pub(crate) fn is_lent(&self) -> bool {
-        matches!(self.repr, Repr::Lent(..))
+        matches!(self.repr, Repr::Lent { .. })
     }
 
     /// The number of elements.
@@ -201,7 +212,7 @@ impl<T: Pod> Buffer<T> {
     pub fn capacity(&self) -> usize {
         match &self.repr {
             Repr::Owned(vec) => vec.capacity(),
-            Repr::Lent(_, len) => *len,
+            Repr::Lent { len, .. } => *len,
         }
     }
 
@@ -210,7 +221,9 @@ impl<T: Pod> Buffer<T> {
         match &self.repr {
             Repr::Owned(vec) => vec,
             // SAFETY: valid and unwritten while the buffer lives (`lent`).
-            Repr::Lent(ptr, len) => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            Repr::Lent { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts(ptr.as_ptr(), *len)
+            },
         }
     }
 
@@ -259,22 +272,26 @@ impl<T: Pod> Buffer<T> {
 
     /// The elements as a `Vec` (no copy when the buffer owns them).
     pub fn into_vec(self) -> Vec<T> {
-        let mut this = ManuallyDrop::new(self);
-        if let Repr::Owned(vec) = &mut this.repr {
-            return std::mem::take(vec);
+        if let Repr::Lent { .. } = self.repr {
+            return self.as_slice().to_vec();
         }
-        this.as_slice().to_vec()
+        let mut this = ManuallyDrop::new(self);
+        match &mut this.repr {
+            Repr::Owned(vec) => std::mem::take(vec),
+            // A lent buffer returned above (and dropping its lease matters).
+            Repr::Lent { .. } => unreachable!("handled above"),
+        }
     }
 
     /// The vector of an owned buffer; a lent one is copied out first.
     fn owned(&mut self) -> &mut Vec<T> {
-        if let Repr::Lent(..) = self.repr {
+        if let Repr::Lent { .. } = self.repr {
             let copy = Self::from_slice(self.as_slice());
             *self = copy;
         }
         match &mut self.repr {
             Repr::Owned(vec) => vec,
-            Repr::Lent(..) => unreachable!("copied out above"),
+            Repr::Lent { .. } => unreachable!("copied out above"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`codec`]: postcard, written straight into a window;
 //! - [`buffer`]: [`Buffer`] and [`Bytes`], the crate's buffers of plain
 //!   numbers, which cross as raw bytes and recycle their memory;
+//! - [`envelope`]: [`Envelope`], a serde header with a [`Buffer`] body;
 //! - [`wire`]: the adapter `#[task]` picks for each parameter and output
 //!   (byte vectors and slices as one copy, the rest through serde).
 //!
@@ -14,10 +15,12 @@
 
 pub(crate) mod buffer;
 pub(crate) mod codec;
+pub(crate) mod envelope;
 pub(crate) mod window;
 pub(crate) mod wire;
 
 pub use buffer::{Buffer, Bytes};
+pub use envelope::Envelope;
 pub(crate) use window::{Response, Window};
 
 use crate::Error;

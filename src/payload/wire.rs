@@ -8,19 +8,20 @@
 //! the attribute, which sees the types as written, names an adapter per
 //! parameter: [`ByteVec`] for `Vec<u8>` and `Box<[u8]>` (one length, one
 //! copy), [`Lent`] for slice parameters (`&[u8]`, `&[f64]`: the caller
-//! passes a [`Buffer`], the worker reads it in place), and [`Plain`] (the
-//! type's own serde) for everything else. The bytes on the wire are the
+//! passes a [`Buffer`], the worker reads it in place), [`Borrowed`] for
+//! other parameters taken by reference (their buffers are read in place),
+//! and [`Plain`] (the type's own serde) for everything else. The bytes on the wire are the
 //! same as plain postcard's, so a host that declares a task with
 //! [`ImportedTask`](crate::ImportedTask) (plain serde) and a worker that
 //! defines it with `#[task]` still agree.
 
-use std::{any::Any, cell::Cell, fmt, marker::PhantomData, mem::MaybeUninit};
+use std::{any::Any, cell::Cell, fmt, marker::PhantomData, mem::MaybeUninit, sync::Arc};
 
 use bytemuck::Pod;
 use serde::{
     de::{self, DeserializeOwned, DeserializeSeed, SeqAccess, Visitor},
     ser::SerializeTuple,
-    Deserializer, Serialize, Serializer,
+    Deserialize, Deserializer, Serialize, Serializer,
 };
 
 use super::{buffer::serde_impls, Buffer};
@@ -165,24 +166,72 @@ thread_local! {
     /// The request being decoded by this worker thread, whose bytes may be
     /// lent ([`lending`]): start address and length.
     static LENDABLE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// The lease of the buffers lent from that request, made by the first.
+    static LEASE: std::cell::RefCell<Option<Arc<()>>> = const { std::cell::RefCell::new(None) };
+    /// True while a parameter the task takes by reference is decoded: its
+    /// buffers may be lent.
+    static LENDS_NOW: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `decode` with the bytes of `input` lendable to [`Lent`] parameters.
+/// Runs `decode` for a parameter taken by reference: its buffers are lent
+/// if the request is lendable.
+fn lends<R>(decode: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LENDS_NOW.with(|l| l.set(self.0));
+        }
+    }
+    let _reset = Reset(LENDS_NOW.with(|l| l.replace(true)));
+    decode()
+}
+
+/// True while a [`Buffer`] being decoded may be lent (see [`Lent`] and
+/// [`Borrowed`]).
+pub(crate) fn lends_now() -> bool {
+    LENDS_NOW.with(Cell::get)
+}
+
+/// The buffers lent from one request: [`outstanding`](Self::outstanding)
+/// says whether any is still alive.
+#[derive(Debug)]
+pub(crate) struct Lease(Option<Arc<()>>);
+
+impl Lease {
+    /// True while a buffer lent from the request is alive (on any thread).
+    pub(crate) fn outstanding(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|lease| Arc::strong_count(lease) > 1)
+    }
+}
+
+/// Runs `decode` with the bytes of `input` lendable to parameters the task
+/// borrows ([`Lent`], [`Borrowed`]); returns its result and the lease of
+/// what it lent.
 ///
 /// # Safety
 ///
-/// Every [`Buffer`] that `decode` returns lent (`Lent` parameters of a task
-/// whose `Wired` contract holds) is dropped before `input` goes or is
-/// written.
-pub(crate) unsafe fn lending<R>(input: &[u8], decode: impl FnOnce() -> R) -> R {
+/// Every [`Buffer`] that `decode` returns lent is dropped before `input`
+/// goes or is written: the caller checks [`Lease::outstanding`] before it
+/// lets either happen (a task whose `Wired` contract holds drops them; user
+/// code in a `Deserialize` impl might keep one).
+pub(crate) unsafe fn lending<R>(input: &[u8], decode: impl FnOnce() -> R) -> (R, Lease) {
     struct Reset((usize, usize));
     impl Drop for Reset {
         fn drop(&mut self) {
             LENDABLE.with(|l| l.set(self.0));
         }
     }
-    let _reset = Reset(LENDABLE.with(|l| l.replace((input.as_ptr() as usize, input.len()))));
-    decode()
+    let reset = Reset(LENDABLE.with(|l| l.replace((input.as_ptr() as usize, input.len()))));
+    let outcome = decode();
+    drop(reset);
+    (outcome, Lease(LEASE.with(|l| l.borrow_mut().take())))
+}
+
+/// The lease of the request being decoded (made on first use).
+fn lease() -> Arc<()> {
+    LEASE.with(|l| Arc::clone(l.borrow_mut().get_or_insert_with(|| Arc::new(()))))
 }
 
 /// True when `bytes` lie inside the request being decoded.
@@ -199,12 +248,30 @@ impl<T: Pod> Wire<Buffer<T>> for Lent {
     }
 
     fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Buffer<T>, D::Error> {
-        deserializer.deserialize_bytes(Lend(PhantomData))
+        lends(|| Buffer::<T>::deserialize(deserializer))
     }
 }
 
-/// Reads a slice parameter: lent when it may be, copied otherwise.
-struct Lend<T>(PhantomData<T>);
+/// A parameter taken by reference (`&Envelope<H>`, `&MyStruct`): the
+/// caller passes the value, and a worker process lends the task the
+/// [`Buffer`]s in it, read where they lie in the request (as for [`Lent`]).
+#[derive(Debug)]
+pub struct Borrowed;
+
+impl<T: Serialize + DeserializeOwned> Wire<T> for Borrowed {
+    #[inline]
+    fn serialize<S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<T, D::Error> {
+        lends(|| T::deserialize(deserializer))
+    }
+}
+
+/// Reads a buffer that may be lent: lent when the bytes lie in the request
+/// and are aligned for `T`, copied otherwise.
+pub(crate) struct Lend<T>(pub(crate) PhantomData<T>);
 
 impl<'de, T: Pod> Visitor<'de> for Lend<T> {
     type Value = Buffer<T>;
@@ -214,14 +281,14 @@ impl<'de, T: Pod> Visitor<'de> for Lend<T> {
     }
 
     fn visit_borrowed_bytes<E: de::Error>(self, bytes: &'de [u8]) -> Result<Buffer<T>, E> {
-        if !is_lendable(bytes) {
+        if !lends_now() || !is_lendable(bytes) {
             return self.visit_bytes(bytes);
         }
         match bytemuck::try_cast_slice::<u8, T>(bytes) {
             // SAFETY: `bytes` lie in the request that `lending` registered,
             // whose caller drops every lent buffer before the request goes
             // or is written (its contract).
-            Ok(items) => Ok(unsafe { Buffer::lent(items) }),
+            Ok(items) => Ok(unsafe { Buffer::lent(items, lease()) }),
             // Not aligned for `T`: a copy (never an unaligned reference).
             Err(_) => self.visit_bytes(bytes),
         }

@@ -17,7 +17,7 @@ pub(crate) fn run<T: ProcessTask>(input: &[u8], signal: &Signal, reply: &mut dyn
     // SAFETY: the lent arguments go to `T::run`, which drops them before
     // it returns (the `Wired` contract), while `input` is borrowed for the
     // whole of this function.
-    let args = unsafe {
+    let (args, lease) = unsafe {
         wire::lending(input, || {
             codec::decode_wire::<<T as Wired>::ArgsWire, T::Args>(input)
         })
@@ -31,7 +31,18 @@ pub(crate) fn run<T: ProcessTask>(input: &[u8], signal: &Signal, reply: &mut dyn
             ))
         }
     };
-    match panics::catch(|| T::run(args, signal)) {
+    let outcome = panics::catch(|| T::run(args, signal));
+    if lease.outstanding() {
+        // A buffer lent from this request outlived the call (a `Deserialize`
+        // impl kept one): once answered, the host would write over the bytes
+        // it views. Stop the process first; the host sees a crash.
+        eprintln!(
+            "knitting worker: a buffer lent from a request was kept past its call \
+             (by a Deserialize implementation?); the worker stops"
+        );
+        std::process::abort();
+    }
+    match outcome {
         Ok(value) => reply.value(&|w: &mut Window<'_>| {
             codec::encode_wire_into::<<T as Wired>::OutputWire, T::Output>(&value, w)
         }),

@@ -15,7 +15,13 @@ impl<T: Pod> Serialize for Buffer<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Buffer<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_byte_buf(Owned(PhantomData))
+        if crate::payload::wire::lends_now() {
+            // A parameter the task borrows, in a worker process: the bytes
+            // may be read where they lie (`wire::Lent`).
+            deserializer.deserialize_bytes(crate::payload::wire::Lend(PhantomData))
+        } else {
+            deserializer.deserialize_byte_buf(Owned(PhantomData))
+        }
     }
 }
 

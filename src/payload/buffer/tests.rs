@@ -107,7 +107,7 @@ fn decode_lent<T: bytemuck::Pod>(input: &[u8], lend: bool) -> (u8, Buffer<T>) {
     if lend {
         // SAFETY: the result is dropped by the caller before `input` goes
         // (both live in the caller's frame, the result declared later).
-        unsafe { wire::lending(input, decode) }
+        unsafe { wire::lending(input, decode) }.0
     } else {
         decode()
     }
