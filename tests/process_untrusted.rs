@@ -12,7 +12,10 @@ knitting::init_before_main!();
 
 mod common;
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::atomic::{AtomicU8, Ordering},
+    time::Duration,
+};
 
 use common::lane_word;
 use knitting::{ErrorKind, ProcessPool};
@@ -103,6 +106,47 @@ fn wrong_sequence() -> u64 {
     hang()
 }
 
+/// The response arena: after the request arena (64 MiB by default), each
+/// page aligned after the control block, both slot arrays and the abort
+/// words.
+const RESP_ARENA: usize =
+    (CONTROL_BYTES + SLOTS * 64 * 2 + SLOTS * 4).div_ceil(4096) * 4096 + (64 << 20);
+
+/// Writes `bytes` at the start of the response arena and answers the
+/// running call with them as its (successful) result; never returns.
+fn forge_result(bytes: &[u8]) -> ! {
+    for (i, &b) in bytes.iter().enumerate() {
+        // SAFETY: the response arena lies inside the lane mapping, which
+        // stays mapped for the worker's life; a byte is always aligned.
+        let byte = unsafe {
+            &*common::lane_mapping()
+                .add(RESP_ARENA + i)
+                .cast::<AtomicU8>()
+        };
+        byte.store(b, Ordering::Relaxed);
+    }
+    forge_response(1, 0, bytes.len() as u64)
+}
+
+/// A byte-string result whose length prefix claims a terabyte.
+#[knitting::task]
+fn huge_byte_string() -> knitting::Bytes {
+    // 2^40 as postcard's varint, then three bytes.
+    forge_result(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 1, 2, 3])
+}
+
+/// A byte-string result with bytes after its end.
+#[knitting::task]
+fn long_byte_string() -> Vec<u8> {
+    forge_result(&[2, 7, 7, 7, 7])
+}
+
+/// A numeric buffer whose bytes are not a whole number of elements.
+#[knitting::task]
+fn ragged_numbers() -> knitting::Buffer<u64> {
+    forge_result(&[3, 1, 2, 3])
+}
+
 /// Stops itself: the host must still be able to shut down.
 #[knitting::task]
 fn freeze() {
@@ -189,6 +233,20 @@ fn a_response_for_another_call_is_caught() {
         |pool| pool.call(wrong_sequence, ()).wait().unwrap_err(),
         "names call",
     );
+}
+
+#[test]
+fn forged_byte_string_results_fail_their_call_and_are_never_trusted() {
+    let huge = pool().call(huge_byte_string, ()).wait().unwrap_err();
+    assert_eq!(huge.kind(), ErrorKind::Codec, "{huge:?}");
+    assert!(
+        huge.message().contains("could not decode the result"),
+        "{huge}"
+    );
+    let long = pool().call(long_byte_string, ()).wait().unwrap_err();
+    assert_eq!(long.kind(), ErrorKind::Codec, "{long:?}");
+    let ragged = pool().call(ragged_numbers, ()).wait().unwrap_err();
+    assert_eq!(ragged.kind(), ErrorKind::Codec, "{ragged:?}");
 }
 
 #[test]
