@@ -18,6 +18,13 @@ fn make(len: usize) -> ByteBuf {
     ByteBuf::from(vec![7u8; len])
 }
 
+/// Holds its argument in the request arena for `ms`.
+#[knitting::task]
+fn hold(bytes: &[u8], ms: u64) -> usize {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    bytes.len()
+}
+
 #[knitting::task]
 fn checksum(bytes: ByteBuf) -> (usize, u64) {
     (bytes.len(), bytes.iter().map(|&b| u64::from(b)).sum())
@@ -90,6 +97,31 @@ fn payloads_that_fill_the_arena_wait_and_all_arrive() {
     for (i, call) in results.into_iter().enumerate() {
         assert_eq!(call.wait().unwrap().len(), 9_000 + i);
     }
+}
+
+#[test]
+fn a_call_waiting_for_room_ends_at_its_deadline_and_the_lane_goes_on() {
+    // Under the limit, but the arena is full right now: the call waits for
+    // room (it is not refused as too large) until its deadline.
+    let pool = knitting::Pool::builder()
+        .processes(1)
+        .arena_bytes(64 << 10)
+        .max_payload_bytes(48 << 10)
+        .build()
+        .unwrap();
+    let big = || knitting::Bytes::zeroed(40 << 10);
+    let holding = pool.call(hold, (big(), 400));
+    let started = std::time::Instant::now();
+    let waiting = pool
+        .call(hold, (big(), 0))
+        .timeout(std::time::Duration::from_millis(100));
+    let err = waiting.wait().unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(390));
+    // Without a deadline it waits for the room, and arrives.
+    let patient = pool.call(hold, (big(), 0));
+    assert_eq!(holding.wait().unwrap(), 40 << 10);
+    assert_eq!(patient.wait().unwrap(), 40 << 10);
 }
 
 #[test]
