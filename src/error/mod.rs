@@ -108,6 +108,11 @@ pub enum ErrorKind {
     /// //  `(u8,u8,f64)`, but the worker's takes `Vec<u8>` and returns `Stats` ..."
     /// ```
     TypeMismatch,
+    /// An offset, a length or an alignment does not fit a
+    /// [`SharedBuffer`](crate::SharedBuffer) (a range past its end, a view
+    /// of atomics at an address they cannot live at); the message names
+    /// the offset, the length, the size and the alignment involved.
+    OutOfBounds,
 }
 
 /// The error of a call or of a pool operation.
@@ -392,6 +397,11 @@ impl Error {
             ErrorKind::TooLarge,
             format!("the encoded {what} is {actual} bytes, over the pool's max_payload_bytes of {limit}"),
         )
+    }
+
+    /// A range or an alignment that does not fit a shared buffer.
+    pub(crate) fn out_of_bounds(message: String) -> Self {
+        Self::new(ErrorKind::OutOfBounds, message)
     }
 
     pub(crate) fn duplicate_task(message: String) -> Self {

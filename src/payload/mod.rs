@@ -9,6 +9,7 @@
 //! (above) encodes through it, and the process runtime hands it windows.
 
 pub(crate) mod codec;
+pub(crate) mod shared;
 pub(crate) mod window;
 
 pub(crate) use window::Window;
