@@ -30,6 +30,7 @@ const SOURCES: &[&str] = &[
     "src/task/mod.rs",
     "src/task/imported.rs",
     "src/role.rs",
+    "src/payload/shared.rs",
 ];
 
 /// The examples listed in `llms.txt`: name, what it shows, how to run it.
@@ -58,6 +59,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "import_host",
         "a worker that is another program (`ImportedTask`, with `import_worker`)",
         "cargo build --example import_worker && cargo run --example import_host",
+    ),
+    (
+        "shared_buffer",
+        "memory shared by the host and its workers (`SharedBuffer`, atomics and raw copies)",
+        "cargo run --example shared_buffer",
     ),
     (
         "sandbox_bwrap",
