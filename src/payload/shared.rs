@@ -2,7 +2,7 @@
 //! once, threads and processes alike; only a descriptor crosses to a
 //! worker process, never the bytes.
 
-mod region;
+pub(crate) mod region;
 
 use std::sync::{
     atomic::{
@@ -12,7 +12,7 @@ use std::sync::{
     Arc,
 };
 
-pub(crate) use self::region::{collecting, explained, replying, serving, Region, Source};
+use self::region::Region;
 use crate::{sys::shared::Memory, Error};
 
 /// Memory shared by the host and its workers, readable and writable from

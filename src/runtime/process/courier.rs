@@ -34,7 +34,7 @@ use rustix::net::{
 };
 
 use crate::{
-    payload::shared::{Region, Source},
+    payload::shared::region::{Region, Source},
     sys::shared::Memory,
     Error, ErrorKind,
 };

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
     error::wire::WireError,
-    payload::shared::{self, Region},
+    payload::shared::region::{self as shared, Region},
     Error, ErrorKind,
 };
 

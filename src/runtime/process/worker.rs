@@ -220,7 +220,7 @@ struct WorkerLane {
     req: Consumer,
     out: Outbox,
     /// The shared buffers the host sent (taken while a call runs).
-    inbox: Option<Box<dyn payload::shared::Source>>,
+    inbox: Option<Box<dyn payload::shared::region::Source>>,
 }
 
 /// The worker's side of the response ring.
@@ -311,7 +311,7 @@ impl WorkerLane {
             (Some(entry), Some(bytes)) if entry.shape == shape => {
                 let inbox = self.inbox.take().unwrap_or_else(|| Box::new(Inbox::new(None)));
                 let run = || (entry.run)(bytes, signal, &mut reply);
-                self.inbox = payload::shared::serving(inbox, run).1;
+                self.inbox = payload::shared::region::serving(inbox, run).1;
             }
             (Some(entry), Some(_)) => reply.error(&entry.mismatch(shape)),
             (None, _) => reply.error(&Error::of(
@@ -526,7 +526,7 @@ impl payload::Reply for SlotReply<'_> {
     fn error(&mut self, err: &Error) {
         self.sent = true;
         // Why a shared buffer did not decode, if that was it.
-        let explained = payload::shared::explained(err);
+        let explained = payload::shared::region::explained(err);
         let wire = explained.as_ref().unwrap_or(err).to_wire();
         let encode = |w: &mut Window<'_>| codec::encode_into(&wire, w);
         if self
