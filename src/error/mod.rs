@@ -42,7 +42,9 @@ pub enum ErrorKind {
     /// Two tasks in this program share one id; see
     /// [`task`](macro@crate::task)'s `name` option.
     DuplicateTask,
-    /// The pool could not be built (for example the OS refused a thread).
+    /// The pool could not be built (for example the OS refused a thread),
+    /// or the OS refused the memory of a
+    /// [`SharedBuffer`](crate::SharedBuffer).
     Build,
     /// An argument or a result is bigger than the pool's
     /// [`max_payload_bytes`](crate::ProcessPoolBuilder::max_payload_bytes);

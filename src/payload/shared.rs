@@ -60,6 +60,14 @@ use crate::{sys::shared::Memory, Error};
 ///   `Ordering::Release`; the reader loads the flag with
 ///   `Ordering::Acquire`, then reads them.
 ///
+/// One caveat of the memory model: Rust (like C++) does not define what
+/// racing atomic accesses of *different sizes* to the same bytes do (an
+/// `AtomicU32` store racing an `AtomicU64` load of the same word, or a
+/// copy, whose words are 8 bytes, racing a 4-byte view). The hardware of
+/// every target treats them as the plain loads and stores they are, and
+/// another process is beyond the model anyway, but tools such as Miri
+/// report them: give each range that two sides touch at once one width.
+///
 /// Sizes and offsets are checked: a range past the end, or a view whose
 /// start or length does not suit its atomics, is an
 /// [`OutOfBounds`](crate::ErrorKind::OutOfBounds) error that names them.

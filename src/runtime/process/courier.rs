@@ -185,11 +185,21 @@ impl Courier {
             let ids: Vec<u64> = chunk.iter().map(|r| r.id()).collect();
             let fds: Vec<BorrowedFd<'_>> = chunk.iter().map(|r| r.memory().fd()).collect();
             send(self.socket.as_fd(), &ids, &gone, &fds).map_err(|e| {
+                // A full socket: the worker has not read what was sent
+                // before (it takes descriptors as it decodes the calls
+                // that name them). Anything else: the worker is gone.
+                let (kind, why) = match e.kind() {
+                    std::io::ErrorKind::WouldBlock => (
+                        ErrorKind::Protocol,
+                        "the worker has not taken the descriptors sent before",
+                    ),
+                    _ => (ErrorKind::WorkerDied, "the worker's socket is closed"),
+                };
                 Error::of(
-                    ErrorKind::WorkerDied,
+                    kind,
                     format!(
                         "could not send the worker the descriptors of this call's shared \
-                         buffers: {e}"
+                         buffers ({why}): {e}"
                     ),
                 )
             })?;
@@ -254,12 +264,15 @@ impl Inbox {
                     fds.extend(received);
                 }
             }
-            self.apply(&bytes[..got.bytes.min(bytes.len())], fds);
+            let truncated = got.flags.contains(rustix::net::ReturnFlags::CTRUNC);
+            self.apply(&bytes[..got.bytes.min(bytes.len())], fds, truncated);
         }
     }
 
     /// Takes in one message (see the module docs), checked.
-    fn apply(&mut self, bytes: &[u8], fds: Vec<OwnedFd>) {
+    /// `truncated`: the kernel dropped descriptors (this process has no
+    /// room for more: its `RLIMIT_NOFILE`).
+    fn apply(&mut self, bytes: &[u8], fds: Vec<OwnedFd>, truncated: bool) {
         let words: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
@@ -282,10 +295,16 @@ impl Inbox {
         let mut fds = fds.into_iter();
         for &id in ids {
             let Some(fd) = fds.next() else {
-                self.broken.insert(
-                    id,
-                    format!("the host named shared buffer {id} but sent no descriptor for it"),
-                );
+                let why = if truncated {
+                    format!(
+                        "the descriptor of shared buffer {id} did not reach this worker: it has \
+                         no room for more descriptors (it keeps one per buffer the host holds; \
+                         see its RLIMIT_NOFILE)"
+                    )
+                } else {
+                    format!("the host named shared buffer {id} but sent no descriptor for it")
+                };
+                self.broken.insert(id, why);
                 continue;
             };
             match Memory::open(fd) {

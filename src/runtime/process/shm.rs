@@ -354,6 +354,16 @@ pub(crate) fn open_worker_fd(locator: &Locator) -> Result<(OwnedFd, Option<Owned
                 return Ok((fd, None));
             }
             let lane = super::courier::receive_lane(&fd)?;
+            // Tasks see an empty stdin, not the socket (a read of it would
+            // swallow shared buffers' descriptors); the runtime keeps its
+            // duplicate.
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                // SAFETY: dup2 onto fd 0 replaces stdin, which std reads
+                // through the raw number only (no owner to invalidate);
+                // `null` stays open for the call.
+                unsafe { libc::dup2(null.as_raw_fd(), 0) };
+            }
             Ok((lane, Some(fd)))
         }
         Locator::Named(name) => {
