@@ -272,6 +272,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd and mmap")]
     fn scopes_nest_and_come_back_after_a_panic() {
         let memory = Memory::create(8).unwrap();
         let region = Arc::new(Region::new(memory));

@@ -39,6 +39,7 @@ fn views_need_an_aligned_start_and_a_whole_number_of_atomics() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "memfd and mmap")]
 fn slices_compose_and_share_the_memory() {
     let whole = SharedBuffer::new(64).unwrap();
     let middle = whole.slice(16, 32).unwrap();
@@ -60,6 +61,7 @@ fn slices_compose_and_share_the_memory() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "memfd and mmap")]
 fn views_check_alignment_against_the_offset_in_the_memory() {
     let whole = SharedBuffer::new(64).unwrap();
     let odd = whole.slice(2, 12).unwrap();
@@ -73,6 +75,7 @@ fn views_check_alignment_against_the_offset_in_the_memory() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "memfd and mmap")]
 fn copies_round_trip_at_every_offset_and_length() {
     let whole = SharedBuffer::new(80).unwrap();
     for offset in 0..17 {
@@ -97,6 +100,7 @@ fn copies_round_trip_at_every_offset_and_length() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "memfd and mmap")]
 fn a_new_buffer_is_zeroed_and_an_empty_one_works() {
     let shared = SharedBuffer::new(10_000).unwrap();
     assert!(shared.to_vec().iter().all(|&b| b == 0));
@@ -109,9 +113,26 @@ fn a_new_buffer_is_zeroed_and_an_empty_one_works() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "memfd and mmap")]
 fn outside_a_process_call_serializing_a_buffer_is_an_error() {
     let shared = SharedBuffer::new(8).unwrap();
     assert!(postcard::to_stdvec(&shared).is_err());
     let bytes = postcard::to_stdvec(&(1u64, 0u64, 8u64, 8u64)).unwrap();
     assert!(postcard::from_bytes::<SharedBuffer>(&bytes).is_err());
+}
+
+#[test]
+fn word_copies_round_trip_over_atomics_at_every_alignment() {
+    // Plain heap atomics, so that Miri checks the word splitting too.
+    let atoms: Vec<AtomicU8> = (0..48).map(|_| AtomicU8::new(0)).collect();
+    for start in 0..9 {
+        for len in 0..32 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 13 + start + 1) as u8).collect();
+            let range = &atoms[start..start + len];
+            copy::write(range, &bytes);
+            let mut back = vec![0; len];
+            copy::read(range, &mut back);
+            assert_eq!(back, bytes, "start {start}, len {len}");
+        }
+    }
 }
