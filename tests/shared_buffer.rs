@@ -157,6 +157,19 @@ fn wait<T: Send + 'static>(mut call: knitting::Call<T>) -> Result<T, knitting::E
     call.wait_timeout(LONG).expect("the call ends in time")
 }
 
+/// Ends the worker process at once.
+#[knitting::task]
+fn die() {
+    std::process::abort()
+}
+
+/// Bumps the counter at index 0 of `shared`; the bytes only travel.
+#[knitting::task]
+fn bump_with(shared: SharedBuffer, bytes: serde_bytes::ByteBuf) -> u64 {
+    let n = shared.view::<AtomicU64>().unwrap()[0].fetch_add(1, Ordering::AcqRel) + 1;
+    n + bytes.len() as u64 * 0
+}
+
 fn processes(n: usize) -> knitting::ProcessPool {
     Pool::builder()
         .processes(n)
@@ -456,4 +469,62 @@ fn bwrap_unavailable() -> Option<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )),
     }
+}
+
+#[test]
+fn only_a_descriptor_crosses_whatever_the_size() {
+    // 64 MiB of buffer through a pool that takes at most 1 KiB per
+    // argument: the bytes never enter the arena.
+    let pool = Pool::builder()
+        .processes(1)
+        .max_payload_bytes(1024)
+        .build()
+        .unwrap();
+    let shared = SharedBuffer::new(64 << 20).unwrap();
+    shared.write((64 << 20) - 3, b"end").unwrap();
+    assert_eq!(
+        ok(pool.call(read_back, (shared, (64 << 20) - 3, 3))),
+        b"end"
+    );
+}
+
+#[test]
+fn calls_replayed_on_a_replacement_worker_bring_their_buffers() {
+    let pool = processes(1);
+    let shared = SharedBuffer::new(8).unwrap();
+    assert_eq!(
+        ok(pool.call(bump, shared.clone())),
+        1,
+        "the first worker holds it"
+    );
+    // Queued behind a call that kills the worker: they cannot have
+    // started, so they run on its replacement, which has never seen the
+    // buffer.
+    let dying = pool.call(die, ());
+    let behind: Vec<_> = (0..5).map(|_| pool.call(bump, shared.clone())).collect();
+    assert_eq!(fail(dying).kind(), ErrorKind::WorkerDied);
+    let mut seen: Vec<u64> = behind.into_iter().map(ok).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![2, 3, 4, 5, 6]);
+    assert_eq!(ok(pool.call(bump, shared.clone())), 7);
+}
+
+#[test]
+fn arguments_that_wait_for_room_in_the_arena_keep_their_buffers() {
+    // A small arena: each call's bytes take most of it, so calls made in
+    // a burst wait (encoded aside) for the ones before them.
+    let pool = Pool::builder()
+        .processes(1)
+        .arena_bytes(1 << 20)
+        .max_payload_bytes(600 << 10)
+        .build()
+        .unwrap();
+    let shared = SharedBuffer::new(8).unwrap();
+    let bytes = serde_bytes::ByteBuf::from(vec![7u8; 500 << 10]);
+    let calls: Vec<_> = (0..8)
+        .map(|_| pool.call(bump_with, (shared.clone(), bytes.clone())))
+        .collect();
+    let mut seen: Vec<u64> = calls.into_iter().map(ok).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
 }
