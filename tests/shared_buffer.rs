@@ -163,11 +163,12 @@ fn die() {
     std::process::abort()
 }
 
-/// Bumps the counter at index 0 of `shared`; the bytes only travel.
+/// Bumps the counter at index 0 of `shared`; returns it and how many
+/// bytes came along.
 #[knitting::task]
-fn bump_with(shared: SharedBuffer, bytes: serde_bytes::ByteBuf) -> u64 {
+fn bump_with(shared: SharedBuffer, bytes: serde_bytes::ByteBuf) -> (u64, usize) {
     let n = shared.view::<AtomicU64>().unwrap()[0].fetch_add(1, Ordering::AcqRel) + 1;
-    n + bytes.len() as u64 * 0
+    (n, bytes.len())
 }
 
 fn processes(n: usize) -> knitting::ProcessPool {
@@ -524,7 +525,8 @@ fn arguments_that_wait_for_room_in_the_arena_keep_their_buffers() {
     let calls: Vec<_> = (0..8)
         .map(|_| pool.call(bump_with, (shared.clone(), bytes.clone())))
         .collect();
-    let mut seen: Vec<u64> = calls.into_iter().map(ok).collect();
+    let mut seen: Vec<(u64, usize)> = calls.into_iter().map(ok).collect();
     seen.sort_unstable();
-    assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
+    let wanted: Vec<(u64, usize)> = (1..=8).map(|n| (n, 500 << 10)).collect();
+    assert_eq!(seen, wanted);
 }
