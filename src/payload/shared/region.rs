@@ -91,11 +91,14 @@ fn failed(why: String) -> String {
     why
 }
 
-/// `err` with the reason the last handle on this thread failed to cross
-/// appended, if one did since the last call (a codec error says only that
-/// "a custom error" happened).
+/// `err` (a codec error) with the reason the last handle on this thread
+/// failed to cross appended, if one did since the last call (a codec error
+/// says only that "a custom error" happened).
 pub(crate) fn explained(err: &crate::Error) -> Option<crate::Error> {
     let why = FAILURE.with(|f| f.borrow_mut().take())?;
+    if err.kind() != crate::ErrorKind::Codec {
+        return None;
+    }
     Some(crate::Error::of(
         err.kind(),
         format!("{} ({why})", err.message()),
