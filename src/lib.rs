@@ -146,6 +146,12 @@
 //!   futex words for wake-ups. Arguments and results are encoded with
 //!   postcard straight into the arena, so they must be serde types; that is
 //!   checked where the call is made.
+//! - **Payloads**: bytes and numbers cross as raw bytes, one copy each way:
+//!   `Vec<u8>` and `Box<[u8]>` parameters and results, and the crate's
+//!   [`Bytes`] and [`Buffer<T>`](Buffer) (recycled memory) anywhere in a
+//!   value. A task that takes a slice (`&[u8]`, `&[f64]`) or a value by
+//!   reference (`&Envelope<H>`, see [`Envelope`]) reads its buffers where
+//!   they lie in the shared mapping, with no copy out.
 //! - **Crashes**: calls in flight on a dead worker fail with
 //!   [`ErrorKind::WorkerDied`] naming the worker, its pid and the exit code
 //!   or signal; a replacement starts at once.
@@ -194,6 +200,7 @@ pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
     error::{Error, ErrorKind, RemoteError},
+    payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
@@ -271,6 +278,40 @@ pub use crate::{
 /// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
 /// assert_eq!(pool.call(label, 0).wait().unwrap(), "zero"); // threads: fine
 /// ```
+///
+/// # Parameters taken by reference
+///
+/// A task that only reads a parameter can take it by reference; the call
+/// carries the value. A slice of plain numbers, `&[T]`, is passed as a
+/// [`Buffer<T>`](Buffer) (`&[u8]` as [`Bytes`]); any other `&T` as the `T`.
+/// On a thread pool the task borrows the value the call moved to it. In a
+/// process worker, the buffers in it ([`Bytes`], [`Buffer`], an
+/// [`Envelope`]'s body) are read where they lie in the shared mapping: no
+/// copy out of it, and the borrow checker keeps them from outliving the
+/// call.
+///
+/// ```
+/// use knitting::{Buffer, Bytes};
+///
+/// #[knitting::task]
+/// fn checksum(data: &[u8]) -> u32 {
+///     data.iter().map(|&b| u32::from(b)).sum()
+/// }
+///
+/// #[knitting::task]
+/// fn mean(values: &[f64]) -> f64 {
+///     values.iter().sum::<f64>() / values.len().max(1) as f64
+/// }
+///
+/// # let pool = knitting::Pool::builder().threads(1).build().unwrap();
+/// assert_eq!(pool.call(checksum, Bytes::from_slice(&[1, 2, 3])).wait().unwrap(), 6);
+/// assert_eq!(pool.call(mean, Buffer::from(vec![1.0, 3.0])).wait().unwrap(), 2.0);
+/// assert_eq!(checksum(&[4, 5]), 9); // a plain local call takes the slice
+/// ```
+///
+/// A slice whose bytes are not aligned for `T` in the mapping is copied
+/// first (never an unaligned reference). `&str`, `&mut T` and references
+/// with a lifetime written out are not call arguments.
 ///
 /// # The signal parameter
 ///
@@ -401,12 +442,17 @@ macro_rules! init_before_main {
 pub mod __private {
     pub use linkme;
 
-    pub use crate::task::{
-        failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
-        marks::{NoBorrowedTypes, NotThreadsOnly},
-        probe::{NoSerde, Probe, ViaSerde},
-        TaskResult, WorkerEntry, TASKS,
+    pub use crate::{
+        payload::wire::{Borrowed, ByteVec, FromByteString, Lent, Plain, Wire},
+        task::{
+            failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
+            marks::{NoBorrowedTypes, NotThreadsOnly},
+            probe::{NoSerde, Probe, ViaSerde},
+            TaskResult, Wired, WorkerEntry, TASKS,
+        },
     };
+    /// The `Pod` bound of a slice parameter's element type.
+    pub use bytemuck::Pod;
 
     /// How many entries the deadline and time-limit timer holds right now
     /// (for tests: a finished call must leave none behind).

@@ -29,6 +29,8 @@ const SOURCES: &[&str] = &[
     "src/signal.rs",
     "src/task/mod.rs",
     "src/task/imported.rs",
+    "src/payload/buffer.rs",
+    "src/payload/envelope.rs",
     "src/role.rs",
     "src/payload/shared.rs",
 ];

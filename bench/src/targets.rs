@@ -133,8 +133,30 @@ const TARGETS: &[Target] = &[
     },
     faster("W2", 100, KNITTING, "tokio", 1.5),
     faster("W2", 100, KNITTING_PROCESSES, "tokio", 2.0),
+    faster("W2", 100, "knitting-threads-bytes", "tokio", 3.0),
+    faster("W2", 100, "knitting-processes-bytes", "tokio", 3.0),
+    Target {
+        workload: "W2",
+        batch: 100,
+        subject: "knitting-threads-bytes",
+        goal: Goal::Within {
+            peer: "limit",
+            factor: 2.0,
+        },
+    },
+    Target {
+        workload: "W2",
+        batch: 100,
+        subject: "knitting-processes-bytes",
+        goal: Goal::Within {
+            peer: "limit",
+            factor: 2.0,
+        },
+    },
     faster("W3", 100, KNITTING, "tokio", 1.0),
     faster("W3", 100, KNITTING_PROCESSES, "tokio", 1.0),
+    faster("W3", 100, "knitting-threads-bytes", "tokio", 1.0),
+    faster("W3", 100, "knitting-processes-bytes", "tokio", 1.0),
     Target {
         workload: "W6",
         batch: 1,

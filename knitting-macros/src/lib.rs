@@ -172,6 +172,7 @@ fn may_borrow(ty: &Type) -> bool {
         }
         Type::Tuple(t) => t.elems.iter().any(may_borrow),
         Type::Array(a) => may_borrow(&a.elem),
+        Type::Slice(s) => may_borrow(&s.elem),
         Type::Paren(p) => may_borrow(&p.elem),
         Type::Group(g) => may_borrow(&g.elem),
         Type::Never(_) => false,
@@ -202,6 +203,104 @@ fn non_static_borrow(ty: &Type) -> Option<Span> {
         Type::Slice(s) => non_static_borrow(&s.elem),
         Type::Paren(p) => non_static_borrow(&p.elem),
         Type::Group(g) => non_static_borrow(&g.elem),
+        _ => None,
+    }
+}
+
+/// How one parameter or output crosses to a worker process: the name of
+/// its `knitting::__private` wire adapter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// The type's own serde.
+    Plain,
+    /// `Vec<u8>` or `Box<[u8]>`: one byte string.
+    ByteVec,
+    /// A `&[T]` parameter: the caller passes a `Buffer<T>`, a worker reads
+    /// it in place.
+    Lent,
+    /// Another `&T` parameter: the caller passes a `T`, a worker reads the
+    /// buffers in it in place.
+    Borrowed,
+}
+
+impl Wire {
+    fn adapter(self) -> TokenStream2 {
+        match self {
+            Wire::Plain => quote!(::knitting::__private::Plain),
+            Wire::ByteVec => quote!(::knitting::__private::ByteVec),
+            Wire::Lent => quote!(::knitting::__private::Lent),
+            Wire::Borrowed => quote!(::knitting::__private::Borrowed),
+        }
+    }
+}
+
+/// Is `ty` the path `u8` (no other segments, no arguments)?
+fn is_u8(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("u8"))
+}
+
+/// The adapter of an owned type: `Vec<u8>` and `Box<[u8]>` as written (any
+/// path ending in `Vec` or `Box`) cross as one byte string.
+fn owned_wire(ty: &Type) -> Wire {
+    let Type::Path(p) = ty else {
+        return Wire::Plain;
+    };
+    let Some(last) = p.path.segments.last() else {
+        return Wire::Plain;
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Wire::Plain;
+    };
+    let only = match args.args.iter().collect::<Vec<_>>()[..] {
+        [GenericArgument::Type(t)] => t,
+        _ => return Wire::Plain,
+    };
+    let bytes = match (last.ident.to_string().as_str(), only) {
+        ("Vec", t) => is_u8(t),
+        ("Box", Type::Slice(s)) => is_u8(&s.elem),
+        _ => false,
+    };
+    if bytes {
+        Wire::ByteVec
+    } else {
+        Wire::Plain
+    }
+}
+
+/// The element type of a shared slice parameter `&[T]`, if `ty` is one.
+fn lent_slice(ty: &Type) -> Option<&Type> {
+    let Type::Reference(r) = ty else { return None };
+    if r.mutability.is_some() {
+        return None;
+    }
+    match &*r.elem {
+        Type::Slice(s) => Some(&s.elem),
+        _ => None,
+    }
+}
+
+/// The `T` of a parameter `&T` (no lifetime written, not `mut`) whose
+/// value the call can carry instead: a sized type named by a path, other
+/// than `str` and the signal.
+fn borrowed_value(ty: &Type) -> Option<&Type> {
+    let Type::Reference(r) = ty else { return None };
+    if r.mutability.is_some() || r.lifetime.is_some() {
+        return None;
+    }
+    match &*r.elem {
+        Type::Path(p) if !p.path.is_ident("str") && !is_signal_ref(ty) => Some(&r.elem),
+        _ => None,
+    }
+}
+
+/// The `Ok` type of a `Result<T, E>` return type as written.
+fn result_ok(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    match &p.path.segments.last()?.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
         _ => None,
     }
 }
@@ -253,6 +352,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let mut call_exprs = Vec::new();
     let mut fn_ptr_types = Vec::new();
     let mut arg_idents = Vec::new();
+    let mut arg_wires = Vec::new();
     let mut signal_seen = false;
     for (i, input) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(pat_ty) = input else {
@@ -272,15 +372,33 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
             signal_seen = true;
             call_exprs.push(quote!(__knitting_signal));
+        } else if let Some(elem) = lent_slice(ty) {
+            // A slice parameter: the call carries a `Buffer` of it, and the
+            // task borrows that buffer for the call.
+            let arg = format_ident!("__knitting_arg{}", i);
+            arg_types.push(syn::parse_quote!(::knitting::Buffer<#elem>));
+            call_exprs.push(quote!(::knitting::Buffer::as_slice(&#arg)));
+            arg_idents.push(arg);
+            arg_wires.push(Wire::Lent);
+        } else if let Some(value) = borrowed_value(ty) {
+            // A parameter taken by reference: the call carries the value,
+            // and the task borrows it for the call.
+            let arg = format_ident!("__knitting_arg{}", i);
+            arg_types.push(value.clone());
+            call_exprs.push(quote!(&#arg));
+            arg_idents.push(arg);
+            arg_wires.push(Wire::Borrowed);
         } else {
             if let Some(span) = non_static_borrow(ty) {
                 return Err(syn::Error::new(
                     span,
                     "a task's arguments move to a worker, so they cannot borrow from the caller: \
-                     use an owned type (`String` instead of `&str`, `Vec<T>` instead of `&[T]`)",
+                     use an owned type (`String` instead of `&str`, `Vec<T>` instead of `&mut [T]`; \
+                     a `&[T]` of plain numbers is lent: the caller passes a `knitting::Buffer<T>`)",
                 ));
             }
             let arg = format_ident!("__knitting_arg{}", i);
+            arg_wires.push(owned_wire(ty));
             arg_types.push(ty.clone());
             call_exprs.push(quote!(#arg));
             arg_idents.push(arg);
@@ -344,6 +462,21 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     } else {
         quote!(_)
     };
+
+    let args_wire = if arg_wires.iter().all(|w| *w == Wire::Plain) {
+        Wire::Plain.adapter()
+    } else if arg_wires.len() == 1 {
+        arg_wires[0].adapter()
+    } else {
+        let adapters = arg_wires.iter().map(|w| w.adapter());
+        quote!((#(#adapters,)*))
+    };
+    let output_wire = match &sig.output {
+        ReturnType::Default => Wire::Plain,
+        ReturnType::Type(_, ty) if is_result(ty) => result_ok(ty).map_or(Wire::Plain, owned_wire),
+        ReturnType::Type(_, ty) => owned_wire(ty),
+    }
+    .adapter();
 
     let output_may_borrow = match &sig.output {
         ReturnType::Default => false,
@@ -434,6 +567,14 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #[::knitting::__private::linkme::distributed_slice(::knitting::__private::TASKS)]
             #[linkme(crate = ::knitting::__private::linkme)]
             static #registry_ident: &'static ::knitting::TaskInfo = &__KNITTING_INFO;
+
+            // SAFETY: `run` hands the task only a borrow of each argument
+            // read through `Lent` or `Borrowed`, and drops them all before
+            // it returns.
+            unsafe impl ::knitting::__private::Wired for #ident {
+                type ArgsWire = #args_wire;
+                type OutputWire = #output_wire;
+            }
 
             impl ::knitting::Task for #ident {
                 type Args = #args_ty;

@@ -3,16 +3,26 @@
 //!
 //! - [`window`]: the raw byte range an encoder writes into (an arena's
 //!   free space, for the process runtime);
-//! - [`codec`]: postcard, written straight into a window.
+//! - [`codec`]: postcard, written straight into a window;
+//! - [`buffer`]: [`Buffer`] and [`Bytes`], the crate's buffers of plain
+//!   numbers, which cross as raw bytes and recycle their memory;
+//! - [`envelope`]: [`Envelope`], a serde header with a [`Buffer`] body;
+//! - [`wire`]: the adapter `#[task]` picks for each parameter and output
+//!   (byte vectors and slices as one copy, the rest through serde).
 //!
 //! This layer knows nothing of rings, processes or calls: the call cell
 //! (above) encodes through it, and the process runtime hands it windows.
 
+pub(crate) mod buffer;
 pub(crate) mod codec;
 pub(crate) mod shared;
+pub(crate) mod envelope;
 pub(crate) mod window;
+pub(crate) mod wire;
 
-pub(crate) use window::Window;
+pub use buffer::{Buffer, Bytes};
+pub use envelope::Envelope;
+pub(crate) use window::{Response, Window};
 
 use crate::Error;
 

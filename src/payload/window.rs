@@ -38,7 +38,7 @@ impl<'a> Window<'a> {
     }
 
     /// A window over a buffer of our own (for tests of the encoders).
-    #[cfg(all(test, not(knitting_loom)))]
+    #[cfg(test)]
     pub(crate) fn of(buffer: &'a mut [u8]) -> Self {
         // SAFETY: the buffer is ours, writable and unaliased for `'a`.
         unsafe { Self::from_raw(buffer.as_mut_ptr(), buffer.len()) }
@@ -62,6 +62,23 @@ impl<'a> Window<'a> {
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
     }
 
+    /// Copies the bytes at `at..at + out.len()` into `out`: a raw copy,
+    /// right for bytes another process may be writing meanwhile (the copy
+    /// may then be torn, never undefined).
+    pub(crate) fn read(&self, at: usize, out: &mut [std::mem::MaybeUninit<u8>]) {
+        let end = at.checked_add(out.len());
+        assert!(end.is_some_and(|end| end <= self.len), "window overrun");
+        // SAFETY: in bounds (asserted) of a range readable for `'a`; `out`
+        // is ours, and any bytes are valid `MaybeUninit<u8>`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.add(at),
+                out.as_mut_ptr().cast::<u8>(),
+                out.len(),
+            )
+        }
+    }
+
     /// Writes one byte at `at < len`.
     pub(crate) fn put(&mut self, at: usize, byte: u8) {
         assert!(at < self.len, "window overrun");
@@ -70,9 +87,40 @@ impl<'a> Window<'a> {
     }
 }
 
+/// A worker's response where it lies (in the response arena, which the
+/// worker may still write), and room for a copy of it: the decoder copies
+/// what it reads, once, and decodes only its copy.
+#[derive(Debug)]
+pub(crate) struct Response<'w, 's> {
+    window: Window<'w>,
+    scratch: &'s mut Vec<u8>,
+}
+
+impl<'w, 's> Response<'w, 's> {
+    pub(crate) fn new(window: Window<'w>, scratch: &'s mut Vec<u8>) -> Self {
+        Self { window, scratch }
+    }
+
+    pub(crate) fn window(&self) -> &Window<'w> {
+        &self.window
+    }
+
+    /// A copy of the whole response, in the scratch buffer.
+    pub(crate) fn copied(&mut self) -> &[u8] {
+        let len = self.window.len();
+        self.scratch.clear();
+        self.scratch.reserve(len);
+        self.window
+            .read(0, &mut self.scratch.spare_capacity_mut()[..len]);
+        // SAFETY: `read` initialised the first `len` spare bytes.
+        unsafe { self.scratch.set_len(len) };
+        &self.scratch[..]
+    }
+}
+
 #[cfg(all(test, not(knitting_loom)))]
 mod tests {
-    use super::Window;
+    use super::{Response, Window};
 
     #[test]
     fn writes_land_in_the_buffer_and_overruns_panic() {
@@ -84,5 +132,22 @@ mod tests {
         let overrun = std::panic::catch_unwind(move || window.write(3, &[1, 2]));
         assert!(overrun.is_err());
         assert_eq!(buffer, [0, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_response_is_read_by_raw_copies() {
+        let mut bytes = [1u8, 2, 3, 4];
+        let mut scratch = vec![9; 10];
+        let mut response = Response::new(Window::of(&mut bytes), &mut scratch);
+        let mut head = [std::mem::MaybeUninit::new(0u8); 2];
+        response.window().read(2, &mut head);
+        // SAFETY: `read` set both.
+        let head_bytes = unsafe { [head[0].assume_init(), head[1].assume_init()] };
+        assert_eq!(head_bytes, [3, 4]);
+        assert_eq!(response.copied(), &[1, 2, 3, 4]);
+        let overrun = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            response.window().read(3, &mut head)
+        }));
+        assert!(overrun.is_err());
     }
 }

@@ -3,24 +3,26 @@
 //! reply sink. Written for any sink ([`Reply`]), so the task layer knows
 //! nothing of the process runtime that calls it.
 
-use serde::{de::DeserializeOwned, Serialize};
-
-use super::panics;
+use super::{panics, ProcessTask, Wired};
 use crate::{
-    payload::{codec, Reply, Window},
-    Error, ErrorKind, Signal, Task,
+    payload::{codec, wire, Reply, Window},
+    Error, ErrorKind, Signal,
 };
 
 /// The signature of a task's worker entry.
 pub(crate) type EntryFn = fn(&[u8], &Signal, &mut dyn Reply);
 
 /// Runs task `T` on the request `input`; sends its outcome to `reply`.
-pub(crate) fn run<T: Task>(input: &[u8], signal: &Signal, reply: &mut dyn Reply)
-where
-    T::Args: DeserializeOwned,
-    T::Output: Serialize,
-{
-    let args = match codec::decode::<T::Args>(input) {
+pub(crate) fn run<T: ProcessTask>(input: &[u8], signal: &Signal, reply: &mut dyn Reply) {
+    // SAFETY: the lent arguments go to `T::run`, which drops them before
+    // it returns (the `Wired` contract), while `input` is borrowed for the
+    // whole of this function.
+    let (args, lease) = unsafe {
+        wire::lending(input, || {
+            codec::decode_wire::<<T as Wired>::ArgsWire, T::Args>(input)
+        })
+    };
+    let args = match args {
         Ok(args) => args,
         Err(e) => {
             return reply.error(&Error::of(
@@ -29,8 +31,21 @@ where
             ))
         }
     };
-    match panics::catch(|| T::run(args, signal)) {
-        Ok(value) => reply.value(&|w: &mut Window<'_>| codec::encode_into(&value, w)),
+    let outcome = panics::catch(|| T::run(args, signal));
+    if lease.outstanding() {
+        // A buffer lent from this request outlived the call (a `Deserialize`
+        // impl kept one): once answered, the host would write over the bytes
+        // it views. Stop the process first; the host sees a crash.
+        eprintln!(
+            "knitting worker: a buffer lent from a request was kept past its call \
+             (by a Deserialize implementation?); the worker stops"
+        );
+        std::process::abort();
+    }
+    match outcome {
+        Ok(value) => reply.value(&|w: &mut Window<'_>| {
+            codec::encode_wire_into::<<T as Wired>::OutputWire, T::Output>(&value, w)
+        }),
         Err(err) => reply.error(&err),
     }
 }
@@ -38,7 +53,7 @@ where
 #[cfg(all(test, not(knitting_loom)))]
 mod tests {
     use super::*;
-    use crate::payload::Encode;
+    use crate::{payload::Encode, Task};
 
     /// A sink that keeps what it was sent.
     #[derive(Default)]
@@ -67,6 +82,14 @@ mod tests {
     struct Shout;
 
     static SHOUT: crate::TaskInfo = crate::TaskInfo::new("shout", file!(), line!());
+
+    // SAFETY: plain serde adapters lend nothing.
+    unsafe impl Wired for Shout {
+        type ArgsWire = wire::Plain;
+        type OutputWire = wire::Plain;
+    }
+    impl crate::task::marks::NoBorrowedTypes for Shout {}
+    impl crate::task::marks::NotThreadsOnly for Shout {}
 
     impl Task for Shout {
         type Args = String;

@@ -87,6 +87,12 @@ impl<A, R> crate::task::marks::NoBorrowedTypes for ImportedTask<A, R> {}
 #[diagnostic::do_not_recommend]
 impl<A, R> crate::task::marks::NotThreadsOnly for ImportedTask<A, R> {}
 
+// SAFETY: plain serde adapters lend nothing.
+unsafe impl<A: Send + 'static, R: Send + 'static> crate::task::Wired for ImportedTask<A, R> {
+    type ArgsWire = crate::payload::wire::Plain;
+    type OutputWire = crate::payload::wire::Plain;
+}
+
 impl<A: Send + 'static, R: Send + 'static> Task for ImportedTask<A, R> {
     type Args = A;
     type Output = R;

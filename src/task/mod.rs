@@ -7,7 +7,7 @@ pub(crate) mod panics;
 
 use std::{collections::HashMap, fmt, time::Duration};
 
-use crate::{Error, Signal};
+use crate::{payload::wire::Wire, Error, Signal};
 
 /// A function that can run on a pool, made by [`#[knitting::task]`](macro@crate::task).
 ///
@@ -341,20 +341,33 @@ pub(crate) mod failure;
     note = "for a type that borrows, use an owned type: `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
     note = "a `threads_only` task runs on thread pools only: remove `threads_only`, or call it on a thread pool"
 )]
-pub trait ProcessTask:
-    Task<
-    Args: serde::Serialize + serde::de::DeserializeOwned,
-    Output: serde::Serialize + serde::de::DeserializeOwned,
->
-{
-}
+pub trait ProcessTask: Wired<ArgsWire: Wire<Self::Args>, OutputWire: Wire<Self::Output>> {}
 
 impl<T> ProcessTask for T
 where
-    T: Task + marks::NoBorrowedTypes + marks::NotThreadsOnly,
-    T::Args: serde::Serialize + serde::de::DeserializeOwned,
-    T::Output: serde::Serialize + serde::de::DeserializeOwned,
+    T: Wired + marks::NoBorrowedTypes + marks::NotThreadsOnly,
+    T::ArgsWire: Wire<T::Args>,
+    T::OutputWire: Wire<T::Output>,
 {
+}
+
+/// How a task's arguments and output cross to a worker process: the
+/// [`Wire`] adapters `#[task]` picks from the types as written (see
+/// `payload::wire`). Implemented by the expansion of `#[task]` and by
+/// [`ImportedTask`](crate::ImportedTask); not by hand.
+///
+/// # Safety
+///
+/// When `ArgsWire` contains [`Lent`](crate::payload::wire::Lent), the
+/// worker lends `run` buffers that view the request in the shared mapping:
+/// `run` must drop every argument read through `Lent` before it returns
+/// (the expansion hands the task only a borrow of them).
+#[doc(hidden)]
+pub unsafe trait Wired: Task {
+    /// The adapter of the arguments (a tuple of adapters for several).
+    type ArgsWire;
+    /// The adapter of the output.
+    type OutputWire;
 }
 
 /// The two conditions of [`ProcessTask`] that serde cannot state, set by

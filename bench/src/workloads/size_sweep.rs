@@ -3,12 +3,10 @@
 //! size is a point of its own; the tokio baseline clones on send and on
 //! reply, as in W2.
 
-use knitting::Pool;
-
 use super::{
-    check, knitting_batches,
-    round_copy::{knitting_processes, payload, round_copy},
-    workers, Runner, Workload,
+    check,
+    round_copy::{knitting_bytes, knitting_vec, payload, Kind},
+    Runner, Workload,
 };
 use crate::{baselines::tokio, mode::Mode, Result};
 
@@ -22,25 +20,14 @@ pub fn workload(mode: &Mode) -> Result<Workload> {
         sizes: mode.sweep,
         batches: &[100],
         plan: None,
-        runners: vec![knitting_threads()?, knitting_processes()?, tokio()?],
+        runners: vec![
+            knitting_vec(Kind::Threads)?,
+            knitting_vec(Kind::Processes)?,
+            knitting_bytes(Kind::Threads)?,
+            knitting_bytes(Kind::Processes)?,
+            tokio()?,
+        ],
     })
-}
-
-fn knitting_threads() -> Result<Runner> {
-    let pool = Pool::builder().threads(workers()).build()?;
-    for &bytes in CHECKED {
-        let payload = payload(bytes);
-        check(
-            pool.call(round_copy, payload.clone()).wait()? == payload,
-            "knitting returns the same bytes",
-        )?;
-    }
-    Ok(Runner::new("knitting-threads", move |point, sampler| {
-        let payload = payload(point.bytes);
-        knitting_batches(point.batch, sampler, |_| {
-            pool.call(round_copy, payload.clone())
-        })
-    }))
 }
 
 /// Tokio on the caller's thread (`current_thread`), as W2's `tokio`.

@@ -90,6 +90,13 @@ impl serde::Serialize for Arg {
     }
 }
 
+// The host never decodes arguments; the wire adapter wants both halves.
+impl<'de> serde::Deserialize<'de> for Arg {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        unreachable!("the host never decodes arguments")
+    }
+}
+
 /// The output of [`Double`], made by the task or decoded from a response.
 #[derive(Debug)]
 struct Out(u32);
@@ -113,11 +120,24 @@ impl<'de> serde::Deserialize<'de> for Out {
     }
 }
 
+// The host never encodes outputs; the wire adapter wants both halves.
+impl serde::Serialize for Out {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        unreachable!("the host never encodes outputs")
+    }
+}
+
 /// Doubles its argument.
 #[derive(Clone, Copy)]
 struct Double;
 
 static DOUBLE: TaskInfo = TaskInfo::new("cell::loom::double", file!(), line!());
+
+// SAFETY: plain serde adapters lend nothing.
+unsafe impl crate::task::Wired for Double {
+    type ArgsWire = crate::payload::wire::Plain;
+    type OutputWire = crate::payload::wire::Plain;
+}
 
 impl Task for Double {
     type Args = Arg;
@@ -292,6 +312,9 @@ mod process {
 
     /// Completes the call from `response` as the lane does.
     fn complete(job: &JobRef, response: &[u8]) {
+        let (mut bytes, mut scratch) = (response.to_vec(), Vec::new());
+        let response =
+            crate::payload::Response::new(crate::payload::Window::of(&mut bytes), &mut scratch);
         let waker = job.complete(RemoteOps::of::<Double>(), Ok(response));
         assert!(waker.is_none(), "no waker was registered");
     }

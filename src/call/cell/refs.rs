@@ -3,6 +3,7 @@
 //! name while a reference is held.
 
 use super::*;
+use crate::payload::Response;
 
 /// Names one call: its cell's address. Unique among the calls alive at
 /// one time, so it identifies a call only while a reference to it is held
@@ -73,7 +74,11 @@ impl JobRef {
 
     /// Completes the call from its response (bytes to decode, or an
     /// error). Returns the waker to wake once the caller's locks are free.
-    pub(crate) fn complete(&self, ops: &RemoteOps, outcome: Result<&[u8], Error>) -> Option<Waker> {
+    pub(crate) fn complete(
+        &self,
+        ops: &RemoteOps,
+        outcome: Result<Response<'_, '_>, Error>,
+    ) -> Option<Waker> {
         // SAFETY: as for `encode`.
         unsafe { (ops.complete)(self.0, outcome) }
     }

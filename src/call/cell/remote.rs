@@ -5,7 +5,10 @@
 //! makes.
 
 use super::*;
-use crate::payload::Window;
+use crate::{
+    payload::{codec, wire::Wire, Response, Window},
+    task::Wired,
+};
 
 /// What the process runtime needs to move a call's arguments and result
 /// across the process boundary, for one task type.
@@ -24,7 +27,7 @@ pub(crate) struct RemoteOps {
 }
 
 /// See [`RemoteOps::complete`].
-type CompleteFn = unsafe fn(NonNull<Header>, Result<&[u8], Error>) -> Option<Waker>;
+type CompleteFn = unsafe fn(NonNull<Header>, Result<Response<'_, '_>, Error>) -> Option<Waker>;
 
 /// The outcome of [`JobRef::encode`].
 #[derive(Debug)]
@@ -43,16 +46,16 @@ pub(crate) enum Encoded {
 
 impl RemoteOps {
     /// The ops of task type `T`.
-    pub(crate) fn of<T: Task>() -> &'static RemoteOps
+    pub(crate) fn of<T: Wired>() -> &'static RemoteOps
     where
-        T::Args: serde::Serialize,
-        T::Output: serde::de::DeserializeOwned,
+        T::ArgsWire: Wire<T::Args>,
+        T::OutputWire: Wire<T::Output>,
     {
         struct Ops<T>(std::marker::PhantomData<T>);
-        impl<T: Task> Ops<T>
+        impl<T: Wired> Ops<T>
         where
-            T::Args: serde::Serialize,
-            T::Output: serde::de::DeserializeOwned,
+            T::ArgsWire: Wire<T::Args>,
+            T::OutputWire: Wire<T::Output>,
         {
             const OPS: RemoteOps = RemoteOps {
                 encode: encode::<T>,
@@ -69,9 +72,9 @@ impl RemoteOps {
 ///
 /// `ptr` is the header of a `Cell<T>` (the ops were taken for the same
 /// `T`) and the caller holds one of its references for the whole call.
-unsafe fn encode<T: Task>(ptr: NonNull<Header>, window: &mut Window<'_>, max: usize) -> Encoded
+unsafe fn encode<T: Wired>(ptr: NonNull<Header>, window: &mut Window<'_>, max: usize) -> Encoded
 where
-    T::Args: serde::Serialize,
+    T::ArgsWire: Wire<T::Args>,
 {
     // SAFETY: the caller holds a reference to a `Cell<T>` (the ops were
     // taken for the same `T` as the cell).
@@ -83,10 +86,10 @@ where
         )
     };
     cell.encode_with(
-        |args| match crate::payload::codec::encode_into(args, window) {
+        |args| match codec::encode_wire_into::<T::ArgsWire, T::Args>(args, window) {
             Ok(n) if n <= window.len() => Ok(Encoded::Written(n)),
             Ok(n) if n > max => Err(Error::too_large("argument", n, max)),
-            Ok(_) => crate::payload::codec::encode_vec(args)
+            Ok(_) => codec::encode_wire_vec::<T::ArgsWire, T::Args>(args)
                 .map(Encoded::Spilled)
                 .map_err(codec_error),
             Err(e) => Err(codec_error(e)),
@@ -184,18 +187,21 @@ pub(super) unsafe fn unsend(ptr: NonNull<Header>) -> bool {
 ///
 /// `ptr` is the header of a `Cell<T>` (the ops were taken for the same
 /// `T`) and the caller holds one of its references for the whole call.
-unsafe fn complete<T: Task>(ptr: NonNull<Header>, outcome: Result<&[u8], Error>) -> Option<Waker>
+unsafe fn complete<T: Wired>(
+    ptr: NonNull<Header>,
+    outcome: Result<Response<'_, '_>, Error>,
+) -> Option<Waker>
 where
-    T::Output: serde::de::DeserializeOwned,
+    T::OutputWire: Wire<T::Output>,
 {
     // SAFETY: the caller holds a reference to a `Cell<T>`.
     let cell = unsafe { Cell::<T>::from_header(ptr) };
     let name = cell.task.info().name();
     // User `Deserialize` code runs here, on whichever host thread takes
     // the response: a panic fails this call only.
-    let decode = |bytes: &[u8]| {
+    let decode = |mut response: Response<'_, '_>| {
         catch_unwind(AssertUnwindSafe(|| {
-            crate::payload::codec::decode::<T::Output>(bytes)
+            codec::decode_response::<T::OutputWire, T::Output>(&mut response)
         }))
         .unwrap_or(Err(postcard::Error::SerdeDeCustom))
         .map_err(|e| {

@@ -23,7 +23,10 @@ use super::{
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
     error::wire::WireError,
-    payload::shared::region::{self as shared, Region},
+    payload::{
+        shared::region::{self as shared, Region},
+        Response,
+    },
     Error, ErrorKind,
 };
 
@@ -314,13 +317,15 @@ impl Gen {
                 len,
             } = self.answers[i];
             // In the arena: `check_unread` proved `offset + len <= arena`.
-            self.shm
-                .copy_out(Dir::Response, offset as usize, len as usize, scratch)
+            let window = self
+                .shm
+                .window(Dir::Response, offset as usize, len as usize)
                 .ok_or_else(|| violation("response range check failed".to_owned()))?;
             let outcome = if status == u64::from(shm::STATUS_OK) {
-                Ok(&scratch[..])
+                Ok(Response::new(window, scratch))
             } else {
-                Err(crate::payload::codec::decode::<WireError>(scratch)
+                let mut error = Response::new(window, scratch);
+                Err(crate::payload::codec::decode::<WireError>(error.copied())
                     .map(Error::from_wire)
                     .map_err(|e| Violation {
                         why: format!("response {seq} holds an undecodable error: {e}"),

@@ -283,30 +283,6 @@ impl Mapping {
         Some(unsafe { Window::from_raw(base.add(offset), len) })
     }
 
-    /// Copies `len` bytes at `offset` of an arena into `out` (replacing its
-    /// contents). `None` when the range leaves the arena: the caller must
-    /// treat that as a broken peer.
-    pub(crate) fn copy_out(
-        &self,
-        dir: Dir,
-        offset: usize,
-        len: usize,
-        out: &mut Vec<u8>,
-    ) -> Option<()> {
-        let window = self.window(dir, offset, len)?;
-        out.clear();
-        out.reserve(len);
-        // A broken peer may write these bytes meanwhile: a raw byte copy has
-        // no validity requirement, and only our copy is decoded, later.
-        // SAFETY: the window is inside the mapping (checked above) and `out`
-        // has room for `len` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(window.as_ptr(), out.as_mut_ptr(), len);
-            out.set_len(len);
-        }
-        Some(())
-    }
-
     /// Borrows `len` bytes at `offset` of the *request* arena. For the
     /// worker only, which trusts the host not to touch a published request.
     pub(crate) fn request_bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
@@ -431,8 +407,7 @@ mod tests {
         assert!(host.window(Dir::Response, 8192 - 16, 16).is_some());
         assert!(host.window(Dir::Response, 8192 - 16, 17).is_none());
         assert!(host.window(Dir::Request, usize::MAX, 2).is_none());
-        let mut out = Vec::new();
-        assert!(host.copy_out(Dir::Response, 8000, 500, &mut out).is_none());
+        assert!(host.window(Dir::Response, 8000, 500).is_none());
         let mut w = host.window(Dir::Request, 100, 3).unwrap();
         w.write(0, b"abc");
         assert_eq!(host.request_bytes(100, 3), Some(&b"abc"[..]));
