@@ -157,6 +157,12 @@ fn wait<T: Send + 'static>(mut call: knitting::Call<T>) -> Result<T, knitting::E
     call.wait_timeout(LONG).expect("the call ends in time")
 }
 
+/// Loads the first word of a buffer taken by reference.
+#[knitting::task]
+fn first_by_ref(shared: &SharedBuffer) -> u64 {
+    shared.view::<AtomicU64>().unwrap()[0].load(Ordering::Acquire)
+}
+
 /// Ends the worker process at once.
 #[knitting::task]
 fn die() {
@@ -529,4 +535,14 @@ fn arguments_that_wait_for_room_in_the_arena_keep_their_buffers() {
     seen.sort_unstable();
     let wanted: Vec<(u64, usize)> = (1..=8).map(|n| (n, 500 << 10)).collect();
     assert_eq!(seen, wanted);
+}
+
+#[test]
+fn a_buffer_parameter_may_be_taken_by_reference() {
+    let pool = processes(1);
+    let shared = SharedBuffer::new(8).unwrap();
+    shared.view::<AtomicU64>().unwrap()[0].store(9, Ordering::Release);
+    assert_eq!(ok(pool.call(first_by_ref, shared.clone())), 9);
+    let threads = common::pool(1);
+    assert_eq!(ok(threads.call(first_by_ref, shared)), 9);
 }
