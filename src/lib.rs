@@ -194,6 +194,7 @@ mod runtime;
 mod dispatch;
 mod pool;
 
+pub use crate::payload::shared::{SharedAtomic, SharedBuffer};
 #[doc(hidden)]
 pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{

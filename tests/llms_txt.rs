@@ -32,6 +32,7 @@ const SOURCES: &[&str] = &[
     "src/payload/buffer.rs",
     "src/payload/envelope.rs",
     "src/role.rs",
+    "src/payload/shared.rs",
 ];
 
 /// The examples listed in `llms.txt`: name, what it shows, how to run it.
@@ -60,6 +61,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "import_host",
         "a worker that is another program (`ImportedTask`, with `import_worker`)",
         "cargo build --example import_worker && cargo run --example import_host",
+    ),
+    (
+        "shared_buffer",
+        "memory shared by the host and its workers (`SharedBuffer`, atomics and raw copies)",
+        "cargo run --example shared_buffer",
     ),
     (
         "sandbox_bwrap",

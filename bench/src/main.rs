@@ -30,7 +30,12 @@
 //!   records of the same run;
 //! - W10a, W10b, W10c ([`workloads::abort_latency`]), how long a call takes
 //!   to end after `Call::abort`, after `Call::cancel`, and past a 20 ms
-//!   hard limit (the overshoot): `knitting-threads`, `knitting-processes`.
+//!   hard limit (the overshoot): `knitting-threads`, `knitting-processes`;
+//! - W11 ([`workloads::shared_buffer`]), a worker sums a `SharedBuffer`
+//!   the host wrote (8 B and 1 MiB, batch 1 and 100): `knitting-threads`,
+//!   `knitting-processes`, against `knitting-processes-bytes` (the same
+//!   bytes sent as a `ByteBuf`), and `knitting-processes-pass` (a task
+//!   that loads one word: the call's own cost).
 //!
 //! It prints a markdown table (median, p99, ratio to knitting) and the
 //! targets of those workloads (those whose runtimes were not measured read
@@ -114,6 +119,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W10a", workloads::abort_latency::abort)],
         &[("W10b", workloads::abort_latency::cancel)],
         &[("W10c", workloads::abort_latency::hard_limit)],
+        &[("W11", workloads::shared_buffer::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
     // that is not measured is not built either (no pool started).

@@ -42,7 +42,9 @@ pub enum ErrorKind {
     /// Two tasks in this program share one id; see
     /// [`task`](macro@crate::task)'s `name` option.
     DuplicateTask,
-    /// The pool could not be built (for example the OS refused a thread).
+    /// The pool could not be built (for example the OS refused a thread),
+    /// or the OS refused the memory of a
+    /// [`SharedBuffer`](crate::SharedBuffer).
     Build,
     /// An argument or a result is bigger than the pool's
     /// [`max_payload_bytes`](crate::ProcessPoolBuilder::max_payload_bytes);
@@ -108,6 +110,11 @@ pub enum ErrorKind {
     /// //  `(u8,u8,f64)`, but the worker's takes `Vec<u8>` and returns `Stats` ..."
     /// ```
     TypeMismatch,
+    /// An offset, a length or an alignment does not fit a
+    /// [`SharedBuffer`](crate::SharedBuffer) (a range past its end, a view
+    /// of atomics at an address they cannot live at); the message names
+    /// the offset, the length, the size and the alignment involved.
+    OutOfBounds,
 }
 
 /// The error of a call or of a pool operation.
@@ -392,6 +399,11 @@ impl Error {
             ErrorKind::TooLarge,
             format!("the encoded {what} is {actual} bytes, over the pool's max_payload_bytes of {limit}"),
         )
+    }
+
+    /// A range or an alignment that does not fit a shared buffer.
+    pub(crate) fn out_of_bounds(message: String) -> Self {
+        Self::new(ErrorKind::OutOfBounds, message)
     }
 
     pub(crate) fn duplicate_task(message: String) -> Self {

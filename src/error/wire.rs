@@ -40,7 +40,7 @@ impl Error {
 
 impl ErrorKind {
     /// Wire codes: the index in this list. Append only.
-    const WIRE: [ErrorKind; 16] = [
+    const WIRE: [ErrorKind; 17] = [
         ErrorKind::Task,
         ErrorKind::Panic,
         ErrorKind::Closed,
@@ -57,6 +57,7 @@ impl ErrorKind {
         ErrorKind::Unsupported,
         ErrorKind::HardTimeout,
         ErrorKind::TypeMismatch,
+        ErrorKind::OutOfBounds,
     ];
 
     fn wire_code(self) -> u8 {

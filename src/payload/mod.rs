@@ -15,6 +15,7 @@
 
 pub(crate) mod buffer;
 pub(crate) mod codec;
+pub(crate) mod shared;
 pub(crate) mod envelope;
 pub(crate) mod window;
 pub(crate) mod wire;

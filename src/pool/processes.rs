@@ -136,6 +136,11 @@ impl ProcessPoolBuilder {
     /// named pool. The worker needs to see the host's `/dev/shm`
     /// (`bwrap --dev-bind /dev /dev`, `docker --ipc=host`). Default: off.
     ///
+    /// A worker without fd 0 has no socket for descriptors either, so a
+    /// call whose arguments hold a [`SharedBuffer`](crate::SharedBuffer)
+    /// fails with [`Unsupported`](crate::ErrorKind::Unsupported) on such a
+    /// pool, before it is sent.
+    ///
     /// ```
     /// knitting::init();
     /// let pool = knitting::Pool::builder()

@@ -32,3 +32,5 @@ pub(crate) fn monotonic_nanos() -> u64 {
         .elapsed()
         .as_nanos() as u64
 }
+
+pub(crate) mod shared;

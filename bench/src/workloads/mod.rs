@@ -28,6 +28,8 @@ pub mod echo;
 pub mod process_echo;
 /// W2: 1 MiB byte round copy.
 pub mod round_copy;
+/// W11: a worker sums a `SharedBuffer`, against sending the bytes.
+pub mod shared_buffer;
 /// W3: the round copy over a sweep of payload sizes.
 pub mod size_sweep;
 /// W6: start-up of a pool up to its first answer.

@@ -16,14 +16,18 @@ use super::{
     bell,
     channel::{Consumer, Producer, Request, Requests, Responses},
     check::{Answer, Violation},
+    courier::Courier,
     host::Config,
     shm::{self, Dir, Mapping, TaskKey},
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
     error::wire::WireError,
-    payload::Response,
-    Error,
+    payload::{
+        shared::region::{self as shared, Region},
+        Response,
+    },
+    Error, ErrorKind,
 };
 
 /// A call that has not been sent yet.
@@ -39,6 +43,8 @@ pub(crate) enum Queued {
         ops: &'static RemoteOps,
         task: TaskKey,
         bytes: Vec<u8>,
+        /// The shared buffers the arguments name.
+        shared: Vec<Arc<Region>>,
     },
 }
 
@@ -57,6 +63,9 @@ pub(crate) struct InFlight {
     pub(crate) task: TaskKey,
     /// Its hard time limit, counted from when it reaches the front.
     pub(crate) hard: Option<Duration>,
+    /// The shared buffers its arguments named: the only ones its result
+    /// may name.
+    pub(crate) shared: Vec<Arc<Region>>,
 }
 
 /// One worker process and the host's side of its mapping.
@@ -84,6 +93,9 @@ pub(crate) struct Gen {
     pub(crate) broken: bool,
     /// Scratch for the response slots of one take.
     pub(crate) answers: Vec<Answer>,
+    /// Where shared buffers' descriptors go to this worker; `None` when
+    /// they cannot reach it (named mode).
+    pub(crate) courier: Option<Courier>,
 }
 
 impl Gen {
@@ -103,6 +115,7 @@ impl Gen {
             beat_since: now,
             broken: false,
             answers: Vec::new(),
+            courier: None,
         }
     }
 
@@ -145,11 +158,17 @@ impl Gen {
                     .shm
                     .window(Dir::Request, room.offset, room.len.min(max_payload))
                     .expect("request room lies inside the arena");
-                match job.encode(ops, &mut window, max_payload) {
+                let (encoded, shared) =
+                    shared::collecting(|| job.encode(ops, &mut window, max_payload));
+                match encoded {
                     Encoded::Cancelled | Encoded::Failed => None,
                     Encoded::Written(n) => {
+                        if let Err(err) = self.hand_over(&shared) {
+                            job.fail(err);
+                            return None;
+                        }
                         let span = self.req_ring.commit(room, n);
-                        self.publish(job, ops, task, span, pool_hard);
+                        self.publish(job, ops, task, span, pool_hard, shared);
                         None
                     }
                     Encoded::Spilled(bytes) => self.try_send(
@@ -158,6 +177,7 @@ impl Gen {
                             ops,
                             task,
                             bytes,
+                            shared,
                         },
                         cfg,
                     ),
@@ -168,6 +188,7 @@ impl Gen {
                 ops,
                 task,
                 bytes,
+                shared,
             } => {
                 let Some(room) = self.req_ring.reserve(bytes.len()) else {
                     return Some(Queued::Spilled {
@@ -175,17 +196,39 @@ impl Gen {
                         ops,
                         task,
                         bytes,
+                        shared,
                     });
                 };
+                if let Err(err) = self.hand_over(&shared) {
+                    job.fail(err);
+                    return None;
+                }
                 let mut window = self
                     .shm
                     .window(Dir::Request, room.offset, bytes.len())
                     .expect("request room lies inside the arena");
                 window.write(0, &bytes);
                 let span = self.req_ring.commit(room, bytes.len());
-                self.publish(job, ops, task, span, pool_hard);
+                self.publish(job, ops, task, span, pool_hard, shared);
                 None
             }
+        }
+    }
+
+    /// Sends the worker the descriptors of a call's shared buffers that it
+    /// does not hold yet, before the call is published (see `courier.rs`).
+    fn hand_over(&mut self, shared: &[Arc<Region>]) -> Result<(), Error> {
+        if shared.is_empty() {
+            return Ok(());
+        }
+        match &mut self.courier {
+            Some(courier) => courier.send(shared),
+            None => Err(Error::of(
+                ErrorKind::Unsupported,
+                "a SharedBuffer cannot reach a worker that maps its lane by name \
+                 (named_shared_memory): there is no descriptor socket to send it on; \
+                 use the default hand-over on fd 0",
+            )),
         }
     }
 
@@ -196,6 +239,7 @@ impl Gen {
         task: TaskKey,
         span: Span,
         pool_hard: Option<Duration>,
+        shared: Vec<Arc<Region>>,
     ) {
         let index = (self.req.head() % self.slots()) as usize;
         // Relaxed: published with the slot (written before it, see
@@ -223,6 +267,7 @@ impl Gen {
             ops,
             task,
             hard,
+            shared,
         });
         let control = self.shm.control();
         bell::ring_if_sleeping(&control.worker_bell);
@@ -291,7 +336,9 @@ impl Gen {
                 .inflight
                 .pop_front()
                 .expect("every consumed response has a call in flight");
-            wakers.extend(call.job.complete(call.ops, outcome));
+            // The result may name only the shared buffers this call sent.
+            let (waker, _) = shared::replying(call.shared, || call.job.complete(call.ops, outcome));
+            wakers.extend(waker);
             self.req_ring.pop();
             self.resp.advance();
             self.front_since = Instant::now();

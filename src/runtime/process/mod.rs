@@ -11,6 +11,7 @@
 //! - `channel`: the slot ring of requests and of responses, one producer
 //!   and one consumer each, written once for host and worker;
 //! - `check`: the host's checks of worker-written words (pure functions);
+//! - `courier`: shared buffers' descriptors, sent to a worker over its socket;
 //! - `handover`: what a worker is told on its command line;
 //! - `link`: the host's side of one worker's mapping (send, take);
 //! - `host`: a process lane: its reactor, the rule for a worker that goes,
@@ -28,6 +29,8 @@ pub(crate) mod bell;
 pub(crate) mod channel;
 #[cfg(target_os = "linux")]
 pub(crate) mod check;
+#[cfg(target_os = "linux")]
+pub(crate) mod courier;
 #[cfg(target_os = "linux")]
 pub(crate) mod futex;
 #[cfg(target_os = "linux")]

@@ -45,7 +45,9 @@ pub(crate) use self::layout::*;
 /// its hand-over arguments (see `handover.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Locator {
-    /// Inherited as the worker's file descriptor 0.
+    /// Sent on the worker's file descriptor 0, a Unix socket whose first
+    /// message carries the mapping's memfd (and whose later ones carry
+    /// shared buffers' descriptors: `courier.rs`).
     Stdin,
     /// A POSIX shared memory object (`/dev/shm/<name>` on Linux).
     Named(String),
@@ -312,8 +314,9 @@ pub(crate) enum Dir {
     Response,
 }
 
-/// Opens the worker's mapping as its locator says.
-pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
+/// Opens the worker's mapping as its locator says; with it, the socket
+/// that shared buffers' descriptors come on, if there is one.
+pub(crate) fn open_worker_fd(locator: &Locator) -> Result<(OwnedFd, Option<OwnedFd>), String> {
     match locator {
         Locator::Stdin => {
             let stdin = std::io::stdin();
@@ -321,7 +324,23 @@ pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| format!("fd 0: {e}"))?;
-            Ok(fd)
+            let stat = rustix::fs::fstat(&fd).map_err(|e| format!("fstat of fd 0: {e}"))?;
+            if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+                // The mapping itself (no shared buffers can come then).
+                return Ok((fd, None));
+            }
+            let lane = super::courier::receive_lane(&fd)?;
+            // Tasks see an empty stdin, not the socket (a read of it would
+            // swallow shared buffers' descriptors); the runtime keeps its
+            // duplicate.
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                use std::os::fd::AsRawFd;
+                // SAFETY: dup2 onto fd 0 replaces stdin, which std reads
+                // through the raw number only (no owner to invalidate);
+                // `null` stays open for the call.
+                unsafe { libc::dup2(null.as_raw_fd(), 0) };
+            }
+            Ok((lane, Some(fd)))
         }
         Locator::Named(name) => {
             let fd = rustix::shm::open(name.as_str(), rustix::shm::OFlags::RDWR, Mode::empty())
@@ -329,7 +348,7 @@ pub(crate) fn open_worker_fd(locator: &Locator) -> Result<OwnedFd, String> {
             // The host may die before it unlinks the name; the worker has
             // the object open now, so the name is no longer needed.
             let _ = rustix::shm::unlink(name.as_str());
-            Ok(fd)
+            Ok((fd, None))
         }
     }
 }

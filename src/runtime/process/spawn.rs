@@ -13,7 +13,9 @@ use std::{
 };
 
 use super::{
-    bell, futex,
+    bell,
+    courier::{self, Courier},
+    futex,
     handover::Handover,
     host::Config,
     link::Gen,
@@ -58,21 +60,20 @@ pub(crate) fn start_worker(
     // Everything on the command line, which every wrapper passes on
     // (see `handover.rs`).
     cmd.args(handover.to_args());
-    match locator {
+    // Fd 0 is a socket (see `courier.rs`): its first message is the
+    // mapping, the later ones shared buffers' descriptors.
+    let courier = match locator {
         Locator::Stdin => {
-            let fd = shm.fd().try_clone().map_err(|e| {
-                unlink();
-                Error::of(
-                    ErrorKind::Startup,
-                    format!("could not hand the mapping to a worker: {e}"),
-                )
-            })?;
-            cmd.stdin(Stdio::from(fd));
+            let (host_end, worker_end) = courier::pair()?;
+            courier::send_lane(&host_end, shm.fd())?;
+            cmd.stdin(Stdio::from(worker_end));
+            Some(Courier::new(host_end))
         }
         Locator::Named(_) => {
             cmd.stdin(Stdio::null());
+            None
         }
-    }
+    };
     if !cfg.prefix.is_empty() {
         // Behind a wrapper the worker is not our child: hand it the
         // lifeline and arm the parent-death signal on the wrapper.
@@ -168,7 +169,9 @@ pub(crate) fn start_worker(
     unlink();
     let shm = Arc::new(shm);
     watch_exit(pid, &shm);
-    Ok(Gen::new(shm, child, pid, cfg.layout.arena))
+    let mut gen = Gen::new(shm, child, pid, cfg.layout.arena);
+    gen.courier = courier;
+    Ok(gen)
 }
 
 /// Rings the host bell of `shm` the moment process `pid` exits, so that the

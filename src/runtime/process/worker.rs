@@ -16,6 +16,7 @@ use super::{
     arena::{Ring, Span},
     bell,
     channel::{Consumer, Producer, Request, Requests, Response, Responses},
+    courier::Inbox,
     futex,
     handover::{self, Handover},
     shm::{self, Dir, Mapping},
@@ -81,7 +82,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         }
     }
     tune_allocator();
-    let fd = shm::open_worker_fd(&locator)?;
+    let (fd, socket) = shm::open_worker_fd(&locator)?;
     let (map, max_payload) = Mapping::open(fd)?;
     let map = std::sync::Arc::new(map);
 
@@ -109,6 +110,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         map,
         table,
         spin,
+        inbox: Some(Box::new(Inbox::new(socket))),
     })
 }
 
@@ -217,6 +219,8 @@ struct WorkerLane {
     /// The request ring's consumer: requests taken so far.
     req: Consumer,
     out: Outbox,
+    /// The shared buffers the host sent (taken while a call runs).
+    inbox: Option<Box<dyn payload::shared::region::Source>>,
 }
 
 /// The worker's side of the response ring.
@@ -305,7 +309,9 @@ impl WorkerLane {
             .and_then(|(offset, len)| self.map.request_bytes(offset, len));
         match (entry, bytes) {
             (Some(entry), Some(bytes)) if entry.shape == shape => {
-                (entry.run)(bytes, signal, &mut reply)
+                let inbox = self.inbox.take().unwrap_or_else(|| Box::new(Inbox::new(None)));
+                let run = || (entry.run)(bytes, signal, &mut reply);
+                self.inbox = payload::shared::region::serving(inbox, run).1;
             }
             (Some(entry), Some(_)) => reply.error(&entry.mismatch(shape)),
             (None, _) => reply.error(&Error::of(
@@ -519,7 +525,9 @@ impl payload::Reply for SlotReply<'_> {
 
     fn error(&mut self, err: &Error) {
         self.sent = true;
-        let wire = err.to_wire();
+        // Why a shared buffer did not decode, if that was it.
+        let explained = payload::shared::region::explained(err);
+        let wire = explained.as_ref().unwrap_or(err).to_wire();
         let encode = |w: &mut Window<'_>| codec::encode_into(&wire, w);
         if self
             .out
