@@ -86,3 +86,30 @@ fn a_runtime_chosen_at_run_time_keeps_what_it_was_made_from() {
         assert_eq!(pids, if here { 0 } else { 2 });
     }
 }
+
+#[knitting::task]
+fn stats_noop() {}
+
+/// A call that `wait` saw end is already counted in `stats()`: a lane
+/// counts it before it publishes the result, on both runtimes.
+#[test]
+fn a_finished_call_is_in_the_stats_as_soon_as_wait_returns() {
+    let mut pools: Vec<knitting::Pool<knitting::AnyRuntime>> =
+        vec![knitting::Pool::builder().threads(2).build().unwrap().into()];
+    if cfg!(target_os = "linux") {
+        pools.push(
+            knitting::Pool::builder()
+                .processes(2)
+                .build()
+                .unwrap()
+                .into(),
+        );
+    }
+    for pool in pools {
+        for done in 1..=2_000usize {
+            pool.call(stats_noop, ()).wait().unwrap();
+            let counted: usize = pool.stats().lanes.iter().map(|l| l.completed).sum();
+            assert_eq!(counted, done, "on {:?}", pool.runtime());
+        }
+    }
+}

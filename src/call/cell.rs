@@ -109,7 +109,7 @@ pub(crate) struct Header {
 /// vtable this is, kept alive by a reference the caller holds.
 struct VTable {
     /// Runs the call on the current thread. Consumes one reference.
-    run: unsafe fn(NonNull<Header>),
+    run: unsafe fn(NonNull<Header>, &dyn Fn()),
     /// Completes the call with an error unless it is completing or done
     /// (or, with `only_queued`, unless it has started).
     fail: unsafe fn(NonNull<Header>, Error, bool) -> bool,
@@ -311,7 +311,7 @@ impl<T: Task> Drop for Cell<T> {
 ///
 /// `ptr` is the header of a `Cell<T>` and the caller hands over one of its
 /// references (it is released here, after the result is published).
-unsafe fn run<T: Task>(ptr: NonNull<Header>) {
+unsafe fn run<T: Task>(ptr: NonNull<Header>, finished: &dyn Fn()) {
     // The queue's reference is released when `_job` drops, after the result
     // is published.
     let _job = JobRef(ptr);
@@ -320,15 +320,20 @@ unsafe fn run<T: Task>(ptr: NonNull<Header>) {
     if cell.past_deadline() {
         // Its deadline passed while it was queued: not worth running.
         // (If it is no longer queued, it is not ours to start either.)
+        finished();
         cell.end_early(true, || cell.timed_out());
         return;
     }
     let Some(args) = cell.start() else {
         // Cancelled, failed or started elsewhere: nothing to run.
+        finished();
         return;
     };
     let name = cell.task.info().name();
     let result = panics::catch(|| T::run(args, &cell.header.signal)).map_err(|e| e.with_task(name));
+    // Before the result is published, so that a caller who sees its call
+    // done sees it counted too.
+    finished();
     match cell.claim_completion(false) {
         // A result after the deadline is not the call's outcome.
         Some(_) => cell.publish(cell.unless_late(result)),

@@ -31,11 +31,18 @@ unsafe impl Send for JobRef {}
 impl JobRef {
     /// Runs the call here, then releases the reference.
     pub(crate) fn run(self) {
+        self.run_then(&|| {});
+    }
+
+    /// Runs the call here, calling `finished` once it is over but before
+    /// its result is published (or when there turns out to be nothing to
+    /// run), then releases the reference.
+    pub(crate) fn run_then(self, finished: &dyn Fn()) {
         let ptr = self.0;
         std::mem::forget(self);
         // SAFETY: we owned one reference and hand it to `run`, which
         // releases it; the vtable matches the cell's type.
-        unsafe { (header(ptr).vtable.run)(ptr) }
+        unsafe { (header(ptr).vtable.run)(ptr, finished) }
     }
 
     /// Fails the call with `error` unless it already ended.

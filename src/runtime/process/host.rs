@@ -257,7 +257,7 @@ impl Lane {
         let Some(g) = gen.as_mut() else {
             return 0;
         };
-        let taken = match g.drain(scratch, max, wakers) {
+        let taken = match g.drain(scratch, max, wakers, &self.completed) {
             Ok(n) => n,
             Err(violation) => {
                 self.worker_gone(st, Gone::Broken(violation));
@@ -267,7 +267,6 @@ impl Lane {
         let gen = g;
         if taken > 0 {
             self.pending.fetch_sub(taken, Ordering::Relaxed);
-            self.completed.fetch_add(taken, Ordering::Relaxed);
         }
         while let Some(q) = backlog.pop_front() {
             if let Some(q) = gen.try_send(q, &self.shared.cfg) {
@@ -308,11 +307,9 @@ impl Lane {
         // calls have already failed.
         self.pid.store(0, Ordering::Relaxed);
         if !gen.broken && !matches!(gone, Gone::Broken(_)) {
-            match gen.drain(&mut st.scratch, max, &mut st.wakers) {
-                Ok(taken) => {
-                    self.completed.fetch_add(taken, Ordering::Relaxed);
-                }
-                Err(violation) => gone = Gone::Broken(violation),
+            if let Err(violation) = gen.drain(&mut st.scratch, max, &mut st.wakers, &self.completed)
+            {
+                gone = Gone::Broken(violation);
             }
         }
         gen.broken = true;

@@ -6,7 +6,10 @@
 use std::{
     collections::VecDeque,
     process::Child,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     task::Waker,
     time::{Duration, Instant},
 };
@@ -290,6 +293,7 @@ impl Gen {
         scratch: &mut Vec<u8>,
         max_payload: usize,
         wakers: &mut Vec<Waker>,
+        completed: &AtomicUsize,
     ) -> Result<usize, Violation> {
         if self.broken {
             return Ok(0);
@@ -336,6 +340,10 @@ impl Gen {
                 .inflight
                 .pop_front()
                 .expect("every consumed response has a call in flight");
+            // Counted before the call completes: a caller that sees its call
+            // done sees it in `stats()` too. Relaxed: statistics only (the
+            // completion's Release carries it to the caller).
+            completed.fetch_add(1, Ordering::Relaxed);
             // The result may name only the shared buffers this call sent.
             let (waker, _) = shared::replying(call.shared, || call.job.complete(call.ops, outcome));
             wakers.extend(waker);

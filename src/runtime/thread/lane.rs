@@ -241,12 +241,15 @@ impl Lane {
         } else {
             None
         };
-        job.run();
+        // Counted before the result is published: a caller that sees its
+        // call done sees it in `stats()` too (the publish is a Release that
+        // the caller's Acquire pairs with). Relaxed: statistics only.
+        job.run_then(&|| {
+            self.worker.completed.fetch_add(1, Ordering::Relaxed);
+        });
         if let Some(key) = limit {
             crate::call::timer::cancel(key);
         }
-        // Relaxed: statistics only.
-        self.worker.completed.fetch_add(1, Ordering::Relaxed);
         // AcqRel: Acquire keeps the reference count edge if someone took the
         // reference meanwhile; the CAS (not a swap) leaves a `retired()` mark in
         // place for us to see.
