@@ -66,10 +66,9 @@ pub(crate) trait Source {
 
 /// What this thread is doing with shared buffers right now.
 enum Scope {
-    /// Nothing: serializing or deserializing a handle is an error.
+    /// Nothing: serializing or deserializing a handle is an error (unless
+    /// the host is encoding a call's arguments: see `COLLECTED`).
     Idle,
-    /// The host encodes a call's arguments: the regions they name.
-    Collect(Vec<Arc<Region>>),
     /// A worker runs a call: regions come from the host through the
     /// source, and may go back by the host's id.
     Worker(Box<dyn Source>),
@@ -79,6 +78,10 @@ enum Scope {
 
 thread_local! {
     static SCOPE: RefCell<Scope> = const { RefCell::new(Scope::Idle) };
+    /// While the host encodes a call's arguments: the regions they name.
+    /// Kept apart from `SCOPE` because every process call goes through
+    /// it: entering and leaving it is two small writes.
+    static COLLECTED: RefCell<Option<Vec<Arc<Region>>>> = const { RefCell::new(None) };
     /// Why the last handle on this thread failed to cross: serde formats
     /// such as postcard keep only that a custom error happened, not its
     /// message, so it waits here for [`explained`].
@@ -127,10 +130,20 @@ fn within<R>(scope: Scope, f: impl FnOnce() -> R) -> (R, Scope) {
 /// Runs `f` (the host encoding a call's arguments) and returns the regions
 /// of every handle it serialized, each once.
 pub(crate) fn collecting<R>(f: impl FnOnce() -> R) -> (R, Vec<Arc<Region>>) {
-    match within(Scope::Collect(Vec::new()), f) {
-        (value, Scope::Collect(regions)) => (value, regions),
-        (value, _) => (value, Vec::new()),
+    struct Restore(Option<Option<Vec<Arc<Region>>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(before) = self.0.take() {
+                COLLECTED.with(|c| *c.borrow_mut() = before);
+            }
+        }
     }
+    let before = COLLECTED.with(|c| c.replace(Some(Vec::new())));
+    let mut restore = Restore(Some(before));
+    let value = f();
+    let before = restore.0.take().expect("restored once");
+    let regions = COLLECTED.with(|c| c.replace(before)).unwrap_or_default();
+    (value, regions)
 }
 
 /// Runs `f` (a worker running one call) with `source` for the handles it
@@ -175,13 +188,17 @@ pub(super) fn serialize<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::Error as _;
-    let id = SCOPE.with(|scope| match &mut *scope.borrow_mut() {
-        Scope::Collect(regions) => {
+    let collected = COLLECTED.with(|c| match &mut *c.borrow_mut() {
+        Some(regions) => {
             if !regions.iter().any(|r| r.id == region.id) {
                 regions.push(Arc::clone(region));
             }
-            Ok(region.id)
+            true
         }
+        None => false,
+    });
+    let id = SCOPE.with(|scope| match &mut *scope.borrow_mut() {
+        _ if collected => Ok(region.id),
         Scope::Worker(_) => region.remote.ok_or(
             "a SharedBuffer made in a worker process cannot be sent to the host; \
              return one the host sent in this call",
@@ -221,7 +238,7 @@ pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
                     wire.id
                 )
             }),
-        Scope::Idle | Scope::Collect(_) => Err(
+        Scope::Idle => Err(
             "a SharedBuffer can only be deserialized as (part of) the arguments or the result \
              of a call on a process pool"
                 .to_owned(),

@@ -345,7 +345,13 @@ impl Gen {
             // completion's Release carries it to the caller).
             completed.fetch_add(1, Ordering::Relaxed);
             // The result may name only the shared buffers this call sent.
-            let (waker, _) = shared::replying(call.shared, || call.job.complete(call.ops, outcome));
+            // (A call that sent none needs no scope: outside one, every
+            // buffer is refused too.)
+            let waker = if call.shared.is_empty() {
+                call.job.complete(call.ops, outcome)
+            } else {
+                shared::replying(call.shared, || call.job.complete(call.ops, outcome)).0
+            };
             wakers.extend(waker);
             self.req_ring.pop();
             self.resp.advance();
