@@ -147,6 +147,12 @@ fn ragged_numbers() -> knitting::Buffer<u64> {
     forge_result(&[3, 1, 2, 3])
 }
 
+/// A shared buffer the host never sent: id 5, 8 bytes at offset 0 of 8.
+#[knitting::task]
+fn forged_shared_buffer() -> knitting::SharedBuffer {
+    forge_result(&[5, 0, 8, 8])
+}
+
 /// Stops itself: the host must still be able to shut down.
 #[knitting::task]
 fn freeze() {
@@ -247,6 +253,18 @@ fn forged_byte_string_results_fail_their_call_and_are_never_trusted() {
     assert_eq!(long.kind(), ErrorKind::Codec, "{long:?}");
     let ragged = pool().call(ragged_numbers, ()).wait().unwrap_err();
     assert_eq!(ragged.kind(), ErrorKind::Codec, "{ragged:?}");
+}
+
+#[test]
+fn a_forged_shared_buffer_fails_its_call_and_the_worker_is_replaced() {
+    let pool = pool();
+    let first = pool.call(worker_pid, ()).wait().unwrap();
+    let err = pool.call(forged_shared_buffer, ()).wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Codec, "{err:?}");
+    assert!(err.message().contains("did not send"), "{err}");
+    let second = pool.call(worker_pid, ()).wait().unwrap();
+    assert_ne!(first, second, "a new worker took the lane");
+    assert_eq!(pool.call(echo, 5).wait().unwrap(), 5);
 }
 
 #[test]

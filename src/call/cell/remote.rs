@@ -205,10 +205,13 @@ where
         }))
         .unwrap_or(Err(postcard::Error::SerdeDeCustom))
         .map_err(|e| {
-            Error::of(
+            let err = Error::of(
                 crate::ErrorKind::Codec,
                 format!("could not decode the result: {e}"),
-            )
+            );
+            // A shared buffer that could not cross says why (serde keeps
+            // only that a custom error happened).
+            crate::payload::shared::region::explained(&err).unwrap_or(err)
         })
     };
     // A response after the deadline is not the call's outcome: it is not

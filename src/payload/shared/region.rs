@@ -12,7 +12,10 @@
 //! range against the size of the memory found under the id, never against
 //! what the other side wrote.
 
-use std::{cell::RefCell, sync::Arc};
+use std::{
+    cell::{Cell, RefCell},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +85,9 @@ thread_local! {
     /// Kept apart from `SCOPE` because every process call goes through
     /// it: entering and leaving it is two small writes.
     static COLLECTED: RefCell<Option<Vec<Arc<Region>>>> = const { RefCell::new(None) };
+    /// While the host decodes a call's result: set when the result names a
+    /// shared buffer the call did not send (only a forged response can).
+    static FORGED: Cell<Option<bool>> = const { Cell::new(None) };
     /// Why the last handle on this thread failed to cross: serde formats
     /// such as postcard keep only that a custom error happened, not its
     /// message, so it waits here for [`explained`].
@@ -160,15 +166,37 @@ pub(crate) fn serving<R>(
 }
 
 /// Runs `f` (the host decoding a call's result) with the regions that call
-/// sent, the only ones a result may name; gives them back.
-pub(crate) fn replying<R>(
-    regions: Vec<Arc<Region>>,
-    f: impl FnOnce() -> R,
-) -> (R, Vec<Arc<Region>>) {
-    match within(Scope::Reply(regions), f) {
-        (value, Scope::Reply(regions)) => (value, regions),
-        (value, _) => (value, Vec::new()),
+/// sent, the only ones a result may name. Returns `f`'s value and whether
+/// the result named another (a worker forged it: an honest one can only
+/// send back what it was sent).
+pub(crate) fn replying<R>(regions: Vec<Arc<Region>>, f: impl FnOnce() -> R) -> (R, bool) {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORGED.with(|forged| forged.set(self.0));
+        }
     }
+    let restore = Restore(FORGED.with(|forged| forged.replace(Some(false))));
+    FAILURE.with(|f| f.borrow_mut().take());
+    // A call that sent no buffer needs no scope: outside one, every
+    // handle is refused too (and counted as forged, above).
+    let value = if regions.is_empty() {
+        f()
+    } else {
+        within(Scope::Reply(regions), f).0
+    };
+    let forged = FORGED.with(Cell::get) == Some(true);
+    drop(restore);
+    (value, forged)
+}
+
+/// Marks the result being decoded as forged, if one is.
+fn forged() {
+    FORGED.with(|forged| {
+        if forged.get().is_some() {
+            forged.set(Some(true));
+        }
+    });
 }
 
 /// A handle as it crosses: see the module docs.
@@ -238,15 +266,26 @@ pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
                     wire.id
                 )
             }),
+        // The host decoding the result of a call that sent no buffer.
+        Scope::Idle if FORGED.with(Cell::get).is_some() => Err(format!(
+            "the worker returned a SharedBuffer (id {}) that the host did not send in this call",
+            wire.id
+        )),
         Scope::Idle => Err(
             "a SharedBuffer can only be deserialized as (part of) the arguments or the result \
              of a call on a process pool"
                 .to_owned(),
         ),
     });
-    let region = region.map_err(|why| D::Error::custom(failed(why)))?;
+    let region = region.map_err(|why| {
+        forged();
+        D::Error::custom(failed(why))
+    })?;
     let size = region.memory.len();
-    let range = check_wire(&wire, size).map_err(|why| D::Error::custom(failed(why)))?;
+    let range = check_wire(&wire, size).map_err(|why| {
+        forged();
+        D::Error::custom(failed(why))
+    })?;
     Ok((region, range.0, range.1))
 }
 

@@ -345,17 +345,23 @@ impl Gen {
             // completion's Release carries it to the caller).
             completed.fetch_add(1, Ordering::Relaxed);
             // The result may name only the shared buffers this call sent.
-            // (A call that sent none needs no scope: outside one, every
-            // buffer is refused too.)
-            let waker = if call.shared.is_empty() {
-                call.job.complete(call.ops, outcome)
-            } else {
-                shared::replying(call.shared, || call.job.complete(call.ops, outcome)).0
-            };
+            let (waker, forged) =
+                shared::replying(call.shared, || call.job.complete(call.ops, outcome));
             wakers.extend(waker);
             self.req_ring.pop();
             self.resp.advance();
             self.front_since = Instant::now();
+            if forged {
+                // Its call failed (a codec error naming the buffer); the
+                // worker goes, and the calls behind fail or replay as for
+                // any broken worker.
+                return Err(Violation {
+                    why: format!(
+                        "response {seq} names a shared buffer the host did not send in that call"
+                    ),
+                    answered: taken - i - 1,
+                });
+            }
         }
         // SYNC POINT (in `publish`): the worker reuses the payloads of
         // consumed responses only after this RMW, which is also the
