@@ -8,15 +8,14 @@ knitting::init_before_main!();
 
 mod common;
 
-use std::{
-    ffi::OsString,
-    process::{Command, Stdio},
-    sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
-};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use knitting::{ErrorKind, Pool, Runs, SharedBuffer};
 
-use common::LONG;
+use common::{
+    bwrap::{bwrap_prefix, bwrap_unavailable},
+    LONG,
+};
 
 /// The original's example: the worker loads what the host stored.
 #[knitting::task]
@@ -419,62 +418,6 @@ fn behind_bwrap_the_buffer_is_the_same_memory() {
     let shared = SharedBuffer::new(8).unwrap();
     for i in 1..=20 {
         assert_eq!(ok(pool.call(bump, shared.clone())), i);
-    }
-}
-
-/// The sandbox of `tests/process_bwrap.rs`: its own `/tmp`, no network,
-/// the executable's directory visible.
-fn bwrap_prefix() -> Vec<OsString> {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().as_os_str().to_owned();
-    let mut prefix = sandbox_flags();
-    prefix.extend([
-        "--ro-bind".into(),
-        dir.clone(),
-        dir,
-        "--die-with-parent".into(),
-    ]);
-    prefix
-}
-
-fn sandbox_flags() -> Vec<OsString> {
-    [
-        "bwrap",
-        "--unshare-all",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev-bind",
-        "/dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
-}
-
-/// Why bwrap cannot run here, or `None` when it can.
-fn bwrap_unavailable() -> Option<String> {
-    let flags = sandbox_flags();
-    let probe = Command::new(&flags[0])
-        .args(&flags[1..])
-        .arg("true")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    match probe {
-        Err(e) => Some(format!("cannot run `bwrap`: {e}")),
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "`bwrap --unshare-all ... true` {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
     }
 }
 

@@ -3,6 +3,8 @@
 // Each test file is its own crate and uses only some of these.
 #![allow(dead_code)]
 
+pub(crate) mod bwrap;
+
 use std::time::Duration;
 
 use knitting::Pool;
