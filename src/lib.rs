@@ -202,7 +202,7 @@ pub use crate::{
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
-    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
+    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool, ResourceLimits},
     role::is_main,
     runtime::{AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
     signal::Signal,

@@ -23,6 +23,7 @@ const SOURCES: &[&str] = &[
     "src/pool/builder.rs",
     "src/pool/processes.rs",
     "src/pool/stats.rs",
+    "src/pool/limits.rs",
     "src/runtime/mod.rs",
     "src/call/mod.rs",
     "src/error/mod.rs",

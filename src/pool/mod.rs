@@ -12,6 +12,7 @@
 //! only place that tells the runtimes apart.
 
 pub(crate) mod builder;
+mod limits;
 mod processes;
 mod stats;
 
@@ -23,6 +24,7 @@ use std::{
 };
 
 pub use self::{
+    limits::ResourceLimits,
     processes::{ProcessPool, ProcessPoolBuilder},
     stats::{LaneStats, PoolStats},
 };

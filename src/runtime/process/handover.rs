@@ -34,6 +34,20 @@ pub(crate) struct Handover {
     pub(crate) lifeline: Option<i32>,
     /// The host's pid, when the worker is its direct child.
     pub(crate) host_pid: Option<i32>,
+    /// The resource limits the worker sets on itself before its first task.
+    pub(crate) limits: Limits,
+}
+
+/// Resource limits of a worker process (`setrlimit`), set by the worker on
+/// itself once it is set up, before its first task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// `RLIMIT_AS`: bytes of address space.
+    pub(crate) memory: Option<u64>,
+    /// `RLIMIT_CPU`: seconds of CPU time over the worker's life.
+    pub(crate) cpu_seconds: Option<u64>,
+    /// `RLIMIT_NOFILE`: open descriptors.
+    pub(crate) open_files: Option<u64>,
 }
 
 impl Handover {
@@ -54,6 +68,16 @@ impl Handover {
         if let Some(pid) = self.host_pid {
             words.push_str(&format!(";host={pid}"));
         }
+        let Limits {
+            memory,
+            cpu_seconds,
+            open_files,
+        } = self.limits;
+        for (key, value) in [("as", memory), ("cpu", cpu_seconds), ("nofile", open_files)] {
+            if let Some(value) = value {
+                words.push_str(&format!(";{key}={value}"));
+            }
+        }
         [MARKER.into(), words.into()]
     }
 
@@ -73,6 +97,7 @@ impl Handover {
             .ok_or("the hand-over word after --knitting-worker is missing")?;
         let (mut version, mut locator, mut lane, mut spin, mut beat) = (None, None, 0, None, None);
         let (mut lifeline, mut host_pid) = (None, None);
+        let mut limits = Limits::default();
         for pair in words.split(';') {
             let (key, value) = pair
                 .split_once('=')
@@ -95,6 +120,9 @@ impl Handover {
                 "beat" => beat = Some(Duration::from_nanos(number()?)),
                 "lifeline" => lifeline = i32::try_from(number()?).ok(),
                 "host" => host_pid = i32::try_from(number()?).ok(),
+                "as" => limits.memory = Some(number()?),
+                "cpu" => limits.cpu_seconds = Some(number()?),
+                "nofile" => limits.open_files = Some(number()?),
                 // Newer hosts may say more; what this worker needs is checked
                 // below.
                 _ => {}
@@ -114,6 +142,7 @@ impl Handover {
             heartbeat: beat.unwrap_or(Duration::from_millis(100)),
             lifeline,
             host_pid,
+            limits,
         })
     }
 }
@@ -157,6 +186,11 @@ mod tests {
             heartbeat: Duration::from_millis(25),
             lifeline: Some(3),
             host_pid: Some(4242),
+            limits: Limits {
+                memory: Some(1 << 30),
+                cpu_seconds: Some(5),
+                open_files: Some(64),
+            },
         }
     }
 
@@ -168,6 +202,7 @@ mod tests {
             locator: Locator::Stdin,
             lifeline: None,
             host_pid: None,
+            limits: Limits::default(),
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

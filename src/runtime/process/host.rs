@@ -94,6 +94,8 @@ pub(crate) struct Config {
     pub(crate) heartbeat: Duration,
     /// How long a worker holding calls may show no sign of life.
     pub(crate) liveness: Duration,
+    /// The resource limits of each worker.
+    pub(crate) limits: super::handover::Limits,
 }
 
 /// State shared by the pool and its lanes.
@@ -319,7 +321,8 @@ impl Lane {
         }
         .min(gen.inflight.len());
         for call in gen.inflight.drain(..started) {
-            call.job.fail(gone.error(self.index, gen.pid, &call.job));
+            call.job
+                .fail(gone.error(self.index, gen.pid, &call.job, &self.shared.cfg.limits));
             if matches!(gone, Gone::HardLimit { .. }) {
                 call.job.raise();
             }

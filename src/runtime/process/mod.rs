@@ -74,6 +74,10 @@ pub(crate) struct Options {
     pub(crate) start_timeout: Duration,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) liveness: Duration,
+    /// Per-worker resource limits (`setrlimit`).
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) cpu_time_limit: Option<Duration>,
+    pub(crate) open_files_limit: Option<u64>,
 }
 
 /// In a process started as a worker: serves calls and exits, never

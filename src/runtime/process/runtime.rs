@@ -92,6 +92,14 @@ impl Runtime {
                 hard_timeout: opts.hard_timeout,
                 heartbeat: heartbeat_for(opts.liveness),
                 liveness: opts.liveness,
+                limits: super::handover::Limits {
+                    memory: opts.memory_limit,
+                    // Whole seconds, the kernel's unit, rounded up.
+                    cpu_seconds: opts
+                        .cpu_time_limit
+                        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+                    open_files: opts.open_files_limit,
+                },
             },
             n,
         ));

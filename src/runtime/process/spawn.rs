@@ -56,6 +56,7 @@ pub(crate) fn start_worker(
         heartbeat: cfg.heartbeat,
         lifeline: (!cfg.prefix.is_empty()).then_some(LIFELINE_FD),
         host_pid: cfg.prefix.is_empty().then_some(host_pid as i32),
+        limits: cfg.limits,
     };
     // Everything on the command line, which every wrapper passes on
     // (see `handover.rs`).

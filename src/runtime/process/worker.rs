@@ -63,6 +63,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         heartbeat,
         lifeline,
         host_pid,
+        limits,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -94,6 +95,8 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     }
     crate::task::panics::install_hook();
     beat(std::sync::Arc::clone(&map), heartbeat)?;
+    // Last, so that they bound the tasks and not the set-up above.
+    set_limits(limits)?;
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
@@ -112,6 +115,38 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         spin,
         inbox: Some(Box::new(Inbox::new(socket))),
     })
+}
+
+/// Sets the pool's resource limits on this process. CPU time gets a hard
+/// limit one second above the soft one: `SIGXCPU` at the soft limit says
+/// why the worker stops (the kernel kills at the hard one).
+fn set_limits(limits: super::handover::Limits) -> Result<(), String> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    let set = |resource, name: &str, soft: u64, hard: u64| {
+        setrlimit(
+            resource,
+            Rlimit {
+                current: Some(soft),
+                maximum: Some(hard),
+            },
+        )
+        .map_err(|e| format!("could not set its {name} limit to {soft}: {e}"))
+    };
+    if let Some(bytes) = limits.memory {
+        set(Resource::As, "memory", bytes, bytes)?;
+    }
+    if let Some(seconds) = limits.cpu_seconds {
+        set(
+            Resource::Cpu,
+            "CPU time",
+            seconds,
+            seconds.saturating_add(1),
+        )?;
+    }
+    if let Some(count) = limits.open_files {
+        set(Resource::Nofile, "open files", count, count)?;
+    }
+    Ok(())
 }
 
 /// Shows the host that this worker process runs: a thread of its own bumps

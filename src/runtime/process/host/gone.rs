@@ -1,6 +1,7 @@
 //! How a worker went, and the error each call it held gets for it.
 
 use super::*;
+use crate::runtime::process::handover::Limits;
 
 /// How a worker went.
 pub(super) enum Gone {
@@ -16,13 +17,14 @@ pub(super) enum Gone {
 
 impl Gone {
     /// The error for a call that may have started on the worker.
-    pub(super) fn error(&self, index: usize, pid: u32, job: &JobRef) -> Error {
+    pub(super) fn error(&self, index: usize, pid: u32, job: &JobRef, limits: &Limits) -> Error {
         match self {
             Gone::Exited(status) => Error::of(
                 ErrorKind::WorkerDied,
                 format!(
-                    "worker {index} (pid {pid}) {} while running this call",
-                    describe_exit(*status)
+                    "worker {index} (pid {pid}) {} while running this call{}",
+                    describe_exit(*status),
+                    limit_hint(*status, limits)
                 ),
             ),
             Gone::Broken(v) => Error::of(
@@ -52,5 +54,36 @@ impl Gone {
                 ),
             ),
         }
+    }
+}
+
+/// What a worker's resource limits say about how it died, if anything:
+/// `SIGXCPU` is the CPU-time limit; a Rust program aborts (`SIGABRT`) when
+/// an allocation fails, which a memory limit makes likely.
+fn limit_hint(status: ExitStatus, limits: &Limits) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    const SIGABRT: i32 = 6;
+    const SIGXCPU: i32 = 24;
+    match (status.signal(), limits) {
+        (
+            Some(SIGXCPU),
+            Limits {
+                cpu_seconds: Some(s),
+                ..
+            },
+        ) => {
+            format!(": it used up its CPU-time limit of {s} s (over its whole life)")
+        }
+        (
+            Some(SIGABRT),
+            Limits {
+                memory: Some(bytes),
+                ..
+            },
+        ) => format!(
+            " (it has a memory limit of {bytes} bytes, and a failed allocation aborts a \
+             Rust program: the limit is the likely cause)"
+        ),
+        _ => String::new(),
     }
 }
