@@ -34,6 +34,11 @@ pub(crate) struct Handover {
     pub(crate) lifeline: Option<i32>,
     /// The host's pid, when the worker is its direct child.
     pub(crate) host_pid: Option<i32>,
+    /// How many workers the pool has (for the bootstrap's context).
+    pub(crate) workers: usize,
+    /// The bootstrap to run: its id, and the length of its data, which
+    /// the host put at the start of the request arena.
+    pub(crate) boot: Option<(u64, usize)>,
 }
 
 impl Handover {
@@ -54,6 +59,10 @@ impl Handover {
         if let Some(pid) = self.host_pid {
             words.push_str(&format!(";host={pid}"));
         }
+        words.push_str(&format!(";workers={}", self.workers));
+        if let Some((id, len)) = self.boot {
+            words.push_str(&format!(";boot={id};bootlen={len}"));
+        }
         [MARKER.into(), words.into()]
     }
 
@@ -73,6 +82,7 @@ impl Handover {
             .ok_or("the hand-over word after --knitting-worker is missing")?;
         let (mut version, mut locator, mut lane, mut spin, mut beat) = (None, None, 0, None, None);
         let (mut lifeline, mut host_pid) = (None, None);
+        let (mut workers, mut boot, mut boot_len) = (1, None, 0);
         for pair in words.split(';') {
             let (key, value) = pair
                 .split_once('=')
@@ -95,6 +105,9 @@ impl Handover {
                 "beat" => beat = Some(Duration::from_nanos(number()?)),
                 "lifeline" => lifeline = i32::try_from(number()?).ok(),
                 "host" => host_pid = i32::try_from(number()?).ok(),
+                "workers" => workers = number()? as usize,
+                "boot" => boot = Some(number()?),
+                "bootlen" => boot_len = number()? as usize,
                 // Newer hosts may say more; what this worker needs is checked
                 // below.
                 _ => {}
@@ -114,6 +127,8 @@ impl Handover {
             heartbeat: beat.unwrap_or(Duration::from_millis(100)),
             lifeline,
             host_pid,
+            workers,
+            boot: boot.map(|id| (id, boot_len)),
         })
     }
 }
@@ -157,6 +172,8 @@ mod tests {
             heartbeat: Duration::from_millis(25),
             lifeline: Some(3),
             host_pid: Some(4242),
+            workers: 4,
+            boot: Some((u64::MAX, 17)),
         }
     }
 
@@ -168,6 +185,7 @@ mod tests {
             locator: Locator::Stdin,
             lifeline: None,
             host_pid: None,
+            boot: None,
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

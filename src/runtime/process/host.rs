@@ -94,6 +94,10 @@ pub(crate) struct Config {
     pub(crate) heartbeat: Duration,
     /// How long a worker holding calls may show no sign of life.
     pub(crate) liveness: Duration,
+    /// How many workers the pool has.
+    pub(crate) workers: usize,
+    /// The bootstrap each worker runs before it takes calls.
+    pub(crate) boot: Option<crate::task::bootstrap::Boot>,
 }
 
 /// State shared by the pool and its lanes.

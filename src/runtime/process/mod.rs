@@ -74,6 +74,7 @@ pub(crate) struct Options {
     pub(crate) start_timeout: Duration,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) liveness: Duration,
+    pub(crate) boot: Option<crate::task::bootstrap::Boot>,
 }
 
 /// In a process started as a worker: serves calls and exits, never

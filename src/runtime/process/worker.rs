@@ -23,6 +23,8 @@ use super::{
 };
 use crate::{
     payload::{self, codec, Encode, Reply as _, Window},
+    role::RuntimeKind,
+    task::bootstrap::{self, BootContext},
     transport::wake::spin::Backoff,
     Error, ErrorKind, Signal,
 };
@@ -59,10 +61,13 @@ pub(crate) fn enter_if_worker() {
 fn start(handover: Handover) -> Result<WorkerLane, String> {
     let Handover {
         locator,
+        lane,
         spin,
         heartbeat,
         lifeline,
         host_pid,
+        workers,
+        boot,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -93,6 +98,10 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         }
     }
     crate::task::panics::install_hook();
+    if let Some((id, len)) = boot {
+        let ctx = BootContext::new(lane, workers, RuntimeKind::Processes);
+        run_bootstrap(&map, id, len, &ctx)?;
+    }
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
@@ -112,6 +121,32 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         spin,
         inbox: Some(Box::new(Inbox::new(socket))),
     })
+}
+
+/// Runs the pool's bootstrap (id `id`, its data the first `len` bytes of
+/// the request arena) before the worker says it is ready. On a failure the
+/// message goes to the host (see [`shm::FAILED`]) and the worker stops.
+fn run_bootstrap(map: &Mapping, id: u64, len: usize, ctx: &BootContext) -> Result<(), String> {
+    let outcome = match map.request_bytes(0, len) {
+        None => Err("its data does not fit in the arena".to_owned()),
+        Some(data) => bootstrap::find(id, "of the name the host gave")
+            .and_then(|info| bootstrap::run(info, data, ctx)),
+    };
+    let Err(message) = outcome else {
+        return Ok(());
+    };
+    let bytes = message.as_bytes();
+    let bytes = &bytes[..bytes.len().min(map.layout().arena.saturating_sub(8))];
+    if let Some(mut window) = map.window(Dir::Response, 0, 8 + bytes.len()) {
+        window.write(0, &(bytes.len() as u64).to_le_bytes());
+        window.write(8, bytes);
+    }
+    let control = map.control();
+    // SYNC POINT: Release: the host's Acquire load of FAILED sees the
+    // message written above.
+    control.worker_state.store(shm::FAILED, Ordering::Release);
+    bell::ring(&control.host_bell);
+    Err(format!("its bootstrap failed: {message}"))
 }
 
 /// Shows the host that this worker process runs: a thread of its own bumps
