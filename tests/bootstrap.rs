@@ -108,15 +108,52 @@ fn a_panicking_bootstrap_fails_a_thread_pool_build_with_its_message() {
     );
 }
 
+static RETIRE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[knitting::bootstrap]
+fn count_threads(fail_after: usize) -> Result<(), String> {
+    let run = RETIRE_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run > fail_after {
+        return Err(format!("run {run} refused"));
+    }
+    BOOTED.with(|b| *b.borrow_mut() = Some((format!("run {run}"), 0, 1, RuntimeKind::Threads)));
+    Ok(())
+}
+
+#[knitting::task]
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+/// A hard time limit gives the lane a fresh thread: it runs the bootstrap
+/// too, and when that fails, the lane's calls fail with its error.
 #[test]
-fn a_bootstrap_the_program_does_not_have_fails_the_build() {
-    let err = knitting::Pool::builder()
-        .processes(1)
-        .bootstrap_named("no-such-bootstrap", &())
+fn a_thread_that_replaces_a_retired_one_runs_the_bootstrap_again() {
+    let pool = knitting::Pool::builder()
+        .threads(1)
+        .hard_timeout(std::time::Duration::from_millis(50))
+        .bootstrap(count_threads, 2)
         .build()
-        .unwrap_err();
+        .unwrap();
+    let first = pool.call(booted, ()).wait().unwrap().expect("bootstrapped");
+    assert_eq!(first.0, "run 1");
+    let err = pool.call(sleep_ms, 300).wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HardTimeout);
+    let second = pool.call(booted, ()).wait().unwrap().expect("bootstrapped");
+    assert_eq!(second.0, "run 2");
+    assert_eq!(RETIRE_RUNS.load(Ordering::SeqCst), 2);
+
+    // The third thread's bootstrap fails: the lane has no worker left, and
+    // the call queued on it fails with the bootstrap's error.
+    let stuck = pool.call(sleep_ms, 300);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let queued = pool.call(booted, ());
+    assert_eq!(stuck.wait().unwrap_err().kind(), ErrorKind::HardTimeout);
+    let err = queued.wait().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Startup, "{err}");
-    assert!(err.message().contains("no bootstrap"), "{err}");
+    assert!(err.message().contains("run 3 refused"), "{err}");
+    // Later calls fail at once rather than wait for a thread that never comes.
+    assert!(pool.call(booted, ()).wait().is_err());
 }
 
 // ---- process pools ---------------------------------------------------
@@ -235,6 +272,17 @@ mod processes {
             msg.contains("panicked") && msg.contains("boom in a worker"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_bootstrap_the_program_does_not_have_fails_the_build() {
+        let err = knitting::Pool::builder()
+            .processes(1)
+            .bootstrap_named("no-such-bootstrap", &())
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Startup, "{err}");
+        assert!(err.message().contains("no bootstrap"), "{err}");
     }
 
     /// What the worker's bootstrap saw: its data, context and pid.

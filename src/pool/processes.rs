@@ -140,7 +140,8 @@ impl ProcessPoolBuilder {
     /// runs it again. See [`#[knitting::bootstrap]`](macro@crate::bootstrap)
     /// for what it is for. The data is encoded once, and travels in the
     /// worker's mapping (not on its command line): it must fit in
-    /// [`arena_bytes`](Self::arena_bytes). Default: none.
+    /// [`arena_bytes`](Self::arena_bytes). Its run counts toward the
+    /// [`start_timeout`](Self::start_timeout). Default: none.
     ///
     /// A bootstrap that fails or panics fails [`build`](Self::build) with a
     /// [`Startup`](crate::ErrorKind::Startup) error that names it and

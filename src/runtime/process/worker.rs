@@ -100,7 +100,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     crate::task::panics::install_hook();
     if let Some((id, len)) = boot {
         let ctx = BootContext::new(lane, workers, RuntimeKind::Processes);
-        run_bootstrap(&map, id, len, &ctx)?;
+        run_bootstrap(&map, id, len, &ctx);
     }
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     let control = map.control();
@@ -125,15 +125,16 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
 
 /// Runs the pool's bootstrap (id `id`, its data the first `len` bytes of
 /// the request arena) before the worker says it is ready. On a failure the
-/// message goes to the host (see [`shm::FAILED`]) and the worker stops.
-fn run_bootstrap(map: &Mapping, id: u64, len: usize, ctx: &BootContext) -> Result<(), String> {
+/// message goes to the host (see [`shm::FAILED`]) and the worker exits.
+fn run_bootstrap(map: &Mapping, id: u64, len: usize, ctx: &BootContext) {
     let outcome = match map.request_bytes(0, len) {
         None => Err("its data does not fit in the arena".to_owned()),
-        Some(data) => bootstrap::find(id, "of the name the host gave")
-            .and_then(|info| bootstrap::run(info, data, ctx)),
+        Some(data) => {
+            bootstrap::find(id, "of that name").and_then(|info| bootstrap::run(info, data, ctx))
+        }
     };
     let Err(message) = outcome else {
-        return Ok(());
+        return;
     };
     let bytes = message.as_bytes();
     let bytes = &bytes[..bytes.len().min(map.layout().arena.saturating_sub(8))];
@@ -146,7 +147,9 @@ fn run_bootstrap(map: &Mapping, id: u64, len: usize, ctx: &BootContext) -> Resul
     // message written above.
     control.worker_state.store(shm::FAILED, Ordering::Release);
     bell::ring(&control.host_bell);
-    Err(format!("its bootstrap failed: {message}"))
+    // The host reports the message (naming the bootstrap and this worker):
+    // nothing to add on stderr.
+    std::process::exit(EXIT_STARTUP)
 }
 
 /// Shows the host that this worker process runs: a thread of its own bumps
