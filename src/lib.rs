@@ -376,7 +376,7 @@ pub use knitting_macros::task;
 ///   lane and before it takes calls, and a replacement worker runs it
 ///   again. Everything it changes is the worker's own: environment
 ///   variables it removes, files it opens, resource limits it sets, caches
-///   it warms. Permissions, when the pool applies them, come after it.
+///   it warms. It counts toward the pool's start timeout.
 /// - **Thread pools**: each worker thread runs it once at start (and a
 ///   thread that replaces one past its hard time limit, too). Only
 ///   per-thread state (`thread_local!`) is the worker's own: the
