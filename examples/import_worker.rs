@@ -92,6 +92,28 @@ fn worker_pid() -> u32 {
     std::process::id()
 }
 
+/// The greeting of this worker, set by its bootstrap.
+static GREETING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Setup a host may ask for by name (`bootstrap_named("text::greeting",
+/// ..)`): each worker runs it once, before any call.
+#[knitting::bootstrap(name = "text::greeting")]
+fn set_greeting(greeting: String) -> Result<(), String> {
+    if greeting.is_empty() {
+        return Err("the greeting is empty".into());
+    }
+    GREETING.set(greeting).map_err(|_| "set twice".to_owned())
+}
+
+/// `name`, greeted as the bootstrap said (or not at all without one).
+#[knitting::task(name = "text::greet")]
+fn greet(name: String) -> String {
+    match GREETING.get() {
+        Some(greeting) => format!("{greeting}, {name}"),
+        None => name,
+    }
+}
+
 fn main() {
     // In a worker started by a host, this never returns.
     knitting::init();

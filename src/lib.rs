@@ -206,7 +206,11 @@ pub use crate::{
     role::is_main,
     runtime::{AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
     signal::Signal,
-    task::{imported::ImportedTask, tasks, ProcessTask, Task, TaskId, TaskInfo},
+    task::{
+        bootstrap::{BootContext, BootInfo, Bootstrap},
+        imported::ImportedTask,
+        tasks, ProcessTask, Task, TaskId, TaskInfo,
+    },
 };
 
 /// Turns a plain function into a task that a [`Pool`] can run.
@@ -353,6 +357,63 @@ pub use crate::{
 /// ```
 pub use knitting_macros::task;
 
+/// Turns a function into a worker bootstrap: setup that each worker of a
+/// pool runs once, before any task, with data from the host.
+///
+/// The function takes an owned serde value (the data; or no data
+/// parameter) and/or a [`&BootContext`](BootContext) (which worker, how
+/// many, which runtime), and returns `()` or `Result<(), E>` (`E` converts
+/// as a task's error does). A pool runs it when its builder says so
+/// ([`PoolBuilder::bootstrap`], [`ProcessPoolBuilder::bootstrap`]); the data
+/// is encoded once and decoded in every worker. Its name is its module
+/// path and function name, or `#[bootstrap(name = "...")]`: a worker
+/// program built elsewhere ([`ImportedTask`]) finds its own bootstrap of
+/// that name ([`ProcessPoolBuilder::bootstrap_named`]).
+///
+/// What applies where:
+///
+/// - **Process pools**: each worker process runs it after it has mapped its
+///   lane and before it takes calls, and a replacement worker runs it
+///   again. Everything it changes is the worker's own: environment
+///   variables it removes, files it opens, resource limits it sets, caches
+///   it warms. It counts toward the pool's start timeout.
+/// - **Thread pools**: each worker thread runs it once at start (and a
+///   thread that replaces one past its hard time limit, too). Only
+///   per-thread state (`thread_local!`) is the worker's own: the
+///   environment, files and limits belong to the whole host process.
+///
+/// A bootstrap that fails or panics fails [`build`](PoolBuilder::build)
+/// with a [`Startup`](ErrorKind::Startup) error that names the bootstrap
+/// and carries its message; for a replacement worker, that error is the
+/// lane's start-up error.
+///
+/// ```
+/// use std::cell::Cell;
+///
+/// thread_local! { static LIMIT: Cell<u64> = const { Cell::new(0) }; }
+///
+/// #[knitting::bootstrap]
+/// fn setup(limit: u64, ctx: &knitting::BootContext) -> Result<(), String> {
+///     if limit == 0 {
+///         return Err(format!("worker {}: no limit", ctx.worker()));
+///     }
+///     LIMIT.with(|l| l.set(limit));
+///     Ok(())
+/// }
+///
+/// #[knitting::task]
+/// fn current_limit() -> u64 { LIMIT.with(Cell::get) }
+///
+/// let pool = knitting::Pool::builder().threads(2).bootstrap(setup, 7).build()?;
+/// assert_eq!(pool.call(current_limit, ()).wait()?, 7);
+///
+/// let err = knitting::Pool::builder().threads(2).bootstrap(setup, 0).build().unwrap_err();
+/// assert_eq!(err.kind(), knitting::ErrorKind::Startup);
+/// assert!(err.message().contains("no limit"), "{err}");
+/// # Ok::<(), knitting::Error>(())
+/// ```
+pub use knitting_macros::bootstrap;
+
 /// The entry point of process workers: call it first thing in `main`.
 ///
 /// In the host it returns at once and does nothing. In a process that a
@@ -442,6 +503,7 @@ macro_rules! init_before_main {
 pub mod __private {
     pub use linkme;
 
+    pub use crate::task::bootstrap::BOOTSTRAPS;
     pub use crate::{
         payload::wire::{Borrowed, ByteVec, FromByteString, Lent, Plain, Wire},
         task::{
@@ -474,5 +536,20 @@ pub mod __private {
         entry: fn() -> Option<WorkerEntry>,
     ) -> crate::TaskInfo {
         crate::TaskInfo::new(name, file, line).with_entry(entry)
+    }
+
+    /// Builds a bootstrap's [`BootInfo`](crate::BootInfo) in a `static`.
+    pub const fn boot_info(
+        name: &'static str,
+        file: &'static str,
+        line: u32,
+        run: fn(&[u8], &crate::BootContext) -> Result<(), crate::Error>,
+    ) -> crate::BootInfo {
+        crate::BootInfo::new(name, file, line, run)
+    }
+
+    /// Decodes a bootstrap's data.
+    pub fn boot_data<D: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<D, crate::Error> {
+        crate::task::bootstrap::decode(bytes)
     }
 }

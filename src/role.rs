@@ -77,3 +77,14 @@ pub(crate) fn current_pool() -> usize {
 pub fn is_main() -> bool {
     !is_process_worker() && current_pool() == 0
 }
+
+/// Which runtime a pool runs on (see [`Pool::runtime`](crate::Pool::runtime)), or which
+/// kind of worker runs a bootstrap (see [`BootContext::runtime`](crate::BootContext::runtime)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeKind {
+    /// Worker threads.
+    Threads,
+    /// Worker processes.
+    Processes,
+}

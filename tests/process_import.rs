@@ -20,6 +20,7 @@ const TOP_WORDS: ImportedTask<(String, usize), Vec<(String, usize)>> =
     ImportedTask::new("text::top_words");
 const SUM_NUMBERS: ImportedTask<String, i64> = ImportedTask::new("text::sum_numbers");
 const WORKER_PID: ImportedTask<(), u32> = ImportedTask::new("worker::pid");
+const GREET: ImportedTask<String, String> = ImportedTask::new("text::greet");
 
 /// The worker's `usize` result declared as a `String`.
 const WORD_COUNT_AS_TEXT: ImportedTask<String, String> = ImportedTask::new("text::word_count");
@@ -266,4 +267,40 @@ fn the_worker_run_by_hand_says_what_it_is() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("run the import_host example"), "{stderr}");
+}
+
+#[test]
+fn a_worker_program_runs_its_bootstrap_by_the_name_the_host_gives() {
+    let pool = knitting::Pool::builder()
+        .processes(2)
+        .worker_executable(worker_exe())
+        .bootstrap_named("text::greeting", "hello")
+        .build()
+        .unwrap();
+    assert_eq!(ended(pool.call(GREET, "fox".into())).unwrap(), "hello, fox");
+    shut_down(pool);
+
+    // Its error fails the build, named and with its message.
+    let err = knitting::Pool::builder()
+        .processes(1)
+        .worker_executable(worker_exe())
+        .bootstrap_named("text::greeting", "")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Startup, "{err}");
+    let msg = err.message();
+    assert!(
+        msg.contains("`text::greeting`") && msg.contains("the greeting is empty"),
+        "{msg}"
+    );
+
+    // A name the worker program does not define fails the build too.
+    let err = knitting::Pool::builder()
+        .processes(1)
+        .worker_executable(worker_exe())
+        .bootstrap_named("text::farewell", &())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Startup, "{err}");
+    assert!(err.message().contains("no bootstrap of that name"), "{err}");
 }

@@ -1,4 +1,4 @@
-//! The `#[task]` attribute of the [`knitting`](https://docs.rs/knitting) crate.
+//! The `#[task]` and `#[bootstrap]` attributes of the [`knitting`](https://docs.rs/knitting) crate.
 //!
 //! The expansion is thin on purpose: it names the task, its argument and
 //! output types and its metadata, and calls only items of
@@ -23,6 +23,17 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(err) => err.to_compile_error().into(),
     }
 }
+
+/// Turns a function into a worker bootstrap; see `knitting::bootstrap`.
+#[proc_macro_attribute]
+pub fn bootstrap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match bootstrap::expand(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+mod bootstrap;
 
 /// Options written inside `#[task(...)]`.
 #[derive(Default)]

@@ -82,7 +82,8 @@ pub enum ErrorKind {
     /// something the host cannot trust); it was killed and replaced.
     Protocol,
     /// A worker process could not be started, or kept dying while it
-    /// started.
+    /// started; or a worker's [bootstrap](macro@crate::bootstrap) failed or
+    /// panicked (the message names it and carries its own).
     Startup,
     /// The call cannot run on this kind of pool (for example an
     /// [`ImportedTask`](crate::ImportedTask) on a thread pool).

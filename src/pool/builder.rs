@@ -2,7 +2,10 @@
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use crate::{dispatch::Engine, runtime::thread, Error, Pool, ProcessPoolBuilder};
+use crate::{
+    dispatch::Engine, runtime::thread, task::bootstrap::Boot, Bootstrap, Error, Pool,
+    ProcessPoolBuilder,
+};
 
 /// Configures and builds a [`Pool`].
 ///
@@ -28,6 +31,7 @@ pub struct PoolBuilder {
     spin_budget: Duration,
     thread_name: String,
     hard_timeout: Option<Duration>,
+    boot: Option<Result<Boot, String>>,
 }
 
 impl Default for PoolBuilder {
@@ -50,6 +54,7 @@ impl PoolBuilder {
             spin_budget: Duration::from_micros(50),
             thread_name: "knitting-worker".to_owned(),
             hard_timeout: None,
+            boot: None,
         }
     }
 
@@ -162,9 +167,38 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `bootstrap` with `data` in each worker, once, before it takes
+    /// calls (see [`#[knitting::bootstrap]`](macro@crate::bootstrap) for
+    /// what applies where). On a thread pool each worker thread runs it
+    /// (per-thread state: `thread_local!`), and [`build`](Self::build)
+    /// waits for all of them; carried over by [`processes`](Self::processes).
+    /// The data is encoded once. Default: none.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// thread_local! { static GREETING: Cell<&'static str> = const { Cell::new("") }; }
+    ///
+    /// #[knitting::bootstrap]
+    /// fn setup(polite: bool) {
+    ///     GREETING.with(|g| g.set(if polite { "good day" } else { "hi" }));
+    /// }
+    ///
+    /// #[knitting::task]
+    /// fn greet() -> String { GREETING.with(Cell::get).to_owned() }
+    ///
+    /// let pool = knitting::Pool::builder().threads(2).bootstrap(setup, true).build()?;
+    /// assert_eq!(pool.call(greet, ()).wait()?, "good day");
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn bootstrap<B: Bootstrap>(mut self, bootstrap: B, data: B::Data) -> Self {
+        self.boot = Some(Boot::new(bootstrap.info().name(), &data));
+        self
+    }
+
     /// Makes a pool of `processes` worker *processes* instead of threads:
-    /// see [`ProcessPool`](crate::ProcessPool). The spin budget carries
-    /// over; the other thread options do not apply.
+    /// see [`ProcessPool`](crate::ProcessPool). The spin budget
+    /// and the [`bootstrap`](Self::bootstrap) carry over; the other thread
+    /// options do not apply.
     ///
     /// Process workers need Linux: elsewhere the same code compiles and
     /// [`build`](crate::ProcessPoolBuilder::build) fails with a
@@ -184,7 +218,7 @@ impl PoolBuilder {
     #[track_caller]
     pub fn processes(self, processes: usize) -> ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
-        ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout)
+        ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout, self.boot)
     }
 
     /// Starts the workers.
@@ -194,7 +228,10 @@ impl PoolBuilder {
     /// - [`ErrorKind::DuplicateTask`](crate::ErrorKind::DuplicateTask) if two
     ///   tasks of the program share an id;
     /// - [`ErrorKind::Build`](crate::ErrorKind::Build) if the OS refuses a
-    ///   worker thread.
+    ///   worker thread, or the bootstrap's data cannot be encoded;
+    /// - [`ErrorKind::Startup`](crate::ErrorKind::Startup) if the bootstrap
+    ///   is not in this program, or fails or panics in a worker (the error
+    ///   names it and carries its message).
     ///
     /// ```
     /// let pool = knitting::Pool::builder().threads(1).build()?;
@@ -210,6 +247,7 @@ impl PoolBuilder {
             spin_budget: self.spin_budget,
             thread_name: self.thread_name,
             hard_timeout: self.hard_timeout,
+            boot: Boot::into_setting(self.boot)?,
         };
         Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::threads))
     }

@@ -10,7 +10,8 @@ use crate::{
         process::{self, Options},
         Processes,
     },
-    Error,
+    task::bootstrap::Boot,
+    Bootstrap, Error,
 };
 
 /// Configures and builds a [`ProcessPool`]; made by
@@ -31,14 +32,21 @@ use crate::{
 #[must_use = "a builder does nothing until `.build()` is called"]
 pub struct ProcessPoolBuilder {
     opts: Options,
+    boot: Option<Result<Boot, String>>,
 }
 
 /// The default of [`ProcessPoolBuilder::liveness_timeout`].
 const DEFAULT_LIVENESS: Duration = Duration::from_secs(5);
 
 impl ProcessPoolBuilder {
-    pub(crate) fn new(processes: usize, spin: Duration, hard_timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        processes: usize,
+        spin: Duration,
+        hard_timeout: Option<Duration>,
+        boot: Option<Result<Boot, String>>,
+    ) -> Self {
         Self {
+            boot,
             opts: Options {
                 processes,
                 exe: None,
@@ -54,6 +62,7 @@ impl ProcessPoolBuilder {
                 memory_limit: None,
                 cpu_time_limit: None,
                 open_files_limit: None,
+                boot: None,
             },
         }
     }
@@ -126,6 +135,69 @@ impl ProcessPoolBuilder {
         S: Into<OsString>,
     {
         self.opts.prefix = prefix.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Runs `bootstrap` with `data` in each worker process, once, after it
+    /// has mapped its lane and before it takes calls; a replacement worker
+    /// runs it again. See [`#[knitting::bootstrap]`](macro@crate::bootstrap)
+    /// for what it is for. The data is encoded once, and travels in the
+    /// worker's mapping (not on its command line): it must fit in
+    /// [`arena_bytes`](Self::arena_bytes). Its run counts toward the
+    /// [`start_timeout`](Self::start_timeout). Default: none.
+    ///
+    /// A bootstrap that fails or panics fails [`build`](Self::build) with a
+    /// [`Startup`](crate::ErrorKind::Startup) error that names it and
+    /// carries its message (for a replacement worker, the lane's start-up
+    /// error).
+    ///
+    /// ```
+    /// #[knitting::bootstrap]
+    /// fn forget(name: String) {
+    ///     std::env::remove_var(name); // before any task runs
+    /// }
+    ///
+    /// #[knitting::task]
+    /// fn home() -> Option<String> { std::env::var("HOME").ok() }
+    ///
+    /// fn main() -> Result<(), knitting::Error> {
+    ///     knitting::init();
+    ///     let pool = knitting::Pool::builder()
+    ///         .processes(1)
+    ///         .bootstrap(forget, "HOME".into())
+    ///         .build()?;
+    ///     assert_eq!(pool.call(home, ()).wait()?, None);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn bootstrap<B: Bootstrap>(mut self, bootstrap: B, data: B::Data) -> Self {
+        self.boot = Some(Boot::new(bootstrap.info().name(), &data));
+        self
+    }
+
+    /// Runs the bootstrap called `name` (its `#[bootstrap(name = "...")]`)
+    /// in each worker, for a [worker executable](Self::worker_executable)
+    /// that defines it while this program does not (see
+    /// [`ImportedTask`](crate::ImportedTask)). `data` must encode as the
+    /// bootstrap's data type does; otherwise, as
+    /// [`bootstrap`](Self::bootstrap). A worker that has no bootstrap of
+    /// that name fails to start, and so does [`build`](Self::build).
+    ///
+    /// ```
+    /// #[knitting::bootstrap(name = "setup")]
+    /// fn setup(level: u8) { assert!(level < 10) }
+    ///
+    /// fn main() -> Result<(), knitting::Error> {
+    ///     knitting::init();
+    ///     let pool = knitting::Pool::builder()
+    ///         .processes(1)
+    ///         .bootstrap_named("setup", &3_u8)
+    ///         .build()?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn bootstrap_named<D: serde::Serialize + ?Sized>(mut self, name: &str, data: &D) -> Self {
+        self.boot = Some(Boot::new(name, data));
         self
     }
 
@@ -372,7 +444,8 @@ impl ProcessPoolBuilder {
     ///     Err(err) => eprintln!("no process workers: {err}"),
     /// }
     /// ```
-    pub fn build(self) -> Result<ProcessPool, Error> {
+    pub fn build(mut self) -> Result<ProcessPool, Error> {
+        self.opts.boot = Boot::into_setting(self.boot)?;
         Pool::from_engine(|| process::Runtime::start(self.opts).map(Engine::processes))
     }
 }

@@ -166,12 +166,4 @@ impl Remote {
     }
 }
 
-/// Which runtime a pool runs on (see [`Pool::runtime`](crate::Pool::runtime)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RuntimeKind {
-    /// Worker threads.
-    Threads,
-    /// Worker processes.
-    Processes,
-}
+pub use crate::role::RuntimeKind;

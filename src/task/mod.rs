@@ -1,6 +1,7 @@
 //! Tasks: the `Task` trait the `#[task]` attribute implements, task ids, and
 //! the link-time registry that lists every task of the program.
 
+pub(crate) mod bootstrap;
 pub(crate) mod entry;
 pub(crate) mod imported;
 pub(crate) mod panics;

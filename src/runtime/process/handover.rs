@@ -36,6 +36,11 @@ pub(crate) struct Handover {
     pub(crate) host_pid: Option<i32>,
     /// The resource limits the worker sets on itself before its first task.
     pub(crate) limits: Limits,
+    /// How many workers the pool has (for the bootstrap's context).
+    pub(crate) workers: usize,
+    /// The bootstrap to run: its id, and the length of its data, which
+    /// the host put at the start of the request arena.
+    pub(crate) boot: Option<(u64, usize)>,
 }
 
 /// Resource limits of a worker process (`setrlimit`), set by the worker on
@@ -78,6 +83,10 @@ impl Handover {
                 words.push_str(&format!(";{key}={value}"));
             }
         }
+        words.push_str(&format!(";workers={}", self.workers));
+        if let Some((id, len)) = self.boot {
+            words.push_str(&format!(";boot={id};bootlen={len}"));
+        }
         [MARKER.into(), words.into()]
     }
 
@@ -98,6 +107,7 @@ impl Handover {
         let (mut version, mut locator, mut lane, mut spin, mut beat) = (None, None, 0, None, None);
         let (mut lifeline, mut host_pid) = (None, None);
         let mut limits = Limits::default();
+        let (mut workers, mut boot, mut boot_len) = (1, None, 0);
         for pair in words.split(';') {
             let (key, value) = pair
                 .split_once('=')
@@ -123,6 +133,9 @@ impl Handover {
                 "as" => limits.memory = Some(number()?),
                 "cpu" => limits.cpu_seconds = Some(number()?),
                 "nofile" => limits.open_files = Some(number()?),
+                "workers" => workers = number()? as usize,
+                "boot" => boot = Some(number()?),
+                "bootlen" => boot_len = number()? as usize,
                 // Newer hosts may say more; what this worker needs is checked
                 // below.
                 _ => {}
@@ -143,6 +156,8 @@ impl Handover {
             lifeline,
             host_pid,
             limits,
+            workers,
+            boot: boot.map(|id| (id, boot_len)),
         })
     }
 }
@@ -191,6 +206,8 @@ mod tests {
                 cpu_seconds: Some(5),
                 open_files: Some(64),
             },
+            workers: 4,
+            boot: Some((u64::MAX, 17)),
         }
     }
 
@@ -203,6 +220,7 @@ mod tests {
             lifeline: None,
             host_pid: None,
             limits: Limits::default(),
+            boot: None,
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

@@ -96,6 +96,10 @@ pub(crate) struct Config {
     pub(crate) liveness: Duration,
     /// The resource limits of each worker.
     pub(crate) limits: super::handover::Limits,
+    /// How many workers the pool has.
+    pub(crate) workers: usize,
+    /// The bootstrap each worker runs before it takes calls.
+    pub(crate) boot: Option<crate::task::bootstrap::Boot>,
 }
 
 /// State shared by the pool and its lanes.

@@ -40,6 +40,8 @@ pub(crate) mod host;
 #[cfg(target_os = "linux")]
 pub(crate) mod link;
 #[cfg(target_os = "linux")]
+pub(crate) mod lockdown;
+#[cfg(target_os = "linux")]
 pub(crate) mod names;
 #[cfg(target_os = "linux")]
 mod runtime;
@@ -78,6 +80,7 @@ pub(crate) struct Options {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) cpu_time_limit: Option<Duration>,
     pub(crate) open_files_limit: Option<u64>,
+    pub(crate) boot: Option<crate::task::bootstrap::Boot>,
 }
 
 /// In a process started as a worker: serves calls and exits, never

@@ -75,6 +75,16 @@ impl Runtime {
         }
         let layout = shm::Layout::new(opts.slots, opts.arena)
             .ok_or_else(|| Error::build("ring_slots or arena_bytes out of range"))?;
+        if let Some(boot) = &opts.boot {
+            if boot.data.len() > opts.arena {
+                return Err(Error::build(format!(
+                    "the data of bootstrap `{}` ({} bytes) is larger than arena_bytes ({})",
+                    boot.name,
+                    boot.data.len(),
+                    opts.arena
+                )));
+            }
+        }
         if opts.named {
             names::sweep_stale();
         }
@@ -100,6 +110,8 @@ impl Runtime {
                         .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
                     open_files: opts.open_files_limit,
                 },
+                workers: opts.processes,
+                boot: opts.boot,
             },
             n,
         ));

@@ -19,9 +19,9 @@ use super::{
     handover::Handover,
     host::Config,
     link::Gen,
-    shm::{self, Locator, Mapping},
+    shm::{self, Dir, Locator, Mapping},
 };
-use crate::{Error, ErrorKind};
+use crate::{payload::Response, task::bootstrap, Error, ErrorKind};
 
 pub(crate) fn start_worker(
     index: usize,
@@ -47,6 +47,14 @@ pub(crate) fn start_worker(
         Some(name) => Locator::Named(name.clone()),
         None => Locator::Stdin,
     };
+    if let Some(boot) = &cfg.boot {
+        // The worker reads the data before it says it is ready, and the
+        // host sends no request before that: the arena is free until then.
+        let mut window = shm
+            .window(Dir::Request, 0, boot.data.len())
+            .ok_or_else(|| Error::build("the bootstrap's data does not fit in the arena"))?;
+        window.write(0, &boot.data);
+    }
     let host_pid = std::process::id();
     let handover = Handover {
         version: shm::VERSION,
@@ -57,6 +65,8 @@ pub(crate) fn start_worker(
         lifeline: (!cfg.prefix.is_empty()).then_some(LIFELINE_FD),
         host_pid: cfg.prefix.is_empty().then_some(host_pid as i32),
         limits: cfg.limits,
+        workers: cfg.workers,
+        boot: cfg.boot.as_ref().map(|b| (b.id(), b.data.len())),
     };
     // Everything on the command line, which every wrapper passes on
     // (see `handover.rs`).
@@ -128,7 +138,22 @@ pub(crate) fn start_worker(
         if control.worker_state.load(Ordering::Acquire) == shm::READY {
             break;
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        let exited = child.try_wait();
+        // Acquire: pairs with the worker's Release store of FAILED, which
+        // comes before its exit; so looked at after `try_wait`.
+        if control.worker_state.load(Ordering::Acquire) == shm::FAILED {
+            let message = failure_message(&shm);
+            let _ = child.kill();
+            let _ = child.wait();
+            unlink();
+            let name = cfg.boot.as_ref().map_or("?", |b| &*b.name);
+            return Err(bootstrap::failed(
+                name,
+                &format!("worker {index} (pid {pid})"),
+                &message,
+            ));
+        }
+        if let Ok(Some(status)) = exited {
             unlink();
             return Err(Error::of(
                 ErrorKind::Startup,
@@ -173,6 +198,26 @@ pub(crate) fn start_worker(
     let mut gen = Gen::new(shm, child, pid, cfg.layout.arena);
     gen.courier = courier;
     Ok(gen)
+}
+
+/// The message a worker whose bootstrap failed left at the start of its
+/// response arena (a length, then UTF-8): untrusted, so bounded by the
+/// arena and by 64 KiB, and read lossily.
+fn failure_message(shm: &Mapping) -> String {
+    let mut scratch = Vec::new();
+    let read = |at: usize, len: usize, scratch: &mut Vec<u8>| -> Option<Vec<u8>> {
+        let window = shm.window(Dir::Response, at, len)?;
+        Some(Response::new(window, scratch).copied().to_vec())
+    };
+    let Some(head) = read(0, 8, &mut scratch) else {
+        return "(no message)".to_owned();
+    };
+    let len = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(64 << 10);
+    match read(8, len, &mut scratch) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => "(its message does not fit in the arena)".to_owned(),
+    }
 }
 
 /// Rings the host bell of `shm` the moment process `pid` exits, so that the

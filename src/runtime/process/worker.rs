@@ -23,6 +23,8 @@ use super::{
 };
 use crate::{
     payload::{self, codec, Encode, Reply as _, Window},
+    role::RuntimeKind,
+    task::bootstrap::{self, BootContext},
     transport::wake::spin::Backoff,
     Error, ErrorKind, Signal,
 };
@@ -59,11 +61,14 @@ pub(crate) fn enter_if_worker() {
 fn start(handover: Handover) -> Result<WorkerLane, String> {
     let Handover {
         locator,
+        lane,
         spin,
         heartbeat,
         lifeline,
         host_pid,
         limits,
+        workers,
+        boot,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -94,9 +99,13 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         }
     }
     crate::task::panics::install_hook();
+    if let Some((id, len)) = boot {
+        let ctx = BootContext::new(lane, workers, RuntimeKind::Processes);
+        run_bootstrap(&map, id, len, &ctx);
+    }
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     // Last, so that they bound the tasks and not the set-up above.
-    set_limits(limits)?;
+    super::lockdown::set_limits(limits)?;
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
@@ -117,36 +126,33 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     })
 }
 
-/// Sets the pool's resource limits on this process. CPU time gets a hard
-/// limit one second above the soft one: `SIGXCPU` at the soft limit says
-/// why the worker stops (the kernel kills at the hard one).
-fn set_limits(limits: super::handover::Limits) -> Result<(), String> {
-    use rustix::process::{setrlimit, Resource, Rlimit};
-    let set = |resource, name: &str, soft: u64, hard: u64| {
-        setrlimit(
-            resource,
-            Rlimit {
-                current: Some(soft),
-                maximum: Some(hard),
-            },
-        )
-        .map_err(|e| format!("could not set its {name} limit to {soft}: {e}"))
+/// Runs the pool's bootstrap (id `id`, its data the first `len` bytes of
+/// the request arena) before the worker says it is ready. On a failure the
+/// message goes to the host (see [`shm::FAILED`]) and the worker exits.
+fn run_bootstrap(map: &Mapping, id: u64, len: usize, ctx: &BootContext) {
+    let outcome = match map.request_bytes(0, len) {
+        None => Err("its data does not fit in the arena".to_owned()),
+        Some(data) => {
+            bootstrap::find(id, "of that name").and_then(|info| bootstrap::run(info, data, ctx))
+        }
     };
-    if let Some(bytes) = limits.memory {
-        set(Resource::As, "memory", bytes, bytes)?;
+    let Err(message) = outcome else {
+        return;
+    };
+    let bytes = message.as_bytes();
+    let bytes = &bytes[..bytes.len().min(map.layout().arena.saturating_sub(8))];
+    if let Some(mut window) = map.window(Dir::Response, 0, 8 + bytes.len()) {
+        window.write(0, &(bytes.len() as u64).to_le_bytes());
+        window.write(8, bytes);
     }
-    if let Some(seconds) = limits.cpu_seconds {
-        set(
-            Resource::Cpu,
-            "CPU time",
-            seconds,
-            seconds.saturating_add(1),
-        )?;
-    }
-    if let Some(count) = limits.open_files {
-        set(Resource::Nofile, "open files", count, count)?;
-    }
-    Ok(())
+    let control = map.control();
+    // SYNC POINT: Release: the host's Acquire load of FAILED sees the
+    // message written above.
+    control.worker_state.store(shm::FAILED, Ordering::Release);
+    bell::ring(&control.host_bell);
+    // The host reports the message (naming the bootstrap and this worker):
+    // nothing to add on stderr.
+    std::process::exit(EXIT_STARTUP)
 }
 
 /// Shows the host that this worker process runs: a thread of its own bumps

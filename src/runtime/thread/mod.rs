@@ -9,7 +9,7 @@
 pub(crate) mod lane;
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{mpsc, Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -17,8 +17,10 @@ use std::{
 use self::lane::{run_worker, Exit, Lane, SlotId, SpinPolicy};
 use crate::{
     call::cell::{CallKey, CallRef, JobRef},
+    role::RuntimeKind,
     runtime::Lanes,
     sync::{countdown::Countdown, AtomicBool, Ordering},
+    task::bootstrap::{self, Boot, BootContext, BootInfo},
     transport::wake::Notified,
     Error, LaneStats,
 };
@@ -32,7 +34,11 @@ pub(crate) struct Config {
     pub(crate) spin_budget: Duration,
     pub(crate) thread_name: String,
     pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) boot: Option<Boot>,
 }
+
+/// Where a worker thread started by `build` reports its bootstrap.
+type Started = mpsc::Sender<(usize, Result<(), String>)>;
 
 /// A running thread runtime.
 pub(crate) struct Runtime {
@@ -50,6 +56,8 @@ struct Shared {
     spin: SpinPolicy,
     thread_name: String,
     hard_timeout: Option<Duration>,
+    /// The bootstrap each worker thread runs before it takes calls.
+    boot: Option<(&'static BootInfo, Boot)>,
     /// Worker threads by lane and slot; a shutdown joins the current ones
     /// (a retired thread may still be running its task).
     threads: Mutex<Vec<(usize, SlotId, JoinHandle<()>)>>,
@@ -59,6 +67,14 @@ impl Runtime {
     pub(crate) fn start(cfg: Config) -> Result<Self, Error> {
         crate::task::panics::install_hook();
         let threads = cfg.threads;
+        let boot = match cfg.boot {
+            None => None,
+            Some(boot) => Some((
+                bootstrap::find(boot.id(), &format!("`{}`", boot.name))
+                    .map_err(|e| Error::of(crate::ErrorKind::Startup, e))?,
+                boot,
+            )),
+        };
         let shared = Arc::new(Shared {
             lanes: (0..threads)
                 .map(|_| Lane::new(cfg.queue_capacity))
@@ -71,10 +87,12 @@ impl Runtime {
             },
             thread_name: cfg.thread_name,
             hard_timeout: cfg.hard_timeout,
+            boot,
             threads: Mutex::new(Vec::with_capacity(threads)),
         });
+        let (tx, started) = mpsc::channel();
         for index in 0..threads {
-            if let Err(err) = Shared::spawn_worker(&shared, index) {
+            if let Err(err) = Shared::spawn_worker(&shared, index, Some(tx.clone())) {
                 // Wind down the workers already started before failing.
                 shared.live_workers.set(index);
                 shared.close();
@@ -83,7 +101,48 @@ impl Runtime {
                 )));
             }
         }
-        Ok(Self { shared })
+        drop(tx);
+        let runtime = Self { shared };
+        if runtime.shared.boot.is_some() {
+            runtime.await_bootstraps(started)?;
+        }
+        Ok(runtime)
+    }
+
+    /// Waits until every worker thread ran the bootstrap; on a failure,
+    /// shuts the others down, joins them, and returns the failure of the
+    /// lowest worker index.
+    fn await_bootstraps(
+        &self,
+        started: mpsc::Receiver<(usize, Result<(), String>)>,
+    ) -> Result<(), Error> {
+        let mut first: Option<(usize, String)> = None;
+        for _ in 0..self.shared.lanes.len() {
+            let (index, outcome) = started.recv().unwrap_or((
+                usize::MAX,
+                Err("a worker thread ended before its bootstrap".into()),
+            ));
+            if let Err(message) = outcome {
+                if first.as_ref().is_none_or(|(i, _)| index < *i) {
+                    first = Some((index, message));
+                }
+            }
+        }
+        let Some((index, message)) = first else {
+            return Ok(());
+        };
+        self.close();
+        self.join();
+        let name = self
+            .shared
+            .boot
+            .as_ref()
+            .map_or("?", |(info, _)| info.name());
+        Err(bootstrap::failed(
+            name,
+            &format!("worker thread {index}"),
+            &message,
+        ))
     }
 
     /// Queues `job` (whose handle holds `call`) on lane `index`; returns
@@ -178,14 +237,24 @@ impl Lanes for Runtime {
 }
 
 impl Shared {
-    /// Starts a worker thread for lane `index`, with a fresh slot.
-    fn spawn_worker(shared: &Arc<Self>, index: usize) -> std::io::Result<()> {
+    /// Starts a worker thread for lane `index`, with a fresh slot. It runs
+    /// the bootstrap first and reports the outcome on `started` (at build
+    /// time); a replacement thread (no `started`) whose bootstrap fails
+    /// fails its lane's calls with that error.
+    fn spawn_worker(
+        shared: &Arc<Self>,
+        index: usize,
+        started: Option<Started>,
+    ) -> std::io::Result<()> {
         let slot = shared.lanes[index].new_slot();
         let worker_shared = Arc::clone(shared);
         let handle = std::thread::Builder::new()
             .name(format!("{}-{index}", shared.thread_name))
             .spawn(move || {
                 let shared = worker_shared;
+                if !shared.run_bootstrap(index, started) {
+                    return;
+                }
                 let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
                 let exit = run_worker(
                     &shared.lanes[index],
@@ -207,6 +276,50 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .push((index, slot, handle));
         Ok(())
+    }
+
+    /// Runs the pool's bootstrap (if any) on this worker thread of lane
+    /// `index`. False if it failed: the thread must not take calls.
+    fn run_bootstrap(&self, index: usize, started: Option<Started>) -> bool {
+        let outcome = match &self.boot {
+            None => Ok(()),
+            Some((info, boot)) => {
+                crate::role::mark_worker_thread(self.id());
+                let ctx = BootContext::new(index, self.lanes.len(), RuntimeKind::Threads);
+                bootstrap::run(info, &boot.data, &ctx)
+            }
+        };
+        let ok = outcome.is_ok();
+        match (outcome, started) {
+            (outcome, Some(started)) => {
+                if !ok {
+                    // This lane's worker is gone before it began.
+                    self.live_workers.count_down();
+                }
+                let _ = started.send((index, outcome));
+            }
+            (Ok(()), None) => {}
+            (Err(message), None) => {
+                let name = self.boot.as_ref().map_or("?", |(info, _)| info.name());
+                let worker = format!("worker thread {index}");
+                self.lose_lane(index, &|| bootstrap::failed(name, &worker, &message));
+            }
+        }
+        ok
+    }
+
+    /// Lane `index` has no worker thread and gets none: fails what waits
+    /// there, marks the lane so that later calls fail at once (as closed),
+    /// and counts its worker as gone so that shutdown does not wait for it.
+    fn lose_lane(&self, index: usize, error: &dyn Fn() -> Error) {
+        let lane = &self.lanes[index];
+        loop {
+            lane.fail_all(error);
+            if lane.wake.retire(|| !lane.is_empty()) {
+                break;
+            }
+        }
+        self.live_workers.count_down();
     }
 
     /// As a call starts on lane `index` (thread of `slot`): if it has a hard
@@ -254,13 +367,10 @@ impl Shared {
         ));
         job.raise();
         drop(job);
-        if let Err(err) = Shared::spawn_worker(self, index) {
-            // No thread for this lane: fail what waits there, and count the
-            // lane's worker as gone so that shutdown does not wait for it.
-            lane.fail_all(|| {
+        if let Err(err) = Shared::spawn_worker(self, index, None) {
+            self.lose_lane(index, &|| {
                 Error::build(format!("could not replace worker thread {index}: {err}"))
             });
-            self.live_workers.count_down();
         }
     }
 

@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
+/// `Control::worker_state`: the worker's bootstrap failed; the response
+/// arena holds its message (a little-endian `u64` length, then UTF-8), and
+/// the worker exits.
+pub(crate) const FAILED: u32 = 2;
 
 /// `Control::host_ctl` (0 while running): finish the requests published so far, then exit.
 pub(crate) const STOP: u32 = 1;
@@ -91,7 +95,7 @@ unsafe impl ShmSafe for Bell {}
 #[repr(C)]
 pub(crate) struct Control {
     pub(crate) ident: Line<Ident>,
-    /// Worker-written: 0 while it starts, then [`READY`].
+    /// Worker-written: 0 while it starts, then [`READY`] (or [`FAILED`]).
     pub(crate) worker_state: Line<AtomicU32>,
     /// Host-written: 0 while running, then [`STOP`].
     pub(crate) host_ctl: Line<AtomicU32>,
