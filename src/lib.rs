@@ -204,7 +204,9 @@ pub use crate::{
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool, ResourceLimits},
     role::is_main,
-    runtime::{AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
+    runtime::{
+        permissions::Permissions, AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads,
+    },
     signal::Signal,
     task::{
         bootstrap::{BootContext, BootInfo, Bootstrap},

@@ -25,6 +25,7 @@ const SOURCES: &[&str] = &[
     "src/pool/stats.rs",
     "src/pool/limits.rs",
     "src/runtime/mod.rs",
+    "src/runtime/permissions.rs",
     "src/call/mod.rs",
     "src/error/mod.rs",
     "src/signal.rs",

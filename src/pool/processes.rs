@@ -63,6 +63,7 @@ impl ProcessPoolBuilder {
                 cpu_time_limit: None,
                 open_files_limit: None,
                 boot: None,
+                permissions: crate::Permissions::default(),
             },
         }
     }
@@ -383,6 +384,15 @@ impl ProcessPoolBuilder {
         self.opts.memory_limit = limits.memory;
         self.opts.cpu_time_limit = limits.cpu_time;
         self.opts.open_files_limit = limits.open_files;
+        self
+    }
+
+    /// What the workers' tasks may do: files, network, other programs, the
+    /// environment, enforced by the kernel (see
+    /// [`Permissions`](crate::Permissions)). Default:
+    /// [`unrestricted`](crate::Permissions::unrestricted).
+    pub fn permissions(mut self, permissions: crate::Permissions) -> Self {
+        self.opts.permissions = permissions;
         self
     }
 

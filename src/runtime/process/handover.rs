@@ -41,6 +41,56 @@ pub(crate) struct Handover {
     /// The bootstrap to run: its id, and the length of its data, which
     /// the host put at the start of the request arena.
     pub(crate) boot: Option<(u64, usize)>,
+    /// What the worker locks itself down to before its first task; `None`:
+    /// unrestricted.
+    pub(crate) sandbox: Option<Sandbox>,
+}
+
+/// The file system and system-call restrictions of a worker (the
+/// environment is set by the host when it starts the worker).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sandbox {
+    pub(crate) read: Vec<std::path::PathBuf>,
+    pub(crate) write: Vec<std::path::PathBuf>,
+    pub(crate) net: bool,
+    pub(crate) exec: bool,
+    pub(crate) best_effort: bool,
+}
+
+/// Paths as one hand-over value: each path's bytes in hex, comma-separated
+/// (a path may hold any byte but NUL).
+fn paths_to_word(paths: &[std::path::PathBuf]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    paths
+        .iter()
+        .map(|p| {
+            p.as_os_str()
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The paths of [`paths_to_word`].
+fn paths_from_word(word: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::os::unix::ffi::OsStringExt;
+    word.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|hex| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                        .ok_or_else(|| format!("malformed path in the hand-over: {hex:?}"))
+                })
+                .collect::<Result<Vec<u8>, String>>()?;
+            Ok(OsString::from_vec(bytes).into())
+        })
+        .collect()
 }
 
 /// Resource limits of a worker process (`setrlimit`), set by the worker on
@@ -87,6 +137,17 @@ impl Handover {
         if let Some((id, len)) = self.boot {
             words.push_str(&format!(";boot={id};bootlen={len}"));
         }
+        if let Some(sandbox) = &self.sandbox {
+            let flag = |on: bool, c: char| if on { c.to_string() } else { String::new() };
+            words.push_str(&format!(
+                ";sandbox={}{}{}-;ro={};rw={}",
+                flag(sandbox.net, 'n'),
+                flag(sandbox.exec, 'x'),
+                flag(sandbox.best_effort, 'b'),
+                paths_to_word(&sandbox.read),
+                paths_to_word(&sandbox.write)
+            ));
+        }
         [MARKER.into(), words.into()]
     }
 
@@ -108,6 +169,8 @@ impl Handover {
         let (mut lifeline, mut host_pid) = (None, None);
         let mut limits = Limits::default();
         let (mut workers, mut boot, mut boot_len) = (1, None, 0);
+        let mut sandbox: Option<Sandbox> = None;
+        let (mut read, mut write) = (Vec::new(), Vec::new());
         for pair in words.split(';') {
             let (key, value) = pair
                 .split_once('=')
@@ -136,6 +199,16 @@ impl Handover {
                 "workers" => workers = number()? as usize,
                 "boot" => boot = Some(number()?),
                 "bootlen" => boot_len = number()? as usize,
+                "sandbox" => {
+                    sandbox = Some(Sandbox {
+                        net: value.contains('n'),
+                        exec: value.contains('x'),
+                        best_effort: value.contains('b'),
+                        ..Sandbox::default()
+                    })
+                }
+                "ro" => read = paths_from_word(value)?,
+                "rw" => write = paths_from_word(value)?,
                 // Newer hosts may say more; what this worker needs is checked
                 // below.
                 _ => {}
@@ -158,6 +231,7 @@ impl Handover {
             limits,
             workers,
             boot: boot.map(|id| (id, boot_len)),
+            sandbox: sandbox.map(|s| Sandbox { read, write, ..s }),
         })
     }
 }
@@ -208,6 +282,13 @@ mod tests {
             },
             workers: 4,
             boot: Some((u64::MAX, 17)),
+            sandbox: Some(Sandbox {
+                read: vec!["/srv/a;b=c".into(), "/tmp/é".into()],
+                write: vec!["/var/tmp/x,y".into()],
+                net: false,
+                exec: true,
+                best_effort: true,
+            }),
         }
     }
 
@@ -221,6 +302,7 @@ mod tests {
             host_pid: None,
             limits: Limits::default(),
             boot: None,
+            sandbox: None,
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

@@ -100,6 +100,8 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     /// The bootstrap each worker runs before it takes calls.
     pub(crate) boot: Option<crate::task::bootstrap::Boot>,
+    /// What each worker's tasks may do.
+    pub(crate) permissions: crate::runtime::permissions::Permissions,
 }
 
 /// State shared by the pool and its lanes.

@@ -81,6 +81,8 @@ pub(crate) struct Options {
     pub(crate) cpu_time_limit: Option<Duration>,
     pub(crate) open_files_limit: Option<u64>,
     pub(crate) boot: Option<crate::task::bootstrap::Boot>,
+    /// What the workers' tasks may do.
+    pub(crate) permissions: crate::runtime::permissions::Permissions,
 }
 
 /// In a process started as a worker: serves calls and exits, never

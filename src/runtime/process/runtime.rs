@@ -112,6 +112,7 @@ impl Runtime {
                 },
                 workers: opts.processes,
                 boot: opts.boot,
+                permissions: opts.permissions,
             },
             n,
         ));

@@ -67,7 +67,20 @@ pub(crate) fn start_worker(
         limits: cfg.limits,
         workers: cfg.workers,
         boot: cfg.boot.as_ref().map(|b| (b.id(), b.data.len())),
+        sandbox: cfg
+            .permissions
+            .restricted
+            .then(|| super::handover::Sandbox {
+                read: cfg.permissions.read.clone(),
+                write: cfg.permissions.write.clone(),
+                net: cfg.permissions.net,
+                exec: cfg.permissions.exec,
+                best_effort: cfg.permissions.best_effort,
+            }),
     };
+    if cfg.permissions.restricted {
+        set_environment(&mut cmd, &cfg.permissions);
+    }
     // Everything on the command line, which every wrapper passes on
     // (see `handover.rs`).
     cmd.args(handover.to_args());
@@ -366,4 +379,24 @@ fn describe_command(cfg: &Config) -> String {
         .collect();
     parts.push(cfg.exe.display().to_string());
     parts.join(" ")
+}
+
+/// A strict worker's environment: the host's kept variables (see
+/// `Permissions`), those it inherits by name, and those it sets. The
+/// command prefix, if any, runs with it too.
+fn set_environment(cmd: &mut Command, permissions: &crate::runtime::permissions::Permissions) {
+    use crate::runtime::permissions::KEPT_ENV;
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        let kept = key
+            .to_str()
+            .is_some_and(|k| KEPT_ENV.contains(&k) || k.starts_with("LC_"))
+            || permissions.inherit.contains(&key);
+        if kept {
+            cmd.env(key, value);
+        }
+    }
+    for (key, value) in &permissions.env {
+        cmd.env(key, value);
+    }
 }

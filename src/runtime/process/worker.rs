@@ -69,6 +69,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         limits,
         workers,
         boot,
+        sandbox,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -106,6 +107,9 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     // Last, so that they bound the tasks and not the set-up above.
     super::lockdown::set_limits(limits)?;
+    if let Some(sandbox) = &sandbox {
+        super::lockdown::lock_down(sandbox)?;
+    }
     let control = map.control();
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
