@@ -184,8 +184,14 @@ mod processes {
     #[test]
     fn an_environment_variable_removed_in_bootstrap_is_gone_for_tasks() {
         std::env::set_var(SECRET, "hunter2");
-        let plain = knitting::Pool::builder().processes(1).build().unwrap();
-        // Without the bootstrap a worker inherits it.
+        // Unrestricted workers inherit the host's environment (a strict one
+        // would not see the variable at all)...
+        let plain = knitting::Pool::builder()
+            .processes(1)
+            .permissions(knitting::Permissions::unrestricted())
+            .build()
+            .unwrap();
+        // ...so without the bootstrap a worker has it.
         assert_eq!(
             plain
                 .call(read_var, SECRET.into())
@@ -196,6 +202,7 @@ mod processes {
         );
         let pool = knitting::Pool::builder()
             .processes(1)
+            .permissions(knitting::Permissions::unrestricted())
             .bootstrap(forget_var, SECRET.into())
             .build()
             .unwrap();

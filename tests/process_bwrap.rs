@@ -150,6 +150,7 @@ fn a_call_runs_inside_the_sandbox() {
     // to the host's port and sees the host's /tmp.
     let plain = Pool::builder()
         .processes(1)
+        .permissions(knitting::Permissions::unrestricted())
         .start_timeout(LONG)
         .build()
         .expect("a plain process pool");

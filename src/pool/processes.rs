@@ -390,7 +390,8 @@ impl ProcessPoolBuilder {
     /// What the workers' tasks may do: files, network, other programs, the
     /// environment, enforced by the kernel (see
     /// [`Permissions`](crate::Permissions)). Default:
-    /// [`unrestricted`](crate::Permissions::unrestricted).
+    /// [`unrestricted`](crate::Permissions::unrestricted), for now; pass
+    /// [`strict`](crate::Permissions::strict) and grant what the tasks need.
     pub fn permissions(mut self, permissions: crate::Permissions) -> Self {
         self.opts.permissions = permissions;
         self

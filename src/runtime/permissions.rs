@@ -156,7 +156,9 @@ impl Permissions {
 }
 
 impl Default for Permissions {
-    /// [`unrestricted`](Self::unrestricted), for now.
+    /// [`unrestricted`](Self::unrestricted), for now: a pool asks for
+    /// [`strict`](Self::strict) with
+    /// [`permissions`](crate::ProcessPoolBuilder::permissions).
     fn default() -> Self {
         Self::unrestricted()
     }
