@@ -238,8 +238,10 @@ fn a_strict_worker_still_serves_calls_of_every_kind() {
 }
 
 /// The escapes of a strict pool built by `builder`, checked in one go.
-fn escapes_are_refused(builder: knitting::ProcessPoolBuilder, what: &str, writable: bool) {
-    let secrets = dir(what);
+fn escapes_are_refused(builder: knitting::ProcessPoolBuilder, secrets: PathBuf, writable: bool) {
+    let what = secrets.display().to_string();
+    let _ = std::fs::remove_dir_all(&secrets);
+    std::fs::create_dir_all(&secrets).unwrap();
     let secret = secrets.join("token");
     std::fs::write(&secret, "hunter2").unwrap();
     let pool = match builder.permissions(Permissions::strict()).build() {
@@ -248,7 +250,7 @@ fn escapes_are_refused(builder: knitting::ProcessPoolBuilder, what: &str, writab
             eprintln!("skipped: the kernel cannot enforce the permissions here: {e}");
             return;
         }
-        Err(e) => panic!("{what}: {e}"),
+        Err(e) => panic!("a strict pool for {what}: {e}"),
     };
     refused(pool.call(read_file, secret).wait(), "reading a secret");
     if writable {
@@ -270,7 +272,7 @@ fn escapes_are_refused_in_named_mode() {
         .processes(1)
         .arena_bytes(1 << 20)
         .named_shared_memory(true);
-    escapes_are_refused(builder, "named", true);
+    escapes_are_refused(builder, dir("named"), true);
 }
 
 #[test]
@@ -283,6 +285,10 @@ fn escapes_are_refused_behind_bwrap() {
         .processes(1)
         .arena_bytes(1 << 20)
         .command_prefix(common::bwrap::bwrap_prefix());
-    // (bwrap binds the file system read-only: a write fails there anyway.)
-    escapes_are_refused(builder, "bwrap", false);
+    // Next to the test executable, which the sandbox shows wherever the
+    // checkout is (its own `/tmp` hides a target directory under `/tmp`);
+    // it binds the file system read-only, so a write fails there anyway.
+    let secrets = common::bwrap::exe_dir().join(format!("knitting-sandbox-{}", std::process::id()));
+    escapes_are_refused(builder, secrets.clone(), false);
+    let _ = std::fs::remove_dir_all(secrets);
 }
