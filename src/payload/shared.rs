@@ -267,7 +267,7 @@ impl SharedBuffer {
         let (size, align) = (std::mem::size_of::<A>(), std::mem::align_of::<A>());
         check_view(self.offset, self.len, size, align).map_err(Error::out_of_bounds)?;
         let ptr = self.region.memory().ptr().wrapping_add(self.offset);
-        // SAFETY: `offset..offset + len` lies in the memory (the handle's
+        // `offset..offset + len` lies in the memory (the handle's
         // invariant), which stays mapped while `self.region` lives (the
         // borrow of `self`); the start is aligned for `A` and the length a
         // multiple of its size (checked above; the memory's first byte is
@@ -275,7 +275,9 @@ impl SharedBuffer {
         // is an atomic integer (sealed), valid for every bit pattern and
         // made for shared mutation, so other threads and processes writing
         // the same bytes do not break the reference.
-        Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<A>(), self.len / size) })
+        // SAFETY: in bounds, mapped, aligned, and an atomic type (above).
+        let view = unsafe { std::slice::from_raw_parts(ptr.cast::<A>(), self.len / size) };
+        Ok(view)
     }
 
     /// `len` bytes at `start` (an absolute offset in the region) as atomic
@@ -345,10 +347,11 @@ mod copy {
             return (atoms.len(), &[]);
         }
         let words = (atoms.len() - head) / 8;
-        // SAFETY: `head..head + 8 * words` lies in `atoms` and starts on an
-        // 8-byte boundary; `AtomicU64` over bytes that are atomics already
-        // makes no new claim (any bit pattern, any concurrent writer), and
-        // the borrow is `atoms`'s.
+        // `head..head + 8 * words` lies in `atoms` and starts on an 8-byte
+        // boundary; `AtomicU64` over bytes that are atomics already makes no
+        // new claim (any bit pattern, any concurrent writer), and the borrow
+        // is `atoms`'s.
+        // SAFETY: in bounds, aligned, atomics over atomics (above).
         let words = unsafe {
             std::slice::from_raw_parts(atoms.as_ptr().add(head).cast::<AtomicU64>(), words)
         };
