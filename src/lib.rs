@@ -202,10 +202,11 @@ pub use crate::{
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
-    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool, ResourceLimits},
+    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
     runtime::{
-        permissions::Permissions, AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads,
+        limits::ResourceLimits, permissions::Permissions, AnyRuntime, Processes, Runs, Runtime,
+        RuntimeKind, Threads,
     },
     signal::Signal,
     task::{

@@ -23,7 +23,7 @@ const SOURCES: &[&str] = &[
     "src/pool/builder.rs",
     "src/pool/processes.rs",
     "src/pool/stats.rs",
-    "src/pool/limits.rs",
+    "src/runtime/limits.rs",
     "src/runtime/mod.rs",
     "src/runtime/permissions.rs",
     "src/call/mod.rs",

@@ -12,7 +12,6 @@
 //! only place that tells the runtimes apart.
 
 pub(crate) mod builder;
-mod limits;
 mod processes;
 mod stats;
 
@@ -24,7 +23,6 @@ use std::{
 };
 
 pub use self::{
-    limits::ResourceLimits,
     processes::{ProcessPool, ProcessPoolBuilder},
     stats::{LaneStats, PoolStats},
 };

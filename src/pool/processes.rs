@@ -59,9 +59,7 @@ impl ProcessPoolBuilder {
                 start_timeout: Duration::from_secs(10),
                 hard_timeout,
                 liveness: DEFAULT_LIVENESS,
-                memory_limit: None,
-                cpu_time_limit: None,
-                open_files_limit: None,
+                limits: crate::ResourceLimits::new(),
                 boot: None,
                 permissions: crate::Permissions::default(),
             },
@@ -381,9 +379,7 @@ impl ProcessPoolBuilder {
     /// Resource limits of each worker process: memory, CPU time, open
     /// files (see [`ResourceLimits`](crate::ResourceLimits)). Default: none.
     pub fn limits(mut self, limits: crate::ResourceLimits) -> Self {
-        self.opts.memory_limit = limits.memory;
-        self.opts.cpu_time_limit = limits.cpu_time;
-        self.opts.open_files_limit = limits.open_files;
+        self.opts.limits = limits;
         self
     }
 

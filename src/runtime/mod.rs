@@ -13,6 +13,7 @@
 //! at compile time, which tasks a pool accepts ([`Runs`]); they hold no
 //! state.
 
+pub(crate) mod limits;
 pub(crate) mod permissions;
 pub(crate) mod process;
 pub(crate) mod thread;

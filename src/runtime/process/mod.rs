@@ -77,9 +77,7 @@ pub(crate) struct Options {
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) liveness: Duration,
     /// Per-worker resource limits (`setrlimit`).
-    pub(crate) memory_limit: Option<u64>,
-    pub(crate) cpu_time_limit: Option<Duration>,
-    pub(crate) open_files_limit: Option<u64>,
+    pub(crate) limits: crate::runtime::limits::ResourceLimits,
     pub(crate) boot: Option<crate::task::bootstrap::Boot>,
     /// What the workers' tasks may do.
     pub(crate) permissions: crate::runtime::permissions::Permissions,

@@ -103,12 +103,13 @@ impl Runtime {
                 heartbeat: heartbeat_for(opts.liveness),
                 liveness: opts.liveness,
                 limits: super::handover::Limits {
-                    memory: opts.memory_limit,
+                    memory: opts.limits.memory,
                     // Whole seconds, the kernel's unit, rounded up.
                     cpu_seconds: opts
-                        .cpu_time_limit
+                        .limits
+                        .cpu_time
                         .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-                    open_files: opts.open_files_limit,
+                    open_files: opts.limits.open_files,
                 },
                 workers: opts.processes,
                 boot: opts.boot,
