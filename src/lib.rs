@@ -205,8 +205,9 @@ pub use crate::{
     pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
     runtime::{
-        limits::ResourceLimits, permissions::Permissions, AnyRuntime, Processes, Runs, Runtime,
-        RuntimeKind, Threads,
+        limits::ResourceLimits,
+        permissions::{Enforcement, Permissions},
+        AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads,
     },
     signal::Signal,
     task::{

@@ -386,8 +386,10 @@ impl ProcessPoolBuilder {
     /// What the workers' tasks may do: files, network, other programs, the
     /// environment, enforced by the kernel (see
     /// [`Permissions`](crate::Permissions)). Default:
-    /// [`unrestricted`](crate::Permissions::unrestricted), for now; pass
-    /// [`strict`](crate::Permissions::strict) and grant what the tasks need.
+    /// [`strict`](crate::Permissions::strict); grant what the tasks need
+    /// on top of it, or pass
+    /// [`unrestricted`](crate::Permissions::unrestricted) for trusted code
+    /// that needs the whole machine.
     pub fn permissions(mut self, permissions: crate::Permissions) -> Self {
         self.opts.permissions = permissions;
         self

@@ -37,4 +37,9 @@ pub struct LaneStats {
     /// that died or was killed, or a worker thread retired by a hard time
     /// limit.
     pub restarts: usize,
+    /// What the kernel enforces of the pool's
+    /// [`Permissions`](crate::Permissions) for the lane's worker (process
+    /// pools with restricted permissions only; see
+    /// [`best_effort`](crate::Permissions::best_effort)).
+    pub sandbox: Option<crate::Enforcement>,
 }

@@ -158,6 +158,8 @@ pub(crate) struct Lane {
     pub(crate) restarts: AtomicUsize,
     /// The current worker's pid, 0 while none runs.
     pub(crate) pid: AtomicU32,
+    /// What the current worker enforces, as an `Enforcement` word.
+    pub(crate) sandbox: AtomicU32,
     /// Mirrors `State::done.is_some()`, read without the lock.
     done: AtomicBool,
 }
@@ -188,6 +190,7 @@ impl Lane {
             completed: AtomicUsize::new(0),
             restarts: AtomicUsize::new(0),
             pid: AtomicU32::new(0),
+            sandbox: AtomicU32::new(0),
             done: AtomicBool::new(false),
         }
     }
@@ -196,6 +199,12 @@ impl Lane {
     pub(crate) fn current_pid(&self) -> Option<u32> {
         // Relaxed: a diagnostic snapshot.
         Some(self.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
+    /// What the current (or last) worker enforces.
+    pub(crate) fn sandbox(&self) -> Option<crate::runtime::permissions::Enforcement> {
+        // Relaxed: a diagnostic snapshot.
+        crate::runtime::permissions::Enforcement::from_word(self.sandbox.load(Ordering::Relaxed))
     }
 
     pub(crate) fn in_flight(&self) -> usize {

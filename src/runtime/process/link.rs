@@ -99,6 +99,8 @@ pub(crate) struct Gen {
     /// Where shared buffers' descriptors go to this worker; `None` when
     /// they cannot reach it (named mode).
     pub(crate) courier: Option<Courier>,
+    /// What the worker said it enforces when it started.
+    pub(crate) sandbox: Option<crate::runtime::permissions::Enforcement>,
 }
 
 impl Gen {
@@ -119,6 +121,7 @@ impl Gen {
             broken: false,
             answers: Vec::new(),
             courier: None,
+            sandbox: None,
         }
     }
 

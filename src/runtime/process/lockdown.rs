@@ -2,6 +2,8 @@
 //! first task: its resource limits (and the permissions it locks itself
 //! down to).
 
+use crate::runtime::permissions::Enforcement;
+
 /// Sets the pool's resource limits on this process. CPU time gets a hard
 /// limit one second above the soft one: `SIGXCPU` at the soft limit says
 /// why the worker stops (the kernel kills at the hard one).
@@ -57,21 +59,29 @@ const SYSTEM_READ: &[&str] = &[
 /// Files every strict worker may write: the null device.
 const SYSTEM_WRITE: &[&str] = &["/dev/null"];
 
-/// Locks this process down to `sandbox`: Landlock for the file system and
-/// TCP, then a seccomp filter for everything else (see `Permissions`).
-/// Fails when the kernel cannot enforce it all, unless best effort was
-/// asked for.
-pub(super) fn lock_down(sandbox: &super::handover::Sandbox) -> Result<(), String> {
-    landlock(sandbox)?;
-    seccomp(sandbox)
+/// Locks this process down to `sandbox`: Landlock for the file system,
+/// TCP, abstract `AF_UNIX` sockets and signals, then a seccomp allow-list
+/// for the system calls (see `Permissions` and `syscalls`). Fails when
+/// the kernel cannot enforce it all, unless best effort was asked for;
+/// returns what is enforced.
+pub(super) fn lock_down(sandbox: &super::handover::Sandbox) -> Result<Enforcement, String> {
+    let mut enforced = landlock(sandbox)?;
+    match seccomp(sandbox) {
+        Ok(()) => enforced.syscalls = true,
+        Err(e) if !sandbox.best_effort => return Err(e),
+        Err(_) => {}
+    }
+    Ok(enforced)
 }
 
-fn landlock(sandbox: &super::handover::Sandbox) -> Result<(), String> {
+fn landlock(sandbox: &super::handover::Sandbox) -> Result<Enforcement, String> {
     use landlock::{
-        path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset,
-        RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+        path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus,
+        Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
     };
-    // V4 is the first with TCP rules.
+    // V4 is the first with TCP rules: required. V6 adds the scopes
+    // (abstract AF_UNIX sockets, signals), which are taken where the
+    // kernel has them.
     let abi = ABI::V4;
     let level = if sandbox.best_effort {
         CompatLevel::BestEffort
@@ -103,6 +113,9 @@ fn landlock(sandbox: &super::handover::Sandbox) -> Result<(), String> {
             .map_err(why)?;
     }
     let status = ruleset
+        .set_compatibility(CompatLevel::BestEffort)
+        .scope(Scope::AbstractUnixSocket | Scope::Signal)
+        .map_err(why)?
         .create()
         .map_err(why)?
         .add_rules(path_beneath_rules(&read, AccessFs::from_read(abi)))
@@ -111,107 +124,90 @@ fn landlock(sandbox: &super::handover::Sandbox) -> Result<(), String> {
         .map_err(why)?
         .restrict_self()
         .map_err(why)?;
-    if status.ruleset != RulesetStatus::FullyEnforced && !sandbox.best_effort {
+    let kernel = match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => Some(effective_abi),
+        _ => None,
+    };
+    let has = |wanted: ABI| status.ruleset != RulesetStatus::NotEnforced && kernel >= Some(wanted);
+    let enforced = Enforcement {
+        files: has(ABI::V4),
+        tcp: has(ABI::V4) && !sandbox.net,
+        scopes: has(ABI::V6),
+        syscalls: false,
+    };
+    if !sandbox.best_effort && !enforced.files {
         return Err(format!(
             "Landlock enforces the permissions only partly here ({:?})",
             status.ruleset
         ));
     }
-    Ok(())
+    Ok(enforced)
 }
 
-/// The system calls a strict worker may not make, with why; each fails
-/// with `EPERM`. Everything else is allowed: a task may use any other
-/// part of the system its files allow.
-fn denied(sandbox: &super::handover::Sandbox) -> Vec<(i64, &'static str)> {
-    let mut calls = vec![
-        (
-            libc::SYS_ptrace,
-            "tracing another process reads and writes its memory",
-        ),
-        (libc::SYS_process_vm_readv, "reads another process's memory"),
-        (
-            libc::SYS_process_vm_writev,
-            "writes another process's memory",
-        ),
-        (
-            libc::SYS_tkill,
-            "signals a thread of any process (tgkill names the process)",
-        ),
-        (libc::SYS_pidfd_send_signal, "signals another process"),
-        (
-            libc::SYS_pidfd_getfd,
-            "takes a descriptor from another process",
-        ),
-        (libc::SYS_mount, "changes the file system view"),
-        (libc::SYS_umount2, "changes the file system view"),
-        (libc::SYS_pivot_root, "changes the file system view"),
-        (libc::SYS_unshare, "makes new namespaces"),
-        (libc::SYS_setns, "enters other namespaces"),
-        (libc::SYS_bpf, "loads kernel programs"),
-        (
-            libc::SYS_perf_event_open,
-            "observes other processes and the kernel",
-        ),
-        (libc::SYS_io_uring_setup, "would run I/O past this filter"),
-        (libc::SYS_userfaultfd, "a common kernel exploit primitive"),
-        (libc::SYS_keyctl, "reaches kernel keyrings"),
-        (libc::SYS_add_key, "reaches kernel keyrings"),
-        (libc::SYS_request_key, "reaches kernel keyrings"),
-        (libc::SYS_kexec_load, "replaces the kernel"),
-        (libc::SYS_init_module, "loads kernel modules"),
-        (libc::SYS_finit_module, "loads kernel modules"),
-        (libc::SYS_delete_module, "unloads kernel modules"),
-        (libc::SYS_reboot, "reboots the machine"),
-        (libc::SYS_swapon, "changes swap"),
-        (libc::SYS_swapoff, "changes swap"),
-    ];
-    if !sandbox.exec {
-        calls.push((libc::SYS_execve, "runs another program"));
-        calls.push((libc::SYS_execveat, "runs another program"));
-    }
-    calls
-}
-
+/// The seccomp allow-list (see `syscalls`), then a filter that answers
+/// `clone3` with `ENOSYS`.
 fn seccomp(sandbox: &super::handover::Sandbox) -> Result<(), String> {
+    use super::syscalls::{allowed, Rule, CLONE3};
     use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-        SeccompRule, TargetArch,
+        BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
+        SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
     };
     fn fail(e: impl std::fmt::Display) -> String {
         format!("cannot build its seccomp filter: {e}")
     }
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(fail)?;
-    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> = denied(sandbox)
-        .into_iter()
-        .map(|(call, _why)| (call, Vec::new()))
-        .collect();
-    let when = |arg, op, value| {
-        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
-            .and_then(|c| SeccompRule::new(vec![c]))
+    let rule = |conditions: Vec<(u8, Len, Op, u64)>| {
+        conditions
+            .into_iter()
+            .map(|(arg, len, op, value)| Cond::new(arg, len, op, value))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(SeccompRule::new)
             .map_err(fail)
     };
-    if !sandbox.net {
-        // Sockets of every family but AF_UNIX (the runtime's own).
-        rules.insert(
-            libc::SYS_socket,
-            vec![when(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?],
-        );
+    let mut rules = std::collections::BTreeMap::new();
+    for call in allowed(sandbox.net, sandbox.exec, std::process::id()) {
+        let when = match call.rule {
+            Rule::Always => Vec::new(),
+            Rule::ArgIs(arg, value) => vec![rule(vec![(arg, Len::Dword, Op::Eq, value)])?],
+            Rule::ArgIsNull(arg) => vec![rule(vec![(arg, Len::Qword, Op::Eq, 0)])?],
+            Rule::ArgIsZeroOr(arg, value) => vec![
+                rule(vec![(arg, Len::Dword, Op::Eq, 0)])?,
+                rule(vec![(arg, Len::Dword, Op::Eq, value)])?,
+            ],
+            Rule::ArgLacks(arg, bits) => {
+                vec![rule(vec![(arg, Len::Dword, Op::MaskedEq(bits), 0)])?]
+            }
+            Rule::ArgIsNeither(arg, a, b) => vec![rule(vec![
+                (arg, Len::Dword, Op::Ne, a),
+                (arg, Len::Dword, Op::Ne, b),
+            ])?],
+        };
+        rules.insert(call.nr, when);
     }
-    // Signals to another process (its own, `abort` and `raise` included,
-    // still go). A pid of 0 or below names a process group.
-    let me = u64::from(std::process::id());
-    rules.insert(libc::SYS_kill, vec![when(0, SeccompCmpOp::Ne, me)?]);
-    rules.insert(libc::SYS_tgkill, vec![when(0, SeccompCmpOp::Ne, me)?]);
-    let filter = SeccompFilter::new(
+    // `clone3` passes this filter and is answered by the next one: the
+    // one action of each is then certain, whatever the order the kernel
+    // weighs equal actions in.
+    rules.insert(CLONE3, Vec::new());
+    let program = |rules, unmatched, matched| -> Result<BpfProgram, String> {
+        SeccompFilter::new(rules, unmatched, matched, arch)
+            .map_err(fail)?
+            .try_into()
+            .map_err(fail)
+    };
+    let allow_list = program(
         rules,
-        SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(fail)?;
-    let program: BpfProgram = filter.try_into().map_err(fail)?;
+        SeccompAction::Allow,
+    )?;
+    let clone3 = program(
+        std::iter::once((CLONE3, Vec::new())).collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )?;
     // Every thread (the heartbeat's too), and `no_new_privs` first.
-    seccompiler::apply_filter_all_threads(&program)
-        .map_err(|e| format!("cannot apply its seccomp filter: {e}"))
+    for filter in [&allow_list, &clone3] {
+        seccompiler::apply_filter_all_threads(filter)
+            .map_err(|e| format!("cannot apply its seccomp filter: {e}"))?;
+    }
+    Ok(())
 }

@@ -44,6 +44,8 @@ pub(crate) mod lockdown;
 #[cfg(target_os = "linux")]
 pub(crate) mod names;
 #[cfg(target_os = "linux")]
+pub(crate) mod syscalls;
+#[cfg(target_os = "linux")]
 mod runtime;
 #[cfg(target_os = "linux")]
 pub(crate) mod shm;

@@ -201,6 +201,7 @@ impl Runtime {
                 in_flight: l.in_flight(),
                 completed: l.completed.load(Ordering::Relaxed),
                 pid: l.current_pid(),
+                sandbox: l.sandbox(),
                 restarts: l.restarts.load(Ordering::Relaxed),
             })
             .collect()

@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::runtime::permissions::Enforcement;
+
 use super::{
     bell,
     courier::{self, Courier},
@@ -206,11 +208,43 @@ pub(crate) fn start_worker(
     // The worker opened the object (and unlinked it itself); make sure
     // no name is left even if it could not.
     unlink();
+    // Relaxed: ordered by the Acquire load of READY above. Read before
+    // the worker has run any task (none was sent yet).
+    let sandbox = Enforcement::from_word(control.sandbox.load(Ordering::Relaxed));
+    if let Err(why) = check_sandbox(cfg, sandbox) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::of(
+            ErrorKind::Startup,
+            format!("worker {index} (pid {pid}) {why}"),
+        ));
+    }
     let shm = Arc::new(shm);
     watch_exit(pid, &shm);
     let mut gen = Gen::new(shm, child, pid, cfg.layout.arena);
     gen.courier = courier;
+    gen.sandbox = sandbox;
     Ok(gen)
+}
+
+/// Whether what a worker says it enforces is what the pool asked for:
+/// a worker that was to lock itself down and did not is not used.
+fn check_sandbox(cfg: &Config, enforced: Option<Enforcement>) -> Result<(), String> {
+    let asked = &cfg.permissions;
+    if !asked.restricted {
+        return Ok(());
+    }
+    let Some(enforced) = enforced else {
+        return Err("did not lock itself down to its permissions".to_owned());
+    };
+    let whole = enforced.files && enforced.syscalls && (enforced.tcp || asked.net);
+    if whole || asked.best_effort {
+        Ok(())
+    } else {
+        Err(format!(
+            "enforces only part of its permissions ({enforced})"
+        ))
+    }
 }
 
 /// The message a worker whose bootstrap failed left at the start of its

@@ -107,10 +107,13 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     // Last, so that they bound the tasks and not the set-up above.
     super::lockdown::set_limits(limits)?;
-    if let Some(sandbox) = &sandbox {
-        super::lockdown::lock_down(sandbox)?;
-    }
+    let enforced = match &sandbox {
+        Some(sandbox) => super::lockdown::lock_down(sandbox)?.to_word(),
+        None => 0,
+    };
     let control = map.control();
+    // Relaxed: published by the Release store of READY below.
+    control.sandbox.store(enforced, Ordering::Relaxed);
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
     bell::ring(&control.host_bell);

@@ -165,6 +165,7 @@ impl Runtime {
             .lanes
             .iter()
             .map(|lane| LaneStats {
+                sandbox: None,
                 in_flight: lane.in_flight(),
                 completed: lane.completed(),
                 pid: None,

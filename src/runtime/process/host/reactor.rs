@@ -25,6 +25,8 @@ impl Lane {
                     Ok(gen) => {
                         failures = 0;
                         self.pid.store(gen.pid, Ordering::Relaxed);
+                        let word = gen.sandbox.map_or(0, |e| e.to_word());
+                        self.sandbox.store(word, Ordering::Relaxed);
                         let mut st = lock(&self.state);
                         st.gen = Some(gen);
                         self.progress_and_wake(st);

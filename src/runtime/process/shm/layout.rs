@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -115,6 +115,9 @@ pub(crate) struct Control {
     /// Worker-written: bumped by a thread of the worker's own every
     /// heartbeat, whatever its tasks do (the host's liveness rule).
     pub(crate) heartbeat: Line<AtomicU64>,
+    /// Worker-written before [`READY`]: what it locked itself down to
+    /// (an `Enforcement` word; 0 when it was not restricted).
+    pub(crate) sandbox: Line<AtomicU32>,
 }
 
 // SAFETY: `repr(C)`, `ShmSafe` fields only.
