@@ -1,6 +1,7 @@
 //! The examples that can check themselves run here: the axum service asks
 //! itself a few requests on loopback, the bwrap sandbox runs (or says why
-//! it cannot) and checks what its workers see.
+//! it cannot) and checks what its workers see, and the sandbox example's
+//! imported tasks try each escape and a granted write.
 
 mod common;
 
@@ -77,4 +78,43 @@ fn the_bwrap_example_runs_sandboxed_or_says_why_not() {
         return;
     }
     assert!(stdout.contains("sandbox ok"), "{stdout}");
+}
+
+#[test]
+fn the_sandbox_example_refuses_each_escape_and_allows_the_granted_write() {
+    common::build_example("sandbox_worker");
+    let out = run(&common::build_example("sandbox"), &[], common::LONG * 3);
+    let stdout = stdout_of(&out, "sandbox");
+    if let Some(reason) = stdout.lines().find(|l| l.starts_with("skipped:")) {
+        eprintln!("{reason}");
+        return;
+    }
+    match common::bwrap::bwrap_unavailable() {
+        None => assert!(stdout.starts_with("sandbox: bwrap"), "{stdout}"),
+        Some(reason) => {
+            eprintln!("bwrap cannot run here ({reason}): checking the permissions alone");
+            assert!(stdout.starts_with("bwrap cannot run here"), "{stdout}");
+        }
+    }
+    let line = |start: &str, has: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start) && l.contains(has))
+            .unwrap_or_else(|| panic!("no line `{start}...{has}...`:\n{stdout}"))
+    };
+    for (start, has) in [
+        ("write /tmp/", ": "),
+        ("connect 127.0.0.1:", ": "),
+        ("read ", "/.ssh/"),
+        ("exec /bin/true", ": "),
+    ] {
+        let line = line(start, has);
+        assert!(
+            line.contains(": refused (") && line.contains(") by Permissions::strict() ("),
+            "{line}\n{stdout}"
+        );
+    }
+    line("write ", "/granted.txt: ok (the host read back ");
+    assert!(!stdout.contains("ALLOWED"), "{stdout}");
+    assert!(stdout.ends_with("sandbox ok\n"), "{stdout}");
 }

@@ -22,6 +22,7 @@ fn colour(runtime: &str) -> RGBColor {
     match runtime {
         "knitting-threads" => RGBColor(214, 39, 40),
         "knitting-processes" => RGBColor(255, 127, 14),
+        "knitting-processes-unrestricted" => RGBColor(188, 189, 34),
         "tokio" => RGBColor(31, 119, 180),
         "tokio-mt" => RGBColor(23, 190, 207),
         "crossbeam" => RGBColor(44, 160, 44),

@@ -11,7 +11,8 @@
 //! what it measures:
 //!
 //! - W1 ([`workloads::echo`]), echo one `f64`, whole-batch latency at
-//!   batch 1, 10, 100: `knitting-threads`, `knitting-processes`, `tokio`
+//!   batch 1, 10, 100: `knitting-threads`, `knitting-processes` (under
+//!   `Permissions::strict()`), `knitting-processes-unrestricted`, `tokio`
 //!   (current-thread), `tokio-mt`, `crossbeam`, and the spin ping-pong
 //!   `limit` at batch 1;
 //! - W2 ([`workloads::round_copy`]), 1 MiB round copy at batch 1, 10, 100:
@@ -21,7 +22,9 @@
 //!   8 B … 1 MiB at batch 100 (four sizes in `--quick` and `--smoke`):
 //!   `knitting-threads`, `knitting-processes`, `tokio`;
 //! - W6 ([`workloads::startup`]), start-up of a 2-worker pool up to its
-//!   first answer: `knitting-threads`, `knitting-processes`, `procspawn`;
+//!   first answer: `knitting-threads`, `knitting-processes` (under
+//!   `Permissions::strict()`), `knitting-processes-unrestricted`,
+//!   `procspawn`;
 //! - W8 ([`workloads::process_echo`]), process call latency, `f64` echo at
 //!   batch 1 and 100: `knitting-processes`, `procspawn`;
 //! - W9 ([`workloads::abort_aware`]), W1's echo with an abort-aware task
@@ -37,10 +40,13 @@
 //!   bytes sent as a `ByteBuf`), and `knitting-processes-pass` (a task
 //!   that loads one word: the call's own cost).
 //!
-//! It prints a markdown table (median, p99, ratio to knitting) and the
+//! It prints a markdown table (median, p99, ratio to knitting), the
+//! runtimes that cannot run on this machine with why (a strict process
+//! pool where the kernel cannot enforce `Permissions::strict()`), and the
 //! targets of those workloads (those whose runtimes were not measured read
-//! "not measured"), with the cost of an abort-aware call (W9 ÷ W1) as
-//! information, and writes `results.json`,
+//! "not measured"), with the cost of an abort-aware call (W9 ÷ W1) and of
+//! strict permissions (strict ÷ unrestricted, W1 and W6) as information,
+//! and writes `results.json`,
 //! `results.csv` and `chart.svg` (W1–W3) under `target/bench/` (or
 //! `$CARGO_TARGET_DIR/bench/`).
 //!
@@ -103,6 +109,7 @@ fn run(mode: &Mode) -> Result<()> {
     }
 
     let mut records = Vec::new();
+    let mut unavailable = Vec::new();
     // One group of workloads at a time: its runtimes are dropped (threads
     // gone) before the next group starts. The workloads of a group take
     // their rounds in turn: W9 is compared with W1, so both see the same
@@ -130,6 +137,12 @@ fn run(mode: &Mode) -> Result<()> {
             if selected(only.as_deref(), id) {
                 let workload = build(mode)?;
                 debug_assert_eq!(workload.id, id);
+                for runner in &workload.runners {
+                    if let Some(why) = runner.why_unavailable() {
+                        eprintln!("  {id} {}: not measured: {why}", runner.runtime);
+                        unavailable.push(format!("{id} {}: {why}", runner.runtime));
+                    }
+                }
                 built.push(workload);
             }
         }
@@ -142,6 +155,13 @@ fn run(mode: &Mode) -> Result<()> {
         workloads::workers()
     );
     println!("{}", report::table(&records));
+    if !unavailable.is_empty() {
+        println!("### Not measured on this machine\n");
+        for line in &unavailable {
+            println!("- {line}");
+        }
+        println!();
+    }
     println!("### Targets (not asserted)\n");
     println!("{}", targets::table(&records));
 

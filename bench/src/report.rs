@@ -22,8 +22,13 @@ use crate::{
 
 /// knitting's thread pool.
 pub const KNITTING: &str = "knitting-threads";
-/// knitting's process pool.
+/// knitting's process pool (in W1, W6 and W9 under an explicit
+/// `Permissions::strict()`).
 pub const KNITTING_PROCESSES: &str = "knitting-processes";
+/// knitting's process pool under an explicit `Permissions::unrestricted()`
+/// (W1, W6): what a strict worker costs is its `knitting-processes` row
+/// against this one.
+pub const KNITTING_PROCESSES_UNRESTRICTED: &str = "knitting-processes-unrestricted";
 /// The runtimes the table's ratios are taken against, one column each
 /// (a column only when the run has records of that runtime).
 const REFERENCES: &[&str] = &[KNITTING, KNITTING_PROCESSES];

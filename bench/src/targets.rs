@@ -9,11 +9,16 @@
 //!
 //! After the targets come rows marked "info", never met nor missed: the
 //! cost of an abort-aware call, W9's median ÷ W1's at the same runtime and
-//! batch.
+//! batch, and the cost of strict permissions, `knitting-processes` (under
+//! `Permissions::strict()`) ÷ `knitting-processes-unrestricted` at the same
+//! point of W1 and W6.
 
 use std::{fmt::Write as _, time::Duration};
 
-use crate::report::{bytes, duration, ratio, record_at, Record, KNITTING, KNITTING_PROCESSES};
+use crate::report::{
+    bytes, duration, ratio, record_at, Record, KNITTING, KNITTING_PROCESSES,
+    KNITTING_PROCESSES_UNRESTRICTED,
+};
 
 /// How the subject's median must compare, at one point.
 #[derive(Clone, Copy, Debug)]
@@ -228,7 +233,40 @@ pub fn table(records: &[Record]) -> String {
         );
     }
     info(records, &mut out);
+    strict_cost(records, &mut out);
     out
+}
+
+/// The points where a strict process pool is measured next to an
+/// unrestricted one: W1's echo per call, W6's start-up.
+const STRICT_COST: &[(&str, usize)] = &[("W1", 1), ("W1", 100), ("W6", 1)];
+
+/// The informational rows of the cost of `Permissions::strict()`: the
+/// strict process pool's median ÷ the unrestricted one's at the same point.
+fn strict_cost(records: &[Record], out: &mut String) {
+    for &(workload, batch) in STRICT_COST {
+        let median = |runtime: &str| {
+            records
+                .iter()
+                .find(|r| r.workload == workload && r.runtime == runtime && r.batch == batch)
+                .map(|r| r.median_ns.max(1) as f64)
+        };
+        let (measured, status) = match (
+            median(KNITTING_PROCESSES),
+            median(KNITTING_PROCESSES_UNRESTRICTED),
+        ) {
+            (Some(strict), Some(unrestricted)) => (
+                format!("{}× unrestricted", ratio(strict / unrestricted)),
+                "info",
+            ),
+            _ => ("—".to_owned(), "not measured"),
+        };
+        let _ = writeln!(
+            out,
+            "| {workload} n={batch}, processes: cost of Permissions::strict() \
+             (strict ÷ unrestricted) | {measured} | {status} |",
+        );
+    }
 }
 
 /// The informational rows: for each knitting runtime and W9 batch, W9's
@@ -349,6 +387,25 @@ mod tests {
         ));
         assert!(text.contains(
             "| W9 n=1, threads: cost of an abort-aware call (W9 ÷ W1) | — | not measured |"
+        ));
+    }
+
+    #[test]
+    fn the_cost_of_strict_permissions_is_information() {
+        let mut startup = record("W6", KNITTING_PROCESSES, 8, 12_000_000);
+        startup.batch = 1;
+        let text = table(&[
+            record("W1", KNITTING_PROCESSES, 8, 3_300),
+            record("W1", KNITTING_PROCESSES_UNRESTRICTED, 8, 3_000),
+            startup,
+        ]);
+        assert!(text.contains(
+            "| W1 n=100, processes: cost of Permissions::strict() (strict ÷ unrestricted) \
+             | 1.10× unrestricted | info |"
+        ));
+        assert!(text.contains(
+            "| W6 n=1, processes: cost of Permissions::strict() (strict ÷ unrestricted) \
+             | — | not measured |"
         ));
     }
 

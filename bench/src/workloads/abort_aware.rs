@@ -8,8 +8,9 @@
 //! information ("cost of an abort-aware call"), never as a pass or fail.
 //! The harness measures W1 and W9 as one group, their rounds in turn, so
 //! that both see the same drift of a shared machine, and on the same pools
-//! ([`shared_threads`], [`shared_processes`]), so that only the task
-//! differs.
+//! ([`shared_threads`], [`shared_strict_processes`]: W1's
+//! `knitting-processes` pool, under `Permissions::strict()`), so that only
+//! the task differs.
 //!
 //! Read the ratio with its noise in mind: on a shared 2-core machine, an
 //! A/A run (W9 calling W1's plain echo) in `--quick` reads within a few
@@ -19,7 +20,10 @@
 //! cost of a few percent is below that noise: compare several runs
 //! (`KNITTING_BENCH_ONLY=W1,W9`, full mode).
 
-use super::{check, knitting_batches, shared_processes, shared_threads, Runner, Workload};
+use super::{
+    check, knitting_batches, shared_strict_processes, shared_threads, unless_unenforceable, Runner,
+    Workload,
+};
 use crate::{mode::Mode, Result};
 
 /// The W1 batch sizes that W9 repeats.
@@ -43,7 +47,10 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         sizes: &[std::mem::size_of::<f64>()],
         batches: BATCHES,
         plan: None,
-        runners: vec![knitting_threads()?, knitting_processes()?],
+        runners: vec![
+            knitting_threads()?,
+            unless_unenforceable("knitting-processes", knitting_processes())?,
+        ],
     })
 }
 
@@ -59,7 +66,7 @@ fn knitting_threads() -> Result<Runner> {
 }
 
 fn knitting_processes() -> Result<Runner> {
-    let pool = shared_processes()?;
+    let pool = shared_strict_processes()?;
     check(
         pool.call(echo_aware, 1.5).wait()? == 1.5,
         "an abort-aware knitting process task echoes its argument",

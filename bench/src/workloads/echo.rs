@@ -1,12 +1,23 @@
 //! W1: echo one `f64`; the latency of a whole batch of `n` calls, all
 //! submitted first, then all waited for.
+//!
+//! Two process pools: `knitting-processes`, locked down with an explicit
+//! `Permissions::strict()` (the pool W9 shares), and
+//! `knitting-processes-unrestricted`, with an explicit
+//! `Permissions::unrestricted()`, so that the per-call cost of a strict
+//! worker reads off one run. Where the kernel cannot enforce the strict
+//! permissions, the strict row is reported as not measured.
+
+use knitting::{Permissions, Pool};
 
 use super::{
-    check, knitting_batches, shared_processes, shared_threads, workers, Runner, Workload, BATCHES,
+    check, knitting_batches, shared_strict_processes, shared_threads, unless_unenforceable,
+    workers, Runner, Workload, BATCHES,
 };
 use crate::{
     baselines::{crossbeam, limits::PingPong, tokio},
     mode::Mode,
+    report::{KNITTING_PROCESSES, KNITTING_PROCESSES_UNRESTRICTED},
     Result,
 };
 
@@ -27,7 +38,8 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         plan: None,
         runners: vec![
             knitting_threads()?,
-            knitting_processes()?,
+            unless_unenforceable(KNITTING_PROCESSES, knitting_processes())?,
+            knitting_processes_unrestricted()?,
             tokio(tokio::Flavor::CurrentThread)?,
             tokio(tokio::Flavor::MultiThread { workers: workers() })?,
             crossbeam()?,
@@ -48,14 +60,29 @@ fn knitting_threads() -> Result<Runner> {
 }
 
 fn knitting_processes() -> Result<Runner> {
-    let pool = shared_processes()?;
+    let pool = shared_strict_processes()?;
     check(
         pool.call(echo, 1.5).wait()? == 1.5,
-        "knitting processes echo their argument",
+        "strict knitting processes echo their argument",
     )?;
-    Ok(Runner::new("knitting-processes", move |point, sampler| {
+    Ok(Runner::new(KNITTING_PROCESSES, move |point, sampler| {
         knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
     }))
+}
+
+fn knitting_processes_unrestricted() -> Result<Runner> {
+    let pool = Pool::builder()
+        .processes(workers())
+        .permissions(Permissions::unrestricted())
+        .build()?;
+    check(
+        pool.call(echo, 1.5).wait()? == 1.5,
+        "unrestricted knitting processes echo their argument",
+    )?;
+    Ok(Runner::new(
+        KNITTING_PROCESSES_UNRESTRICTED,
+        move |point, sampler| knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64)),
+    ))
 }
 
 fn tokio(flavor: tokio::Flavor) -> Result<Runner> {

@@ -12,7 +12,10 @@
 //! Each runtime of a workload is one function returning its [`Runner`]
 //! (`knitting_threads()`, `tokio(..)`, `procspawn()`, ...); a knitting
 //! runner measures with [`knitting_batches`], whatever kind of pool it
-//! calls into.
+//! calls into. A runtime that cannot run on this machine (a strict process
+//! pool where the kernel cannot enforce `Permissions::strict()`) is a
+//! runner that says why ([`Runner::unavailable`]): it is never measured,
+//! and the report names it and the reason.
 
 // One module per workload, named after what it measures; the W-ids of
 // bench/README.md are the ids of the output (table, `results.json`,
@@ -42,7 +45,7 @@ use std::{
     time::Duration,
 };
 
-use knitting::{Call, Pool, ProcessPool};
+use knitting::{Call, ErrorKind, Permissions, Pool, ProcessPool};
 
 use crate::{
     measure::{Plan, Sampler, Summary},
@@ -65,6 +68,7 @@ pub fn workers() -> usize {
 thread_local! {
     static THREADS: RefCell<Weak<Pool>> = const { RefCell::new(Weak::new()) };
     static PROCESSES: RefCell<Weak<ProcessPool>> = const { RefCell::new(Weak::new()) };
+    static STRICT: RefCell<Weak<ProcessPool>> = const { RefCell::new(Weak::new()) };
 }
 
 /// knitting's thread pool of [`workers`] threads, shared by every runner
@@ -81,6 +85,46 @@ pub fn shared_threads() -> Result<Rc<Pool>> {
 /// [`shared_threads`] is.
 pub fn shared_processes() -> Result<Rc<ProcessPool>> {
     shared(&PROCESSES, || Pool::builder().processes(workers()).build())
+}
+
+/// knitting's process pool of [`workers`] processes locked down with an
+/// explicit `Permissions::strict()`, shared as [`shared_threads`] is (W1's
+/// and W9's `knitting-processes` rows). Fails with a `Startup` error where
+/// the kernel cannot enforce it (see [`unless_unenforceable`]).
+pub fn shared_strict_processes() -> Result<Rc<ProcessPool>> {
+    shared(&STRICT, || {
+        Pool::builder()
+            .processes(workers())
+            .permissions(Permissions::strict())
+            .build()
+    })
+}
+
+/// `runner`, or, where it failed because the kernel cannot enforce the
+/// permissions of its process pool (no Landlock, or one without TCP rules;
+/// `build()` fails with a `Startup` error that says so), a runner of
+/// `runtime` that is reported as not measured, with the reason. Any other
+/// error stops the run, as before.
+pub fn unless_unenforceable(runtime: &'static str, runner: Result<Runner>) -> Result<Runner> {
+    let err = match runner {
+        Ok(runner) => return Ok(runner),
+        Err(err) => err,
+    };
+    match err.downcast_ref::<knitting::Error>() {
+        Some(e)
+            if e.kind() == ErrorKind::Startup
+                && (e.message().contains("Landlock") || e.message().contains("seccomp")) =>
+        {
+            Ok(Runner::unavailable(
+                runtime,
+                format!(
+                    "Permissions::strict() cannot be enforced here: {}",
+                    e.message()
+                ),
+            ))
+        }
+        _ => Err(err),
+    }
 }
 
 fn shared<P>(
@@ -137,6 +181,8 @@ pub struct Runner {
     pub runtime: &'static str,
     only: Option<&'static [usize]>,
     measure: MeasureFn,
+    /// Why the runtime cannot run here; `None` for one that can.
+    unavailable: Option<String>,
 }
 
 impl Runner {
@@ -150,7 +196,24 @@ impl Runner {
             runtime,
             only: None,
             measure: Box::new(measure),
+            unavailable: None,
         }
+    }
+
+    /// A runtime that cannot run on this machine, for `reason`: it measures
+    /// nothing, and the report says it was not measured, and why.
+    pub fn unavailable(runtime: &'static str, reason: String) -> Self {
+        Self {
+            unavailable: Some(reason),
+            ..Self::new(runtime, |_, _| {
+                Err("an unavailable runtime cannot measure".into())
+            })
+        }
+    }
+
+    /// Why the runtime cannot run here, if it cannot.
+    pub fn why_unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
     }
 
     /// Restricts the runner to some batch sizes (a limit that only has a
@@ -161,7 +224,7 @@ impl Runner {
     }
 
     fn measures(&self, batch: usize) -> bool {
-        self.only.is_none_or(|only| only.contains(&batch))
+        self.unavailable.is_none() && self.only.is_none_or(|only| only.contains(&batch))
     }
 }
 
@@ -216,7 +279,12 @@ impl Samples {
         let runners = workload.runners.len();
         let plan = workload.plan.unwrap_or(mode.plan);
         let order: Vec<usize> = (0..runners).map(|step| (round + step) % runners).collect();
-        let names: Vec<&str> = order.iter().map(|&i| workload.runners[i].runtime).collect();
+        let names: Vec<&str> = order
+            .iter()
+            .map(|&i| &workload.runners[i])
+            .filter(|runner| runner.unavailable.is_none())
+            .map(|runner| runner.runtime)
+            .collect();
         eprintln!(
             "  {} round {}/{}: {}",
             workload.id,

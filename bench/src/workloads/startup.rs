@@ -6,13 +6,27 @@
 //! Each sample starts a whole pool, so the mode's
 //! [`startups`](crate::mode::Mode::startups) sets a small fixed number of
 //! samples, spread over the rounds, after one untimed start per block.
+//!
+//! Two process pools: `knitting-processes` with an explicit
+//! `Permissions::strict()` (each worker locks itself down before its first
+//! task, so its start-up includes that), and
+//! `knitting-processes-unrestricted` with an explicit
+//! `Permissions::unrestricted()`. The strict runtime starts one pool
+//! (untimed) when the workload is built: where the kernel cannot enforce
+//! the permissions, it is reported as not measured.
 
 use std::{hint::black_box, time::Duration};
 
-use knitting::Pool;
+use knitting::{Permissions, Pool};
 
-use super::{check, Runner, Workload};
-use crate::{baselines::procspawn, measure::Plan, mode::Mode, Result};
+use super::{check, unless_unenforceable, Runner, Workload};
+use crate::{
+    baselines::procspawn,
+    measure::Plan,
+    mode::Mode,
+    report::{KNITTING_PROCESSES, KNITTING_PROCESSES_UNRESTRICTED},
+    Result,
+};
 
 /// Workers (threads or processes) of every pool started.
 const WORKERS: usize = 2;
@@ -41,7 +55,12 @@ pub fn workload(mode: &Mode) -> Result<Workload> {
             max_samples: per_block,
             budget: Duration::ZERO,
         }),
-        runners: vec![knitting_threads(), knitting_processes(), procspawn()],
+        runners: vec![
+            knitting_threads(),
+            unless_unenforceable(KNITTING_PROCESSES, strict_can_start())?,
+            knitting_processes(KNITTING_PROCESSES_UNRESTRICTED, Permissions::unrestricted),
+            procspawn(),
+        ],
     })
 }
 
@@ -62,11 +81,29 @@ fn knitting_threads() -> Runner {
     })
 }
 
-fn knitting_processes() -> Runner {
-    Runner::new("knitting-processes", |_point, sampler| {
+/// The strict runner, once a strict pool has started and answered here.
+fn strict_can_start() -> Result<Runner> {
+    let pool = Pool::builder()
+        .processes(1)
+        .permissions(Permissions::strict())
+        .build()?;
+    check(
+        pool.call(echo, 1.5).wait()? == 1.5,
+        "a strict knitting process echoes its argument",
+    )?;
+    pool.shutdown();
+    Ok(knitting_processes(KNITTING_PROCESSES, Permissions::strict))
+}
+
+/// Process pools whose workers have `permissions()`.
+fn knitting_processes(runtime: &'static str, permissions: fn() -> Permissions) -> Runner {
+    Runner::new(runtime, move |_point, sampler| {
         sampler.run_with_teardown(
             || {
-                let pool = Pool::builder().processes(WORKERS).build()?;
+                let pool = Pool::builder()
+                    .processes(WORKERS)
+                    .permissions(permissions())
+                    .build()?;
                 let answer = black_box(pool.call(echo, 1.5).wait()?);
                 check(answer == 1.5, "knitting processes echo their argument")?;
                 Ok(pool)
