@@ -1,11 +1,11 @@
 //! Untrusted tasks, locked in: a worker program whose tasks this host
 //! never links (`sandbox_worker`, called through `ImportedTask`) runs
-//! behind bubblewrap with `Permissions::strict()` on top, and tries, one
-//! at a time, to write to `/tmp`, connect to the host over TCP, read a key
-//! in `~/.ssh` and run `/bin/true`. Each attempt is refused, and the host
-//! prints the system's error and who refused it. Then a worker granted one
-//! scratch directory (`allow_write`) writes a file there, and the host
-//! reads it back.
+//! behind bubblewrap with `Permissions::strict()` (the default, spelled
+//! out here) on top, and tries, one at a time, to write to `/tmp`, connect
+//! to the host over TCP, read a key in `~/.ssh` and run `/bin/true`. Each
+//! attempt is refused, and the host prints the system's error and who
+//! refused it. Then a worker granted one scratch directory
+//! (`allow_write`) writes a file there, and the host reads it back.
 //!
 //! Build the worker first, with the same profile, then run the host:
 //!

@@ -113,16 +113,17 @@ impl ProcessPoolBuilder {
     ///
     /// ```
     /// #[knitting::task]
-    /// fn home() -> Option<String> { std::env::var("HOME").ok() }
+    /// fn greeting() -> Option<String> { std::env::var("GREETING").ok() }
     ///
     /// fn main() -> Result<(), knitting::Error> {
     ///     knitting::init();
-    ///     // `env` keeps fd 0, so it works as a prefix: here it clears HOME.
+    ///     // `env` keeps fd 0, so it works as a prefix: here it sets a
+    ///     // variable the host does not have.
     ///     let pool = knitting::Pool::builder()
     ///         .processes(1)
-    ///         .command_prefix(["env", "-u", "HOME"])
+    ///         .command_prefix(["env", "GREETING=hello"])
     ///         .build()?;
-    ///     assert_eq!(pool.call(home, ()).wait()?, None);
+    ///     assert_eq!(pool.call(greeting, ()).wait()?.as_deref(), Some("hello"));
     ///     Ok(())
     /// }
     /// ```
@@ -151,21 +152,34 @@ impl ProcessPoolBuilder {
     /// error).
     ///
     /// ```
+    /// use std::sync::OnceLock;
+    ///
+    /// static TOKEN: OnceLock<String> = OnceLock::new();
+    ///
+    /// /// Keeps the token for the tasks, and takes it out of the
+    /// /// environment before any task runs.
     /// #[knitting::bootstrap]
-    /// fn forget(name: String) {
-    ///     std::env::remove_var(name); // before any task runs
+    /// fn take_token(name: String) {
+    ///     TOKEN.get_or_init(|| std::env::var(&name).unwrap_or_default());
+    ///     std::env::remove_var(name);
     /// }
     ///
+    /// /// Whether the task has the token, and whether the environment does.
     /// #[knitting::task]
-    /// fn home() -> Option<String> { std::env::var("HOME").ok() }
+    /// fn token() -> (bool, bool) {
+    ///     (TOKEN.get().is_some_and(|t| !t.is_empty()), std::env::var("API_TOKEN").is_ok())
+    /// }
     ///
     /// fn main() -> Result<(), knitting::Error> {
     ///     knitting::init();
+    ///     std::env::set_var("API_TOKEN", "hunter2");
     ///     let pool = knitting::Pool::builder()
     ///         .processes(1)
-    ///         .bootstrap(forget, "HOME".into())
+    ///         // Strict workers see only the variables they are given.
+    ///         .permissions(knitting::Permissions::strict().inherit_env("API_TOKEN"))
+    ///         .bootstrap(take_token, "API_TOKEN".into())
     ///         .build()?;
-    ///     assert_eq!(pool.call(home, ()).wait()?, None);
+    ///     assert_eq!(pool.call(token, ()).wait()?, (true, false));
     ///     Ok(())
     /// }
     /// ```
