@@ -14,7 +14,7 @@ use std::{
     process::Command,
 };
 
-use knitting::{ErrorKind, Permissions, Pool, ProcessPool};
+use knitting::{Permissions, Pool, ProcessPool};
 
 #[knitting::task]
 fn write_file(path: PathBuf) -> Result<(), String> {
@@ -67,18 +67,7 @@ fn trace_me() -> Result<(), String> {
 
 /// A pool with `permissions`, or why the kernel cannot enforce them.
 fn pool(permissions: Permissions) -> Result<ProcessPool, String> {
-    match Pool::builder()
-        .processes(1)
-        .arena_bytes(1 << 20)
-        .permissions(permissions)
-        .build()
-    {
-        Ok(pool) => Ok(pool),
-        Err(e) if e.kind() == ErrorKind::Startup && e.message().contains("Landlock") => {
-            Err(e.message().to_owned())
-        }
-        Err(e) => panic!("a sandboxed pool did not build: {e}"),
-    }
+    common::sandboxed_pool(Some(permissions))
 }
 
 /// A strict pool, or `None` after saying why the test skips.

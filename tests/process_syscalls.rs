@@ -7,24 +7,11 @@ knitting::init_before_main!();
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf};
 
-use knitting::{Enforcement, ErrorKind, Permissions, Pool, ProcessPool};
+use knitting::{Enforcement, Permissions, Pool};
 
-/// A one-worker pool with `permissions`, or why the kernel cannot enforce
-/// them.
-fn pool(permissions: Option<Permissions>) -> Result<ProcessPool, String> {
-    let builder = Pool::builder().processes(1).arena_bytes(1 << 20);
-    let builder = match permissions {
-        Some(p) => builder.permissions(p),
-        None => builder,
-    };
-    match builder.build() {
-        Ok(pool) => Ok(pool),
-        Err(e) if e.kind() == ErrorKind::Startup && e.message().contains("Landlock") => {
-            Err(e.message().to_owned())
-        }
-        Err(e) => panic!("a sandboxed pool did not build: {e}"),
-    }
-}
+mod common;
+
+use common::sandboxed_pool as pool;
 
 macro_rules! or_skip {
     ($pool:expr) => {

@@ -266,3 +266,22 @@ pub(crate) fn build_example(name: &str) -> std::path::PathBuf {
     );
     exe
 }
+
+/// A one-worker process pool with `permissions` (the pool's default
+/// without), or why the kernel cannot enforce them.
+pub(crate) fn sandboxed_pool(
+    permissions: Option<knitting::Permissions>,
+) -> Result<knitting::ProcessPool, String> {
+    let builder = Pool::builder().processes(1).arena_bytes(1 << 20);
+    let builder = match permissions {
+        Some(p) => builder.permissions(p),
+        None => builder,
+    };
+    match builder.build() {
+        Ok(pool) => Ok(pool),
+        Err(e) if e.kind() == knitting::ErrorKind::Startup && e.message().contains("Landlock") => {
+            Err(e.message().to_owned())
+        }
+        Err(e) => panic!("a sandboxed pool did not build: {e}"),
+    }
+}
