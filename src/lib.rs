@@ -256,6 +256,10 @@ pub use crate::{
 ///   `std::error::Error` or `Display` value), of kind [`ErrorKind::Timeout`].
 /// - `hard_timeout = "1s"`: a call that runs longer is cut off with an
 ///   [`ErrorKind::HardTimeout`] error (see [`PoolBuilder::hard_timeout`]).
+/// - `inline`: on a thread pool the call runs on the caller's thread when
+///   the caller waits for it, with no hand-off to a worker: for tasks
+///   shorter than a wake-up (see [the inline lane](Call#the-inline-lane)).
+///   Process pools always run it in a worker.
 ///
 /// ```
 /// use std::time::Duration;

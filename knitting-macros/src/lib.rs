@@ -40,6 +40,8 @@ mod bootstrap;
 struct Options {
     name: Option<LitStr>,
     threads_only: bool,
+    /// `inline`: a thread pool runs the task on the caller's thread.
+    inline: bool,
     /// `timeout = "200ms"`, in nanoseconds.
     timeout: Option<u64>,
     /// `hard_timeout = "1s"`, in nanoseconds.
@@ -51,7 +53,7 @@ struct Options {
 }
 
 const KNOWN_OPTIONS: &str = "known options: `name = \"...\"`, `timeout = \"200ms\"`, \
-     `default = <value>`, `error = <error>`, `hard_timeout = \"1s\"`, `threads_only`";
+     `default = <value>`, `error = <error>`, `hard_timeout = \"1s\"`, `threads_only`, `inline`";
 
 /// A duration written as a string literal: a number and a unit (`ns`,
 /// `us`, `ms`, `s`, `m`), e.g. `"200ms"` or `"1.5s"`. In nanoseconds.
@@ -108,6 +110,10 @@ fn parse_options(attr: TokenStream2) -> syn::Result<Options> {
         if let Meta::Path(path) = &meta {
             if path.is_ident("threads_only") {
                 options.threads_only = true;
+                continue;
+            }
+            if path.is_ident("inline") {
+                options.inline = true;
                 continue;
             }
         }
@@ -524,7 +530,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let timeouts = {
         let timeout = options.timeout.map(|n| quote!(.with_timeout(#n)));
         let hard = options.hard_timeout.map(|n| quote!(.with_hard_timeout(#n)));
-        quote!(#timeout #hard)
+        let inline = options.inline.then(|| quote!(.with_inline()));
+        quote!(#timeout #hard #inline)
     };
     let timed_out = match (&options.default, &options.error) {
         (Some(value), _) => quote! {

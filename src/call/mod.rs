@@ -1,23 +1,26 @@
 //! `Call<T>`: the handle of one call in flight.
 
 pub(crate) mod cell;
+pub(crate) mod kept;
 pub(crate) mod route;
 pub(crate) mod timer;
+mod wait;
 
 use std::{
     fmt,
-    future::Future,
     marker::PhantomData,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
-use self::{cell::CallRef, route::Route};
-use crate::{transport::wake::spin::Backoff, Error};
+use self::{
+    cell::{CallRef, JobRef},
+    kept::{Keeper, Kept},
+    route::Route,
+};
+use crate::Error;
 
-/// The handle of one call: a [`Future`] and a blocking waiter in one.
+/// The handle of one call: a [`Future`](std::future::Future) and a blocking waiter in one.
 ///
 /// [`Pool::call`](crate::Pool::call) returns it at once; the call runs on a
 /// worker whether or not anybody waits. Get the result in any of these ways:
@@ -73,6 +76,44 @@ use crate::{transport::wake::spin::Backoff, Error};
 /// | deadline ([`timeout`](Self::timeout), `#[task(timeout)]`) | at the deadline, `default` or `Timeout` | yes |
 /// | hard limit (`hard_timeout`) | at the limit, `HardTimeout`; process worker killed, thread lane replaced | yes |
 ///
+/// # The inline lane
+///
+/// A thread pool runs some calls on the thread that waits for them, with
+/// no hand-off to a worker at all: every call of a `#[task(inline)]` task,
+/// and every call made while the pool has
+/// [`inline_threshold`](crate::PoolBuilder::inline_threshold) calls in
+/// flight. Such a call is kept in its handle, and then:
+///
+/// - [`wait`](Self::wait), [`wait_timeout`](Self::wait_timeout) and
+///   [`wait_deadline`](Self::wait_deadline) run it right there, on the
+///   waiting thread (then return when it returns, even past their bound);
+///   it keeps its deadline, its [`Signal`](crate::Signal) and its panic
+///   handling, and counts in [`PoolStats::inlined`](crate::PoolStats::inlined);
+/// - **`.await` never runs it on the executor's thread**: the first poll
+///   sends it to a worker, like any call, so other tasks of the executor
+///   go on while it runs (an async caller gains nothing from `inline`, and
+///   loses nothing either);
+/// - [`try_wait`](Self::try_wait), [`is_finished`](Self::is_finished) and
+///   [`detach`](Self::detach), which must not block, send it to a worker
+///   too;
+/// - dropping the handle or [`cancel`](Self::cancel) cancels it: it never
+///   runs.
+///
+/// Process pools never run a call inline (their tasks belong in a worker
+/// process), nor does a thread pool with a hard time limit, nor a task
+/// with one of its own: a caller's thread cannot be cut off.
+///
+/// ```
+/// #[knitting::task(inline)]
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// assert_eq!(pool.call(add, (2, 3)).wait()?, 5); // ran on this thread
+/// assert_eq!(pool.stats().inlined, 1);
+/// # Ok(()) }
+/// ```
+///
 /// # Cancel safety
 ///
 /// Polling the future and dropping it before it completes cancels the call
@@ -88,6 +129,9 @@ pub struct Call<T> {
     /// The lane the call went to, when its handle has a part to play (see
     /// [`Route`]).
     route: Option<Arc<dyn Route>>,
+    /// An inline call, kept here until it runs on its waiter's thread or
+    /// goes to a worker (see [the inline lane](#the-inline-lane)).
+    kept: Option<Kept>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -109,7 +153,28 @@ impl<T: Send + 'static> Call<T> {
             repr: Repr::Pending(call),
             home,
             route,
+            kept: None,
             _output: PhantomData,
+        }
+    }
+
+    /// An inline call made on the thread pool named `home`: kept in the
+    /// handle (see [`Kept`]) until it runs here or goes to `pool`.
+    pub(crate) fn kept(call: CallRef, home: usize, job: JobRef, pool: Weak<dyn Keeper>) -> Self {
+        Self {
+            repr: Repr::Pending(call),
+            home,
+            route: None,
+            kept: Some(Kept::new(job, pool)),
+            _output: PhantomData,
+        }
+    }
+
+    /// Sends a kept call to a worker: its handle is about to be polled or
+    /// looked at, which must not run it here.
+    fn send_kept(&self) {
+        if let (Some(kept), Repr::Pending(call)) = (&self.kept, &self.repr) {
+            kept.send(call);
         }
     }
 
@@ -118,6 +183,7 @@ impl<T: Send + 'static> Call<T> {
             repr: Repr::Failed(error),
             home: 0,
             route: None,
+            kept: None,
             _output: PhantomData,
         }
     }
@@ -238,6 +304,7 @@ impl<T: Send + 'static> Call<T> {
     /// ```
     #[track_caller]
     pub fn try_wait(&mut self) -> Option<Result<T, Error>> {
+        self.send_kept();
         self.poll_result()
     }
 
@@ -251,6 +318,7 @@ impl<T: Send + 'static> Call<T> {
     /// assert_eq!(call.wait().unwrap(), 9);
     /// ```
     pub fn is_finished(&self) -> bool {
+        self.send_kept();
         match &self.repr {
             Repr::Pending(call) => call.is_done(),
             Repr::Failed(_) => true,
@@ -395,6 +463,7 @@ impl<T: Send + 'static> Call<T> {
     /// pool.shutdown(); // waits for the detached call too
     /// ```
     pub fn detach(mut self) {
+        self.send_kept();
         self.repr = Repr::Spent;
     }
 
@@ -417,139 +486,6 @@ impl<T: Send + 'static> Call<T> {
             Repr::Spent => panic!("the result of this call was already taken"),
         }
     }
-
-    #[track_caller]
-    fn wait_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, Error>> {
-        // SPIN: a worker that is awake answers a small call in well under a
-        // microsecond; catching that without a sleep is most of the latency.
-        if let Some(result) = self.poll_result() {
-            return Some(result);
-        }
-        // HELP: a worker thread of the call's own pool that waits for a call
-        // no worker has started runs it here, instead of waiting for a
-        // worker that may be this one (a nested call on a full pool).
-        if let Repr::Pending(call) = &self.repr {
-            if self.home != 0 && crate::role::current_pool() == self.home && call.run_here() {
-                return self.poll_result();
-            }
-        }
-        let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
-        let route = self.route.clone();
-        let mut spun = None;
-        // One step: a pause (not before the first look), then a look. A
-        // route takes responses between steps, so right after a look that
-        // found nothing, before the pause.
-        let mut first = true;
-        let mut step = || {
-            if !std::mem::take(&mut first) {
-                backoff.snooze();
-            }
-            if let Some(result) = self.poll_result() {
-                spun = Some(Some(result));
-                return false;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                spun = Some(None);
-                return false;
-            }
-            !backoff.is_completed()
-        };
-        match &route {
-            Some(route) => route.spin(&mut step),
-            None => while step() {},
-        }
-        if let Some(outcome) = spun {
-            return outcome;
-        }
-        // PARK: register a waker that unparks this thread, then sleep until
-        // the worker publishes the result or the deadline passes.
-        let Repr::Pending(call) = &self.repr else {
-            return self.poll_result();
-        };
-        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-        call.register(&waker);
-        // A waker (user code) running on a process lane's reactor thread
-        // that waits for a call on that same lane must not sleep: the
-        // reactor that would wake it is this thread. It takes the responses
-        // itself instead, with short naps.
-        let own_thread = self.route.clone().filter(|route| route.is_own_thread());
-        loop {
-            if let Some(result) = self.poll_result() {
-                return Some(result);
-            }
-            if let Some(route) = &own_thread {
-                route.poll();
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(50));
-                continue;
-            }
-            match deadline {
-                None => std::thread::park(),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return None;
-                    }
-                    std::thread::park_timeout(deadline - now);
-                }
-            }
-        }
-    }
-}
-
-/// How long a blocking wait spins (then yields) before it parks: short
-/// enough to cost little CPU when the call is slow, long enough to catch a
-/// fast round trip without the microseconds of a wake-up.
-const WAIT_SPIN_BUDGET: Duration = Duration::from_micros(50);
-
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-impl<T: Send + 'static> Future for Call<T> {
-    type Output = Result<T, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(route) = &this.route {
-            route.poll();
-        }
-        if let Some(result) = this.poll_result() {
-            return Poll::Ready(result);
-        }
-        // A task that blocks on this future on a worker of the call's pool
-        // (`block_on` inside a task): the nested-call rule of `wait`.
-        let ran_here = match &this.repr {
-            Repr::Pending(call) => {
-                this.home != 0 && crate::role::current_pool() == this.home && call.run_here()
-            }
-            _ => false,
-        };
-        if ran_here {
-            if let Some(result) = this.poll_result() {
-                return Poll::Ready(result);
-            }
-        }
-        if let Repr::Pending(call) = &this.repr {
-            call.register(cx.waker());
-        }
-        // Check again: the call may have ended between the first look and
-        // the registration, and then nobody would wake us.
-        match this.poll_result() {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
-        }
-    }
 }
 
 // `Call` is `Unpin`: it holds a pointer, not the state itself.
@@ -564,6 +500,9 @@ impl<T> Drop for Call<T> {
             if let Some(route) = &self.route {
                 route.abort(call.key());
             }
+        }
+        if let Some(kept) = &self.kept {
+            kept.release();
         }
     }
 }

@@ -56,6 +56,11 @@ impl Spread {
 pub(crate) struct Engine {
     runtime: Runtimes,
     spread: Spread,
+    /// Calls in flight from which new calls run on their caller's thread
+    /// (thread pools; `None`: only `#[task(inline)]` ones do).
+    inline_threshold: Option<usize>,
+    /// Calls run on their caller's thread.
+    inlined: AtomicUsize,
 }
 
 enum Runtimes {
@@ -68,13 +73,23 @@ impl Engine {
         Self {
             runtime: Runtimes::Threads(rt),
             spread: Spread::new(),
+            inline_threshold: None,
+            inlined: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets the inline threshold (see [`Engine::keep`]).
+    pub(crate) fn with_inline_threshold(mut self, threshold: Option<usize>) -> Self {
+        self.inline_threshold = threshold;
+        self
     }
 
     pub(crate) fn processes(rt: process::Runtime) -> Self {
         Self {
             runtime: Runtimes::Processes(rt),
             spread: Spread::new(),
+            inline_threshold: None,
+            inlined: AtomicUsize::new(0),
         }
     }
 
@@ -106,6 +121,32 @@ impl Engine {
                 (0, Some(rt.submit(lane, job, remote)))
             }
         }
+    }
+
+    /// The inline lane: whether a new call stays in its handle, for its
+    /// waiter to run on its own thread, instead of going to a lane; if so,
+    /// the call's home pool. Only on thread pools without a hard time
+    /// limit (the caller's thread cannot be cut off), for an `inline` task
+    /// or once the calls in flight reach the inline threshold.
+    #[inline]
+    pub(crate) fn keep(&self, inline: bool) -> Option<usize> {
+        let Runtimes::Threads(rt) = &self.runtime else {
+            return None;
+        };
+        let busy = || self.inline_threshold.is_some_and(|t| rt.in_flight() >= t);
+        ((inline || busy()) && !rt.has_hard_timeout()).then(|| rt.id())
+    }
+
+    /// Counts a call its caller's thread ran.
+    pub(crate) fn ran_inline(&self) {
+        // Relaxed: a statistic.
+        self.inlined.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls run on their caller's thread so far.
+    pub(crate) fn inlined(&self) -> usize {
+        // Relaxed: a statistic.
+        self.inlined.load(Ordering::Relaxed)
     }
 
     pub(crate) fn workers(&self) -> usize {

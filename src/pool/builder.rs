@@ -32,6 +32,7 @@ pub struct PoolBuilder {
     thread_name: String,
     hard_timeout: Option<Duration>,
     boot: Option<Result<Boot, String>>,
+    inline_threshold: Option<usize>,
 }
 
 impl Default for PoolBuilder {
@@ -55,6 +56,7 @@ impl PoolBuilder {
             thread_name: "knitting-worker".to_owned(),
             hard_timeout: None,
             boot: None,
+            inline_threshold: None,
         }
     }
 
@@ -221,6 +223,62 @@ impl PoolBuilder {
         ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout, self.boot)
     }
 
+    /// The inline lane's threshold: once `calls` calls are queued or
+    /// running on the pool's workers, each new call of a thread pool runs
+    /// on its caller's thread when the caller waits for it (as a
+    /// `#[task(inline)]` task always does; see
+    /// [the inline lane](crate::Call#the-inline-lane)). A saturated pool
+    /// then grows by the callers' own threads instead of queueing
+    /// further. A pool with a [`hard_timeout`](Self::hard_timeout) never
+    /// runs calls inline.
+    ///
+    /// The default value is none: only `#[task(inline)]` tasks run inline.
+    ///
+    /// # Panics
+    ///
+    /// If `calls` is 0 (every call would run inline: use
+    /// `#[task(inline)]`, or call the function).
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Mutex};
+    ///
+    /// static GATE: Mutex<()> = Mutex::new(());
+    /// static STARTED: AtomicBool = AtomicBool::new(false);
+    ///
+    /// /// Holds the worker until the gate opens.
+    /// #[knitting::task]
+    /// fn gated() {
+    ///     STARTED.store(true, Ordering::SeqCst);
+    ///     drop(GATE.lock().unwrap());
+    /// }
+    ///
+    /// #[knitting::task]
+    /// fn square(v: u64) -> u64 { v * v }
+    ///
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).inline_threshold(2).build()?;
+    /// let gate = GATE.lock().unwrap();
+    /// let first = pool.call(gated, ()); // the worker runs it, and waits
+    /// while !STARTED.load(Ordering::SeqCst) { std::thread::yield_now(); }
+    /// let second = pool.call(square, 2); // 1 in flight: queued behind it
+    /// let third = pool.call(square, 3); // 2 in flight: kept for this thread
+    /// assert_eq!(third.wait()?, 9); // runs here while the worker is held
+    /// drop(gate);
+    /// assert_eq!(second.wait()?, 4);
+    /// first.wait()?;
+    /// assert_eq!(pool.stats().inlined, 1);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn inline_threshold(mut self, calls: usize) -> Self {
+        assert!(
+            calls > 0,
+            "an inline threshold of 0 would run every call inline"
+        );
+        self.inline_threshold = Some(calls);
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -249,6 +307,9 @@ impl PoolBuilder {
             hard_timeout: self.hard_timeout,
             boot: Boot::into_setting(self.boot)?,
         };
-        Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::threads))
+        let inline = self.inline_threshold;
+        Pool::from_engine(|| {
+            thread::Runtime::start(cfg).map(|rt| Engine::threads(rt).with_inline_threshold(inline))
+        })
     }
 }

@@ -18,7 +18,7 @@ mod stats;
 use std::{
     fmt,
     marker::PhantomData,
-    sync::Arc,
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
@@ -27,7 +27,10 @@ pub use self::{
     stats::{LaneStats, PoolStats},
 };
 use crate::{
-    call::cell::CallRef,
+    call::{
+        cell::{CallRef, JobRef},
+        kept::Keeper,
+    },
     dispatch::Engine,
     runtime::{sealed::Travel, AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
     Call, Error, PoolBuilder, Task,
@@ -85,6 +88,21 @@ pub struct Pool<R: Runtime = Threads> {
 /// one goes.
 struct Handle {
     engine: Engine,
+}
+
+impl Keeper for Handle {
+    fn send(&self, call: &CallRef, job: JobRef) {
+        // Only thread pools keep calls, and their calls need no remote.
+        self.engine.submit(call, job, None);
+    }
+
+    fn is_open(&self) -> bool {
+        !self.engine.is_closed()
+    }
+
+    fn ran_inline(&self) {
+        self.engine.ran_inline();
+    }
 }
 
 impl Drop for Handle {
@@ -230,11 +248,21 @@ impl<R: Runtime> Pool<R> {
         if engine.is_closed() {
             return Call::failed(Error::closed().with_task(task.info().name()));
         }
-        let timeout = task.info().timeout();
+        let info = task.info();
+        let timeout = info.timeout();
+        let inline = info.is_inline() && info.hard_timeout().is_none();
         let remote = <R as Travel<T>>::remote(&task);
         let (call, job) = CallRef::new(task, args);
-        let (home, route) = engine.submit(&call, job, remote);
-        let call = Call::pending(call, home, route);
+        let call = match engine.keep(inline) {
+            Some(home) => {
+                let pool: Weak<dyn Keeper> = Arc::downgrade(&self.handle) as Weak<Handle>;
+                Call::kept(call, home, job, pool)
+            }
+            None => {
+                let (home, route) = engine.submit(&call, job, remote);
+                Call::pending(call, home, route)
+            }
+        };
         match timeout {
             Some(timeout) => call.timeout(timeout),
             None => call,
@@ -279,6 +307,7 @@ impl<R: Runtime> Pool<R> {
         PoolStats {
             lanes: self.handle.engine.lane_stats(),
             closed: self.is_closed(),
+            inlined: self.handle.engine.inlined(),
         }
     }
 

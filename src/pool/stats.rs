@@ -15,6 +15,9 @@ pub struct PoolStats {
     pub lanes: Vec<LaneStats>,
     /// True once a shutdown began.
     pub closed: bool,
+    /// Calls run on their caller's thread: the inline lane (see
+    /// [`Call`](crate::Call#the-inline-lane)).
+    pub inlined: usize,
 }
 
 /// Counters of one lane, in [`PoolStats`].

@@ -139,6 +139,8 @@ pub struct TaskInfo {
     timeout: Option<Duration>,
     /// `#[task(hard_timeout = ..)]`.
     hard_timeout: Option<Duration>,
+    /// `#[task(inline)]`.
+    inline: bool,
 }
 
 impl fmt::Debug for TaskInfo {
@@ -150,6 +152,7 @@ impl fmt::Debug for TaskInfo {
             .field("line", &self.line)
             .field("timeout", &self.timeout)
             .field("hard_timeout", &self.hard_timeout)
+            .field("inline", &self.inline)
             .finish_non_exhaustive()
     }
 }
@@ -164,7 +167,29 @@ impl TaskInfo {
             entry: None,
             timeout: None,
             hard_timeout: None,
+            inline: false,
         }
+    }
+
+    /// Marks the task to run on the caller's thread (used by
+    /// `#[task(inline)]`).
+    #[doc(hidden)]
+    pub const fn with_inline(mut self) -> Self {
+        self.inline = true;
+        self
+    }
+
+    /// True for a task marked `#[task(inline)]`: a thread pool runs its
+    /// calls on the caller's thread (see [`Call`](crate::Call#the-inline-lane)).
+    ///
+    /// ```
+    /// #[knitting::task(inline)]
+    /// fn add(a: u32, b: u32) -> u32 { a + b }
+    /// # use knitting::Task as _;
+    /// assert!(add.info().is_inline());
+    /// ```
+    pub fn is_inline(&self) -> bool {
+        self.inline
     }
 
     /// Sets the deadline of every call, counted from the call (used by

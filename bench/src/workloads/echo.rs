@@ -1,6 +1,9 @@
 //! W1: echo one `f64`; the latency of a whole batch of `n` calls, all
 //! submitted first, then all waited for.
 //!
+//! `knitting-inline` runs an `#[task(inline)]` echo on the thread pool:
+//! the calls run on the harness's thread as the batch waits for them.
+//!
 //! Two process pools: `knitting-processes`, locked down with an explicit
 //! `Permissions::strict()` (the pool W9 shares), and
 //! `knitting-processes-unrestricted`, with an explicit
@@ -29,6 +32,12 @@ pub(super) fn echo(value: f64) -> f64 {
     value
 }
 
+/// The same echo, run on the waiting caller's thread (the inline lane).
+#[knitting::task(inline)]
+fn echo_inline(value: f64) -> f64 {
+    value
+}
+
 pub fn workload(_mode: &Mode) -> Result<Workload> {
     Ok(Workload {
         id: "W1",
@@ -38,6 +47,7 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         plan: None,
         runners: vec![
             knitting_threads()?,
+            knitting_inline()?,
             unless_unenforceable(KNITTING_PROCESSES, knitting_processes())?,
             knitting_processes_unrestricted()?,
             tokio(tokio::Flavor::CurrentThread)?,
@@ -56,6 +66,20 @@ fn knitting_threads() -> Result<Runner> {
     )?;
     Ok(Runner::new("knitting-threads", move |point, sampler| {
         knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
+    }))
+}
+
+/// `#[task(inline)]` on the shared thread pool: each call runs when the
+/// batch waits for it, on the harness's thread (the row the
+/// `current_thread` Tokio baseline is a fair race for).
+fn knitting_inline() -> Result<Runner> {
+    let pool = shared_threads()?;
+    check(
+        pool.call(echo_inline, 1.5).wait()? == 1.5,
+        "knitting's inline lane echoes its argument",
+    )?;
+    Ok(Runner::new("knitting-inline", move |point, sampler| {
+        knitting_batches(point.batch, sampler, |i| pool.call(echo_inline, i as f64))
     }))
 }
 

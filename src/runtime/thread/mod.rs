@@ -160,6 +160,22 @@ impl Runtime {
         shared.id()
     }
 
+    /// The pool's id (a call's home for the nested-call rule).
+    pub(crate) fn id(&self) -> usize {
+        self.shared.id()
+    }
+
+    /// Whether the pool cuts calls off at a hard time limit (which a call
+    /// run on its caller's thread could not have).
+    pub(crate) fn has_hard_timeout(&self) -> bool {
+        self.shared.hard_timeout.is_some()
+    }
+
+    /// Calls queued or running on every lane (a racy snapshot).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shared.lanes.iter().map(|lane| lane.in_flight()).sum()
+    }
+
     pub(crate) fn lane_stats(&self) -> Vec<LaneStats> {
         self.shared
             .lanes

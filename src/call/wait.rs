@@ -1,0 +1,157 @@
+//! Waiting for a call: spin, then park (the blocking waits), and the
+//! [`Future`] impl.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Wake, Waker},
+    time::{Duration, Instant},
+};
+
+use super::{Call, Repr};
+use crate::{transport::wake::spin::Backoff, Error};
+
+impl<T: Send + 'static> Call<T> {
+    #[track_caller]
+    pub(super) fn wait_until(&mut self, deadline: Option<Instant>) -> Option<Result<T, Error>> {
+        // SPIN: a worker that is awake answers a small call in well under a
+        // microsecond; catching that without a sleep is most of the latency.
+        if let Some(result) = self.poll_result() {
+            return Some(result);
+        }
+        // INLINE: a kept call runs here, on the waiting thread.
+        if let Some(kept) = &self.kept {
+            kept.run_here();
+            if let Some(result) = self.poll_result() {
+                return Some(result);
+            }
+        }
+        // HELP: a worker thread of the call's own pool that waits for a call
+        // no worker has started runs it here, instead of waiting for a
+        // worker that may be this one (a nested call on a full pool).
+        if let Repr::Pending(call) = &self.repr {
+            if self.home != 0 && crate::role::current_pool() == self.home && call.run_here() {
+                return self.poll_result();
+            }
+        }
+        let mut backoff = Backoff::new(WAIT_SPIN_BUDGET);
+        let route = self.route.clone();
+        let mut spun = None;
+        // One step: a pause (not before the first look), then a look. A
+        // route takes responses between steps, so right after a look that
+        // found nothing, before the pause.
+        let mut first = true;
+        let mut step = || {
+            if !std::mem::take(&mut first) {
+                backoff.snooze();
+            }
+            if let Some(result) = self.poll_result() {
+                spun = Some(Some(result));
+                return false;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                spun = Some(None);
+                return false;
+            }
+            !backoff.is_completed()
+        };
+        match &route {
+            Some(route) => route.spin(&mut step),
+            None => while step() {},
+        }
+        if let Some(outcome) = spun {
+            return outcome;
+        }
+        // PARK: register a waker that unparks this thread, then sleep until
+        // the worker publishes the result or the deadline passes.
+        let Repr::Pending(call) = &self.repr else {
+            return self.poll_result();
+        };
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        call.register(&waker);
+        // A waker (user code) running on a process lane's reactor thread
+        // that waits for a call on that same lane must not sleep: the
+        // reactor that would wake it is this thread. It takes the responses
+        // itself instead, with short naps.
+        let own_thread = self.route.clone().filter(|route| route.is_own_thread());
+        loop {
+            if let Some(result) = self.poll_result() {
+                return Some(result);
+            }
+            if let Some(route) = &own_thread {
+                route.poll();
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+        }
+    }
+}
+
+/// How long a blocking wait spins (then yields) before it parks: short
+/// enough to cost little CPU when the call is slow, long enough to catch a
+/// fast round trip without the microseconds of a wake-up.
+const WAIT_SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl<T: Send + 'static> Future for Call<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // An awaited call must not run on the executor's thread.
+        this.send_kept();
+        if let Some(route) = &this.route {
+            route.poll();
+        }
+        if let Some(result) = this.poll_result() {
+            return Poll::Ready(result);
+        }
+        // A task that blocks on this future on a worker of the call's pool
+        // (`block_on` inside a task): the nested-call rule of `wait`.
+        let ran_here = match &this.repr {
+            Repr::Pending(call) => {
+                this.home != 0 && crate::role::current_pool() == this.home && call.run_here()
+            }
+            _ => false,
+        };
+        if ran_here {
+            if let Some(result) = this.poll_result() {
+                return Poll::Ready(result);
+            }
+        }
+        if let Repr::Pending(call) = &this.repr {
+            call.register(cx.waker());
+        }
+        // Check again: the call may have ended between the first look and
+        // the registration, and then nobody would wake us.
+        match this.poll_result() {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+}
