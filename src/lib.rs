@@ -186,6 +186,7 @@ mod time;
 mod error;
 mod signal;
 mod role;
+mod diag;
 mod transport;
 mod payload;
 mod task;
@@ -199,6 +200,7 @@ pub use crate::payload::shared::{SharedAtomic, SharedBuffer};
 pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
+    diag::Diagnostics,
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,

@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "error",
     "signal",
     "role",
+    "diag",
     "transport",
     "payload",
     "task",

@@ -118,3 +118,19 @@ fn the_sandbox_example_refuses_each_escape_and_allows_the_granted_write() {
     assert!(!stdout.contains("ALLOWED"), "{stdout}");
     assert!(stdout.ends_with("sandbox ok\n"), "{stdout}");
 }
+
+#[test]
+fn the_diagnostics_example_shows_a_forwarded_event_and_a_crash() {
+    let out = run(&common::build_example("diagnostics"), &[], common::LONG * 3);
+    let stdout = stdout_of(&out, "the diagnostics example");
+    for wanted in [
+        "knitting::lifecycle: pool built",
+        "knitting::worker: resizing width=640",
+        "knitting::crash: worker process was killed by signal 6 (SIGABRT)",
+        "knitting::worker: resizing width=320",
+        "the crashing call failed",
+        "and the replacement answers: 160",
+    ] {
+        assert!(stdout.contains(wanted), "no {wanted:?} in:\n{stdout}");
+    }
+}

@@ -27,6 +27,7 @@ const SOURCES: &[&str] = &[
     "src/runtime/mod.rs",
     "src/runtime/permissions.rs",
     "src/call/mod.rs",
+    "src/diag/mod.rs",
     "src/error/mod.rs",
     "src/signal.rs",
     "src/task/mod.rs",

@@ -13,6 +13,7 @@ use crate::{
         cell::{CallRef, JobRef},
         route::Route,
     },
+    diag::{self, Diagnostics},
     runtime::{process, thread, Lanes, Remote, RuntimeKind},
     sync::{AtomicUsize, Ordering},
     transport::ring::CachePadded,
@@ -61,6 +62,8 @@ pub(crate) struct Engine {
     inline_threshold: Option<usize>,
     /// Calls run on their caller's thread.
     inlined: AtomicUsize,
+    /// Which diagnostics the pool emits.
+    diagnostics: Diagnostics,
 }
 
 enum Runtimes {
@@ -75,7 +78,21 @@ impl Engine {
             spread: Spread::new(),
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
+            diagnostics: Diagnostics::NONE,
         }
+    }
+
+    /// Sets the diagnostics the pool emits, and says the pool is built.
+    pub(crate) fn with_diagnostics(mut self, diagnostics: Diagnostics) -> Self {
+        self.diagnostics = diagnostics;
+        let processes = matches!(self.runtime, Runtimes::Processes(_));
+        diag::pool_built(diagnostics, processes, self.workers());
+        self
+    }
+
+    /// The diagnostics the pool emits.
+    pub(crate) fn diagnostics(&self) -> Diagnostics {
+        self.diagnostics
     }
 
     /// Sets the inline threshold (see [`Engine::keep`]).
@@ -90,6 +107,7 @@ impl Engine {
             spread: Spread::new(),
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
+            diagnostics: Diagnostics::NONE,
         }
     }
 
@@ -113,11 +131,13 @@ impl Engine {
         match &self.runtime {
             Runtimes::Threads(rt) => {
                 let lane = self.spread.pick(rt);
+                diag::call_sent(self.diagnostics, || call.task_name(), lane);
                 (rt.submit(lane, call, job), None)
             }
             Runtimes::Processes(rt) => {
                 let remote = remote.expect("a process pool only accepts tasks that can travel");
                 let lane = self.spread.pick(rt);
+                diag::call_sent(self.diagnostics, || call.task_name(), lane);
                 (0, Some(rt.submit(lane, job, remote)))
             }
         }
@@ -172,6 +192,10 @@ impl Engine {
 
     /// Begins a shutdown: new calls fail, workers finish what they hold.
     pub(crate) fn close(&self) {
+        if !self.is_closed() {
+            let processes = matches!(self.runtime, Runtimes::Processes(_));
+            diag::pool_closing(self.diagnostics, processes);
+        }
         match &self.runtime {
             Runtimes::Threads(rt) => rt.close(),
             Runtimes::Processes(rt) => rt.close(),

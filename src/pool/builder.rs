@@ -3,7 +3,7 @@
 use std::{num::NonZeroUsize, time::Duration};
 
 use crate::{
-    dispatch::Engine, runtime::thread, task::bootstrap::Boot, Bootstrap, Error, Pool,
+    dispatch::Engine, runtime::thread, task::bootstrap::Boot, Bootstrap, Diagnostics, Error, Pool,
     ProcessPoolBuilder,
 };
 
@@ -33,6 +33,7 @@ pub struct PoolBuilder {
     hard_timeout: Option<Duration>,
     boot: Option<Result<Boot, String>>,
     inline_threshold: Option<usize>,
+    debug: Diagnostics,
 }
 
 impl Default for PoolBuilder {
@@ -57,6 +58,7 @@ impl PoolBuilder {
             hard_timeout: None,
             boot: None,
             inline_threshold: None,
+            debug: Diagnostics::NONE,
         }
     }
 
@@ -221,6 +223,7 @@ impl PoolBuilder {
     pub fn processes(self, processes: usize) -> ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
         ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout, self.boot)
+            .debug(self.debug)
     }
 
     /// The inline lane's threshold: once `calls` calls are queued or
@@ -279,6 +282,23 @@ impl PoolBuilder {
         self
     }
 
+    /// Which diagnostics the pool emits as `tracing` events (see
+    /// [`Diagnostics`]); the `KNITTING_DEBUG` environment variable adds
+    /// more. Carries over to [`processes`](Self::processes).
+    ///
+    /// The default value is none: no events, and no cost beyond a byte
+    /// test where each would be.
+    ///
+    /// ```
+    /// use knitting::Diagnostics;
+    /// let pool = knitting::Pool::builder().debug(Diagnostics::ALL).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn debug(mut self, diagnostics: Diagnostics) -> Self {
+        self.debug = diagnostics;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -308,8 +328,13 @@ impl PoolBuilder {
             boot: Boot::into_setting(self.boot)?,
         };
         let inline = self.inline_threshold;
+        let debug = self.debug | Diagnostics::from_env();
         Pool::from_engine(|| {
-            thread::Runtime::start(cfg).map(|rt| Engine::threads(rt).with_inline_threshold(inline))
+            thread::Runtime::start(cfg).map(|rt| {
+                Engine::threads(rt)
+                    .with_inline_threshold(inline)
+                    .with_diagnostics(debug)
+            })
         })
     }
 }

@@ -255,6 +255,7 @@ impl<R: Runtime> Pool<R> {
         let (call, job) = CallRef::new(task, args);
         let call = match engine.keep(inline) {
             Some(home) => {
+                crate::diag::call_kept(engine.diagnostics(), info.name());
                 let pool: Weak<dyn Keeper> = Arc::downgrade(&self.handle) as Weak<Handle>;
                 Call::kept(call, home, job, pool)
             }

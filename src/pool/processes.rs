@@ -62,8 +62,31 @@ impl ProcessPoolBuilder {
                 limits: crate::ResourceLimits::new(),
                 boot: None,
                 permissions: crate::Permissions::default(),
+                diagnostics: crate::Diagnostics::NONE,
             },
         }
+    }
+
+    /// Which diagnostics the pool emits as `tracing` events (see
+    /// [`Diagnostics`](crate::Diagnostics)); the `KNITTING_DEBUG`
+    /// environment variable adds more. The workers forward their events
+    /// (the crate's and the tasks' own) to the host, where they appear with
+    /// target `knitting::worker` and the worker's lane and pid; in
+    /// [named mode](Self::named_shared_memory) they cannot.
+    ///
+    /// The default value is none.
+    ///
+    /// ```
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder()
+    ///     .processes(1)
+    ///     .debug(knitting::Diagnostics::CRASH)
+    ///     .build()?;
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn debug(mut self, diagnostics: crate::Diagnostics) -> Self {
+        self.opts.diagnostics = diagnostics;
+        self
     }
 
     /// The program each worker runs.
@@ -469,7 +492,12 @@ impl ProcessPoolBuilder {
     /// ```
     pub fn build(mut self) -> Result<ProcessPool, Error> {
         self.opts.boot = Boot::into_setting(self.boot)?;
-        Pool::from_engine(|| process::Runtime::start(self.opts).map(Engine::processes))
+        self.opts.diagnostics = self.opts.diagnostics | crate::Diagnostics::from_env();
+        let debug = self.opts.diagnostics;
+        Pool::from_engine(|| {
+            process::Runtime::start(self.opts)
+                .map(|rt| Engine::processes(rt).with_diagnostics(debug))
+        })
     }
 }
 

@@ -157,6 +157,12 @@ pub(crate) struct Courier {
 }
 
 impl Courier {
+    /// The host's end of the socket (the worker's diagnostics arrive on
+    /// it too; see `forward.rs`).
+    pub(crate) fn socket(&self) -> &OwnedFd {
+        &self.socket
+    }
+
     pub(crate) fn new(socket: OwnedFd) -> Self {
         Self {
             socket,

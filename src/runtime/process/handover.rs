@@ -44,6 +44,9 @@ pub(crate) struct Handover {
     /// What the worker locks itself down to before its first task; `None`:
     /// unrestricted.
     pub(crate) sandbox: Option<Sandbox>,
+    /// The diagnostics the host emits: a worker forwards its events
+    /// while any is on.
+    pub(crate) diagnostics: crate::Diagnostics,
 }
 
 /// The file system and system-call restrictions of a worker (the
@@ -134,6 +137,9 @@ impl Handover {
             }
         }
         words.push_str(&format!(";workers={}", self.workers));
+        if !self.diagnostics.is_empty() {
+            words.push_str(&format!(";dbg={}", self.diagnostics.bits()));
+        }
         if let Some((id, len)) = self.boot {
             words.push_str(&format!(";boot={id};bootlen={len}"));
         }
@@ -170,6 +176,7 @@ impl Handover {
         let mut limits = Limits::default();
         let (mut workers, mut boot, mut boot_len) = (1, None, 0);
         let mut sandbox: Option<Sandbox> = None;
+        let mut diagnostics = crate::Diagnostics::NONE;
         let (mut read, mut write) = (Vec::new(), Vec::new());
         for pair in words.split(';') {
             let (key, value) = pair
@@ -207,6 +214,7 @@ impl Handover {
                         ..Sandbox::default()
                     })
                 }
+                "dbg" => diagnostics = crate::Diagnostics::from_bits(number()? as u8),
                 "ro" => read = paths_from_word(value)?,
                 "rw" => write = paths_from_word(value)?,
                 // Newer hosts may say more; what this worker needs is checked
@@ -232,6 +240,7 @@ impl Handover {
             workers,
             boot: boot.map(|id| (id, boot_len)),
             sandbox: sandbox.map(|s| Sandbox { read, write, ..s }),
+            diagnostics,
         })
     }
 }
@@ -289,6 +298,7 @@ mod tests {
                 exec: true,
                 best_effort: true,
             }),
+            diagnostics: crate::Diagnostics::CALLS | crate::Diagnostics::CRASH,
         }
     }
 
@@ -303,6 +313,7 @@ mod tests {
             limits: Limits::default(),
             boot: None,
             sandbox: None,
+            diagnostics: crate::Diagnostics::NONE,
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

@@ -102,6 +102,8 @@ pub(crate) struct Config {
     pub(crate) boot: Option<crate::task::bootstrap::Boot>,
     /// What each worker's tasks may do.
     pub(crate) permissions: crate::runtime::permissions::Permissions,
+    /// Which diagnostics the pool emits (and the workers forward).
+    pub(crate) diagnostics: crate::Diagnostics,
 }
 
 /// State shared by the pool and its lanes.
@@ -330,6 +332,15 @@ impl Lane {
             }
         }
         gen.broken = true;
+        // Its last words first: events it sent before it went.
+        self.forward_events(&gen);
+        crate::diag::worker_crashed(
+            self.shared.cfg.diagnostics,
+            self.index,
+            Some(gen.pid),
+            &gone.describe(),
+            gen.inflight.len(),
+        );
         let started = match &gone {
             Gone::Broken(v) => v.answered + 1,
             _ => 1,

@@ -32,6 +32,8 @@ pub(crate) mod check;
 #[cfg(target_os = "linux")]
 pub(crate) mod courier;
 #[cfg(target_os = "linux")]
+pub(crate) mod forward;
+#[cfg(target_os = "linux")]
 pub(crate) mod futex;
 #[cfg(target_os = "linux")]
 pub(crate) mod handover;
@@ -83,6 +85,7 @@ pub(crate) struct Options {
     pub(crate) boot: Option<crate::task::bootstrap::Boot>,
     /// What the workers' tasks may do.
     pub(crate) permissions: crate::runtime::permissions::Permissions,
+    pub(crate) diagnostics: crate::Diagnostics,
 }
 
 /// In a process started as a worker: serves calls and exits, never

@@ -114,6 +114,7 @@ impl Runtime {
                 workers: opts.processes,
                 boot: opts.boot,
                 permissions: opts.permissions,
+                diagnostics: opts.diagnostics,
             },
             n,
         ));

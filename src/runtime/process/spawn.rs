@@ -79,6 +79,7 @@ pub(crate) fn start_worker(
                 exec: cfg.permissions.exec,
                 best_effort: cfg.permissions.best_effort,
             }),
+        diagnostics: cfg.diagnostics,
     };
     if cfg.permissions.restricted {
         set_environment(&mut cmd, &cfg.permissions);
@@ -336,7 +337,7 @@ pub(crate) fn reap_soon(child: &mut Child) {
 
 /// Asks a worker to exit once its requests are done; kills it if it takes
 /// too long.
-pub(crate) fn stop_worker(mut gen: Gen) {
+pub(crate) fn stop_worker(mut gen: Gen, last_words: impl Fn(&Gen)) {
     let control = gen.shm.control();
     // Release suffices: the unconditional ring below bumps the bell word
     // after this store, and a worker that sees the bump (its Acquire load
@@ -347,7 +348,7 @@ pub(crate) fn stop_worker(mut gen: Gen) {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match gen.child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
+            Ok(Some(_)) | Err(_) => return last_words(&gen),
             Ok(None) if Instant::now() >= deadline => {
                 let _ = gen.child.kill();
                 let _ = gen.child.wait();

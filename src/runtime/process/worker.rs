@@ -70,6 +70,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         workers,
         boot,
         sandbox,
+        diagnostics,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -103,6 +104,10 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     if let Some((id, len)) = boot {
         let ctx = BootContext::new(lane, workers, RuntimeKind::Processes);
         run_bootstrap(&map, id, len, &ctx);
+    }
+    // After the bootstrap, which may install a subscriber of its own.
+    if let (false, Some(socket)) = (diagnostics.is_empty(), &socket) {
+        super::forward::install(socket);
     }
     beat(std::sync::Arc::clone(&map), heartbeat)?;
     // Last, so that they bound the tasks and not the set-up above.

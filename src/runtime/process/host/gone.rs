@@ -16,6 +16,20 @@ pub(super) enum Gone {
 }
 
 impl Gone {
+    /// How the worker went, in a few words (for diagnostics).
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Gone::Exited(status) => describe_exit(*status),
+            Gone::Broken(v) => format!("broke the shared-memory protocol ({})", v.why),
+            Gone::HardLimit { limit, .. } => {
+                format!("was killed: its call ran past its hard time limit ({limit:?})")
+            }
+            Gone::Unresponsive(limit) => {
+                format!("was killed: no sign of life for {limit:?}")
+            }
+        }
+    }
+
     /// The error for a call that may have started on the worker.
     pub(super) fn error(&self, index: usize, pid: u32, job: &JobRef, limits: &Limits) -> Error {
         match self {

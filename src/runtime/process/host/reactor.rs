@@ -21,9 +21,24 @@ impl Lane {
                 if self.shared.closed.load(Ordering::Acquire) && self.stop_if_idle() {
                     break;
                 }
+                let restarts = self.restarts.load(Ordering::Relaxed);
+                if restarts > 0 {
+                    crate::diag::worker_replacing(
+                        self.shared.cfg.diagnostics,
+                        self.index,
+                        restarts,
+                    );
+                }
+                let began = Instant::now();
                 match start_worker(self.index, &self.shared.cfg, &self.shared.abandoned) {
                     Ok(gen) => {
                         failures = 0;
+                        crate::diag::worker_ready(
+                            self.shared.cfg.diagnostics,
+                            self.index,
+                            Some(gen.pid),
+                            began.elapsed(),
+                        );
                         self.pid.store(gen.pid, Ordering::Relaxed);
                         let word = gen.sandbox.map_or(0, |e| e.to_word());
                         self.sandbox.store(word, Ordering::Relaxed);
@@ -59,6 +74,7 @@ impl Lane {
                 continue;
             }
             if let Some(sleep) = self.serve_once() {
+                crate::diag::reactor_sleeps(self.shared.cfg.diagnostics, self.index, sleep.timeout);
                 futex::wait(
                     &sleep.shm.control().host_bell.word,
                     sleep.seen,
@@ -124,10 +140,13 @@ impl Lane {
             st.done = Some(Error::closed());
             self.done.store(true, Ordering::Relaxed);
             drop(st);
-            stop_worker(gen);
+            let pid = gen.pid;
+            stop_worker(gen, |gen| self.forward_events(gen));
+            crate::diag::worker_stopped(self.shared.cfg.diagnostics, self.index, Some(pid));
             return None;
         }
         let gen = st.gen.as_ref().expect("checked above");
+        self.forward_events(gen);
         let control = gen.shm.control();
         // A consumed count that a task overwrote is written again (the
         // worker ignores one that makes no sense, and would wait for room).
@@ -153,6 +172,19 @@ impl Lane {
             }
             .min(wake_for_limit.unwrap_or(Duration::MAX)),
         })
+    }
+}
+
+impl Lane {
+    /// Emits the diagnostics events the worker of `gen` forwarded since the
+    /// last look (see `forward.rs`), if diagnostics are on.
+    pub(super) fn forward_events(&self, gen: &Gen) {
+        if self.shared.cfg.diagnostics.is_empty() {
+            return;
+        }
+        if let Some(courier) = &gen.courier {
+            crate::runtime::process::forward::drain(courier.socket(), self.index, gen.pid);
+        }
     }
 }
 
