@@ -22,6 +22,7 @@ const SOURCES: &[&str] = &[
     "src/pool/mod.rs",
     "src/pool/builder.rs",
     "src/pool/processes.rs",
+    "src/pool/processes/setup.rs",
     "src/pool/stats.rs",
     "src/runtime/limits.rs",
     "src/runtime/mod.rs",
