@@ -136,7 +136,7 @@ impl Diagnostics {
         self.0 == 0
     }
 
-    #[inline]
+    #[inline(always)]
     fn on(self, namespace: Self) -> bool {
         self.0 & namespace.0 != 0
     }
@@ -254,20 +254,33 @@ pub(crate) fn worker_crashed(
     }
 }
 
-/// A call went to lane `lane`.
-#[inline]
+/// A call went to lane `lane`. On every call's path: the test is inlined,
+/// the event is not.
+#[inline(always)]
 pub(crate) fn call_sent(d: Diagnostics, task: impl FnOnce() -> &'static str, lane: usize) {
     if d.on(Diagnostics::CALLS) {
-        tracing::debug!(target: "knitting::calls", task = task(), lane, "call sent");
+        call_sent_event(task(), lane);
     }
 }
 
+#[cold]
+#[inline(never)]
+fn call_sent_event(task: &'static str, lane: usize) {
+    tracing::debug!(target: "knitting::calls", task, lane, "call sent");
+}
+
 /// A call stays with its caller (the inline lane).
-#[inline]
+#[inline(always)]
 pub(crate) fn call_kept(d: Diagnostics, task: &'static str) {
     if d.on(Diagnostics::CALLS) {
-        tracing::debug!(target: "knitting::calls", task, "call kept for its caller's thread");
+        call_kept_event(task);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn call_kept_event(task: &'static str) {
+    tracing::debug!(target: "knitting::calls", task, "call kept for its caller's thread");
 }
 
 /// A process lane's reactor goes to sleep for at most `timeout`.
