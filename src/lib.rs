@@ -204,7 +204,7 @@ pub use crate::{
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
-    pool::{builder::PoolBuilder, LaneStats, Pool, PoolStats, ProcessPool},
+    pool::{builder::PoolBuilder, Crash, CrashKind, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
     runtime::{
         limits::ResourceLimits,

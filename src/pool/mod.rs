@@ -24,7 +24,7 @@ use std::{
 
 pub use self::{
     processes::{ProcessPool, ProcessPoolBuilder},
-    stats::{LaneStats, PoolStats},
+    stats::{Crash, CrashKind, LaneStats, PoolStats},
 };
 use crate::{
     call::{

@@ -31,6 +31,8 @@ pub struct PoolStats {
 pub struct LaneStats {
     /// Calls queued or running on the lane.
     pub in_flight: usize,
+    /// Of those, the calls waiting for the worker (not running yet).
+    pub queued: usize,
     /// Calls the lane's worker finished.
     pub completed: usize,
     /// The pid of the lane's worker process (process pools only; `None`
@@ -45,4 +47,97 @@ pub struct LaneStats {
     /// pools with restricted permissions only; see
     /// [`best_effort`](crate::Permissions::best_effort)).
     pub sandbox: Option<crate::Enforcement>,
+    /// How and when the lane's worker last went, if it ever did (a worker
+    /// process that died or was killed, a worker thread retired by a hard
+    /// time limit).
+    pub last_crash: Option<Crash>,
+}
+
+/// How and when a worker went, in [`LaneStats::last_crash`].
+///
+/// ```
+/// knitting::init();
+/// #[knitting::task]
+/// fn abort() { std::process::abort() }
+///
+/// let pool = knitting::Pool::builder().processes(1).build()?;
+/// pool.call(abort, ()).wait().unwrap_err();
+/// let last = pool.stats().lanes[0].last_crash.expect("the worker crashed");
+/// assert_eq!(last.how, knitting::CrashKind::Signal(6));
+/// assert!(last.to_string().contains("SIGABRT"));
+/// # Ok::<(), knitting::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Crash {
+    /// When the host noticed.
+    pub at: std::time::SystemTime,
+    /// How the worker went.
+    pub how: CrashKind,
+}
+
+/// How a worker went (see [`Crash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CrashKind {
+    /// A worker process was killed by this signal (`SIGSEGV`, `SIGABRT`,
+    /// `SIGKILL`, `SIGXCPU`, ...).
+    Signal(i32),
+    /// A worker process exited with this code (`std::process::exit` in a
+    /// task).
+    Exit(i32),
+    /// A worker process broke the shared-memory protocol and was killed.
+    Protocol,
+    /// A call ran past its hard time limit: its worker process was killed,
+    /// or its worker thread retired.
+    HardTimeout,
+    /// A worker process showed no sign of life and was killed.
+    Unresponsive,
+}
+
+impl Crash {
+    pub(crate) fn now(how: CrashKind) -> Self {
+        Self {
+            at: std::time::SystemTime::now(),
+            how,
+        }
+    }
+}
+
+impl std::fmt::Display for CrashKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Signal(signal) => match signal_name(*signal) {
+                Some(name) => write!(f, "killed by signal {signal} ({name})"),
+                None => write!(f, "killed by signal {signal}"),
+            },
+            Self::Exit(code) => write!(f, "exited with code {code}"),
+            Self::Protocol => f.write_str("broke the shared-memory protocol"),
+            Self::HardTimeout => f.write_str("ran past a hard time limit"),
+            Self::Unresponsive => f.write_str("showed no sign of life"),
+        }
+    }
+}
+
+impl std::fmt::Display for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ago = self.at.elapsed().unwrap_or_default();
+        write!(f, "{} ({:.1} s ago)", self.how, ago.as_secs_f64())
+    }
+}
+
+/// The usual names of the signals that end workers.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return None,
+    })
 }

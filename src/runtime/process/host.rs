@@ -162,6 +162,8 @@ pub(crate) struct Lane {
     pub(crate) pid: AtomicU32,
     /// What the current worker enforces, as an `Enforcement` word.
     pub(crate) sandbox: AtomicU32,
+    /// How and when the lane's worker last went.
+    last_crash: Mutex<Option<crate::Crash>>,
     /// Mirrors `State::done.is_some()`, read without the lock.
     done: AtomicBool,
 }
@@ -193,6 +195,7 @@ impl Lane {
             restarts: AtomicUsize::new(0),
             pid: AtomicU32::new(0),
             sandbox: AtomicU32::new(0),
+            last_crash: Mutex::new(None),
             done: AtomicBool::new(false),
         }
     }
@@ -207,6 +210,19 @@ impl Lane {
     pub(crate) fn sandbox(&self) -> Option<crate::runtime::permissions::Enforcement> {
         // Relaxed: a diagnostic snapshot.
         crate::runtime::permissions::Enforcement::from_word(self.sandbox.load(Ordering::Relaxed))
+    }
+
+    /// How and when the lane's worker last went.
+    pub(crate) fn last_crash(&self) -> Option<crate::Crash> {
+        *self.last_crash.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls waiting for the worker: in the host's backlog, or sent and
+    /// behind the one it runs (a snapshot, under the lane's lock).
+    pub(crate) fn queued(&self) -> usize {
+        let st = lock(&self.state);
+        let sent = st.gen.as_ref().map_or(0, |g| g.inflight.len());
+        st.backlog.len() + sent.saturating_sub(1)
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -334,6 +350,8 @@ impl Lane {
         gen.broken = true;
         // Its last words first: events it sent before it went.
         self.forward_events(&gen);
+        *self.last_crash.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(crate::Crash::now(gone.kind()));
         crate::diag::worker_crashed(
             self.shared.cfg.diagnostics,
             self.index,

@@ -203,6 +203,8 @@ impl Runtime {
                 completed: l.completed.load(Ordering::Relaxed),
                 pid: l.current_pid(),
                 sandbox: l.sandbox(),
+                queued: l.queued(),
+                last_crash: l.last_crash(),
                 restarts: l.restarts.load(Ordering::Relaxed),
             })
             .collect()

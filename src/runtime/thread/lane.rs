@@ -204,6 +204,11 @@ impl Lane {
         self.ring.len() + self.backlog_len.load(Ordering::Relaxed) + usize::from(self.is_running())
     }
 
+    /// Calls queued on this lane, not running yet (a racy snapshot).
+    pub(crate) fn queued(&self) -> usize {
+        self.ring.len() + self.backlog_len.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn completed(&self) -> usize {
         self.worker.completed.load(Ordering::Relaxed)
     }

@@ -22,7 +22,7 @@ use crate::{
     sync::{countdown::Countdown, AtomicBool, Ordering},
     task::bootstrap::{self, Boot, BootContext, BootInfo},
     transport::wake::Notified,
-    Error, LaneStats,
+    Crash, CrashKind, Error, LaneStats,
 };
 
 /// What a thread runtime is built from (the thread half of
@@ -61,6 +61,8 @@ struct Shared {
     /// Worker threads by lane and slot; a shutdown joins the current ones
     /// (a retired thread may still be running its task).
     threads: Mutex<Vec<(usize, SlotId, JoinHandle<()>)>>,
+    /// Per lane: when a hard time limit last retired its thread.
+    crashes: Box<[Mutex<Option<Crash>>]>,
 }
 
 impl Runtime {
@@ -89,6 +91,7 @@ impl Runtime {
             hard_timeout: cfg.hard_timeout,
             boot,
             threads: Mutex::new(Vec::with_capacity(threads)),
+            crashes: (0..threads).map(|_| Mutex::new(None)).collect(),
         });
         let (tx, started) = mpsc::channel();
         for index in 0..threads {
@@ -180,8 +183,11 @@ impl Runtime {
         self.shared
             .lanes
             .iter()
-            .map(|lane| LaneStats {
+            .zip(self.shared.crashes.iter())
+            .map(|(lane, crash)| LaneStats {
                 sandbox: None,
+                last_crash: *crash.lock().unwrap_or_else(|e| e.into_inner()),
+                queued: lane.queued(),
                 in_flight: lane.in_flight(),
                 completed: lane.completed(),
                 pid: None,
@@ -384,6 +390,9 @@ impl Shared {
         ));
         job.raise();
         drop(job);
+        *self.crashes[index]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Crash::now(CrashKind::HardTimeout));
         if let Err(err) = Shared::spawn_worker(self, index, None) {
             self.lose_lane(index, &|| {
                 Error::build(format!("could not replace worker thread {index}: {err}"))

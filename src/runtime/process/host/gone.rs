@@ -16,6 +16,22 @@ pub(super) enum Gone {
 }
 
 impl Gone {
+    /// How the worker went, for the lane's statistics.
+    pub(super) fn kind(&self) -> crate::CrashKind {
+        use crate::CrashKind;
+        use std::os::unix::process::ExitStatusExt as _;
+        match self {
+            Gone::Exited(status) => match (status.signal(), status.code()) {
+                (Some(signal), _) => CrashKind::Signal(signal),
+                (None, Some(code)) => CrashKind::Exit(code),
+                (None, None) => CrashKind::Exit(-1),
+            },
+            Gone::Broken(_) => CrashKind::Protocol,
+            Gone::HardLimit { .. } => CrashKind::HardTimeout,
+            Gone::Unresponsive(_) => CrashKind::Unresponsive,
+        }
+    }
+
     /// How the worker went, in a few words (for diagnostics).
     pub(super) fn describe(&self) -> String {
         match self {

@@ -1,0 +1,126 @@
+//! `pool.stats()` after a known sequence of calls, crashes and restarts,
+//! on both runtimes.
+
+knitting::init_before_main!();
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use common::LONG;
+use knitting::{CrashKind, Pool};
+
+static GATE: Mutex<()> = Mutex::new(());
+static HELD: AtomicBool = AtomicBool::new(false);
+
+/// Holds its worker thread until the test drops its guard of `GATE`.
+#[knitting::task]
+fn gated() {
+    HELD.store(true, Ordering::SeqCst);
+    drop(GATE.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+#[knitting::task]
+fn noop() {}
+
+/// Sleeps `ms` (in a worker process).
+#[knitting::task]
+fn nap(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[knitting::task]
+fn abort() {
+    std::process::abort()
+}
+
+#[knitting::task]
+fn exit(code: i32) {
+    std::process::exit(code)
+}
+
+/// Waits (bounded) until `done` says so.
+fn until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < LONG, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_thread_lane_counts_what_is_queued_running_done_and_retired() {
+    let pool = Pool::builder().threads(1).build().unwrap();
+    let gate = GATE.lock().unwrap();
+    let held = pool.call(gated, ());
+    until("the gated call starting", || HELD.load(Ordering::SeqCst));
+    let behind: Vec<_> = (0..3).map(|_| pool.call(noop, ())).collect();
+    let lane = pool.stats().lanes[0];
+    assert_eq!((lane.in_flight, lane.queued, lane.completed), (4, 3, 0));
+    assert_eq!(lane.last_crash, None);
+    drop(gate);
+    held.wait().unwrap();
+    for call in behind {
+        call.wait().unwrap();
+    }
+    let lane = pool.stats().lanes[0];
+    assert_eq!((lane.in_flight, lane.queued, lane.completed), (0, 0, 4));
+    assert_eq!(lane.restarts, 0);
+
+    #[knitting::task(hard_timeout = "20ms")]
+    fn runaway() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let before = std::time::SystemTime::now();
+    let err = pool.call(runaway, ()).wait().unwrap_err();
+    assert_eq!(err.kind(), knitting::ErrorKind::HardTimeout);
+    pool.call(noop, ()).wait().unwrap();
+    let lane = pool.stats().lanes[0];
+    assert_eq!(lane.restarts, 1);
+    let crash = lane.last_crash.expect("the retirement is recorded");
+    assert_eq!(crash.how, CrashKind::HardTimeout);
+    assert!(crash.at >= before);
+}
+
+#[test]
+fn a_process_lane_counts_its_queue_and_its_crashes() {
+    let pool = Pool::builder().processes(1).build().unwrap();
+    let first = pool.stats().lanes[0].pid.unwrap();
+    let sleeping = pool.call(nap, 300);
+    until("the nap starting", || pool.stats().lanes[0].in_flight == 1);
+    let behind: Vec<_> = (0..3).map(|_| pool.call(noop, ())).collect();
+    let lane = pool.stats().lanes[0];
+    assert_eq!((lane.in_flight, lane.queued), (4, 3));
+    sleeping.wait().unwrap();
+    for call in behind {
+        call.wait().unwrap();
+    }
+    let lane = pool.stats().lanes[0];
+    assert_eq!((lane.in_flight, lane.queued, lane.completed), (0, 0, 4));
+    assert_eq!((lane.restarts, lane.last_crash), (0, None));
+
+    pool.call(abort, ()).wait().unwrap_err();
+    pool.call(noop, ()).wait().unwrap();
+    let lane = pool.stats().lanes[0];
+    assert_eq!(lane.restarts, 1);
+    assert_eq!(lane.last_crash.unwrap().how, CrashKind::Signal(6));
+    assert_ne!(lane.pid, Some(first));
+
+    pool.call(exit, 3).wait().unwrap_err();
+    pool.call(noop, ()).wait().unwrap();
+    let lane = pool.stats().lanes[0];
+    assert_eq!(lane.restarts, 2);
+    let crash = lane.last_crash.unwrap();
+    assert_eq!(crash.how, CrashKind::Exit(3));
+    assert!(
+        crash.to_string().starts_with("exited with code 3"),
+        "{crash}"
+    );
+    assert_eq!(lane.completed, 6, "only the calls that answered count");
+}
