@@ -124,3 +124,39 @@ fn a_process_lane_counts_its_queue_and_its_crashes() {
     );
     assert_eq!(lane.completed, 6, "only the calls that answered count");
 }
+
+#[test]
+fn the_latency_histogram_counts_each_call_as_its_caller_saw_it() {
+    let off = Pool::builder().threads(1).build().unwrap();
+    off.call(noop, ()).wait().unwrap();
+    assert!(off.stats().latency.is_none());
+
+    let threads = Pool::builder()
+        .threads(1)
+        .latency_histogram(true)
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        threads.call(noop, ()).wait().unwrap();
+    }
+    // Dropped (cancelled) and detached calls are not waited for: no count.
+    drop(threads.call(noop, ()));
+    threads.call(noop, ()).detach();
+    let latency = threads.stats().latency.unwrap();
+    assert_eq!(latency.len(), 50);
+    assert!(latency.min() >= 1);
+
+    let processes = Pool::builder()
+        .processes(1)
+        .latency_histogram(true)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        processes.call(nap, 20).wait().unwrap();
+    }
+    let latency = processes.stats().latency.unwrap();
+    assert_eq!(latency.len(), 5);
+    // Each call slept 20 ms in the worker (1 % precision).
+    assert!(latency.min() >= 19_800_000, "{}", latency.min());
+    assert!(latency.value_at_quantile(0.5) < LONG.as_nanos() as u64);
+}

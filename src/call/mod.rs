@@ -2,6 +2,7 @@
 
 pub(crate) mod cell;
 pub(crate) mod kept;
+pub(crate) mod latency;
 pub(crate) mod route;
 pub(crate) mod timer;
 mod wait;
@@ -132,6 +133,8 @@ pub struct Call<T> {
     /// An inline call, kept here until it runs on its waiter's thread or
     /// goes to a worker (see [the inline lane](#the-inline-lane)).
     kept: Option<Kept>,
+    /// Where the call's latency goes when it ends (a pool that records).
+    latency: Option<Box<latency::Recording>>,
     _output: PhantomData<fn() -> T>,
 }
 
@@ -154,6 +157,7 @@ impl<T: Send + 'static> Call<T> {
             home,
             route,
             kept: None,
+            latency: None,
             _output: PhantomData,
         }
     }
@@ -166,8 +170,18 @@ impl<T: Send + 'static> Call<T> {
             home,
             route: None,
             kept: Some(Kept::new(job, pool)),
+            latency: None,
             _output: PhantomData,
         }
+    }
+
+    /// Records the call's latency, counted from `since`, into `latency`
+    /// when its handle takes the outcome.
+    pub(crate) fn recorded(mut self, latency: &Arc<latency::Latency>, since: Instant) -> Self {
+        if matches!(self.repr, Repr::Pending(_)) {
+            self.latency = Some(latency::Recording::start(latency, since));
+        }
+        self
     }
 
     /// Sends a kept call to a worker: its handle is about to be polled or
@@ -184,6 +198,7 @@ impl<T: Send + 'static> Call<T> {
             home: 0,
             route: None,
             kept: None,
+            latency: None,
             _output: PhantomData,
         }
     }
@@ -476,6 +491,9 @@ impl<T: Send + 'static> Call<T> {
                 // for a task whose output is `T`.
                 let result = unsafe { call.take::<T>() };
                 self.repr = Repr::Spent;
+                if let Some(recording) = self.latency.take() {
+                    recording.finish();
+                }
                 Some(result)
             }
             Repr::Pending(_) => None,

@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Instant};
 use crate::{
     call::{
         cell::{CallRef, JobRef},
+        latency::Latency,
         route::Route,
     },
     diag::{self, Diagnostics},
@@ -64,6 +65,8 @@ pub(crate) struct Engine {
     inlined: AtomicUsize,
     /// Which diagnostics the pool emits.
     diagnostics: Diagnostics,
+    /// The call latency histogram, if the pool records one.
+    latency: Option<Arc<Latency>>,
 }
 
 enum Runtimes {
@@ -79,6 +82,7 @@ impl Engine {
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
+            latency: None,
         }
     }
 
@@ -88,6 +92,18 @@ impl Engine {
         let processes = matches!(self.runtime, Runtimes::Processes(_));
         diag::pool_built(diagnostics, processes, self.workers());
         self
+    }
+
+    /// Makes the pool record its calls' latency (or not).
+    pub(crate) fn with_latency(mut self, on: bool) -> Self {
+        self.latency = on.then(Latency::new);
+        self
+    }
+
+    /// The pool's latency histogram, if it records one.
+    #[inline]
+    pub(crate) fn latency(&self) -> Option<&Arc<Latency>> {
+        self.latency.as_ref()
     }
 
     /// The diagnostics the pool emits.
@@ -108,6 +124,7 @@ impl Engine {
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
+            latency: None,
         }
     }
 

@@ -248,12 +248,13 @@ impl<R: Runtime> Pool<R> {
         if engine.is_closed() {
             return Call::failed(Error::closed().with_task(task.info().name()));
         }
+        let since = engine.latency().map(|_| Instant::now());
         let info = task.info();
         let timeout = info.timeout();
         let inline = info.is_inline() && info.hard_timeout().is_none();
         let remote = <R as Travel<T>>::remote(&task);
         let (call, job) = CallRef::new(task, args);
-        let call = match engine.keep(inline) {
+        let mut call = match engine.keep(inline) {
             Some(home) => {
                 crate::diag::call_kept(engine.diagnostics(), info.name());
                 let pool: Weak<dyn Keeper> = Arc::downgrade(&self.handle) as Weak<Handle>;
@@ -264,6 +265,9 @@ impl<R: Runtime> Pool<R> {
                 Call::pending(call, home, route)
             }
         };
+        if let (Some(latency), Some(since)) = (engine.latency(), since) {
+            call = call.recorded(latency, since);
+        }
         match timeout {
             Some(timeout) => call.timeout(timeout),
             None => call,
@@ -309,6 +313,7 @@ impl<R: Runtime> Pool<R> {
             lanes: self.handle.engine.lane_stats(),
             closed: self.is_closed(),
             inlined: self.handle.engine.inlined(),
+            latency: self.handle.engine.latency().map(|l| l.snapshot()),
         }
     }
 

@@ -35,6 +35,7 @@ use crate::{
 pub struct ProcessPoolBuilder {
     opts: Options,
     boot: Option<Result<Boot, String>>,
+    latency: bool,
 }
 
 /// The default of [`ProcessPoolBuilder::liveness_timeout`].
@@ -49,6 +50,7 @@ impl ProcessPoolBuilder {
     ) -> Self {
         Self {
             boot,
+            latency: false,
             opts: Options {
                 processes,
                 exe: None,
@@ -88,6 +90,22 @@ impl ProcessPoolBuilder {
     /// ```
     pub fn debug(mut self, diagnostics: crate::Diagnostics) -> Self {
         self.opts.diagnostics = diagnostics;
+        self
+    }
+
+    /// Records every call's latency in a histogram, in
+    /// [`PoolStats::latency`](crate::PoolStats::latency) (see
+    /// [`PoolBuilder::latency_histogram`](crate::PoolBuilder::latency_histogram)).
+    /// The default value is `false`.
+    ///
+    /// ```
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder().processes(1).latency_histogram(true).build()?;
+    /// assert!(pool.stats().latency.is_some());
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn latency_histogram(mut self, on: bool) -> Self {
+        self.latency = on;
         self
     }
 
@@ -401,9 +419,13 @@ impl ProcessPoolBuilder {
         self.opts.boot = Boot::into_setting(self.boot)?;
         self.opts.diagnostics = self.opts.diagnostics | crate::Diagnostics::from_env();
         let debug = self.opts.diagnostics;
+        let latency = self.latency;
         Pool::from_engine(|| {
-            process::Runtime::start(self.opts)
-                .map(|rt| Engine::processes(rt).with_diagnostics(debug))
+            process::Runtime::start(self.opts).map(|rt| {
+                Engine::processes(rt)
+                    .with_latency(latency)
+                    .with_diagnostics(debug)
+            })
         })
     }
 }
