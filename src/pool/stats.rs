@@ -28,7 +28,9 @@ pub struct PoolStats {
 pub struct LaneStats {
     /// Calls queued or running on the lane.
     pub in_flight: usize,
-    /// Calls the lane's worker finished.
+    /// Calls the lane's worker finished, those it took from other lanes
+    /// ([`stolen`](Self::stolen)) included: a call counts on the lane that
+    /// ran it, not the one it was queued on.
     pub completed: usize,
     /// The pid of the lane's worker process (process pools only; `None`
     /// while a worker is being replaced).
@@ -42,4 +44,8 @@ pub struct LaneStats {
     /// pools with restricted permissions only; see
     /// [`best_effort`](crate::Permissions::best_effort)).
     pub sandbox: Option<crate::Enforcement>,
+    /// Calls the lane's worker took from another lane's queue and ran
+    /// (thread pools with [work stealing](crate::PoolBuilder::work_stealing);
+    /// always 0 on process pools).
+    pub stolen: usize,
 }

@@ -203,6 +203,7 @@ impl Runtime {
                 pid: l.current_pid(),
                 sandbox: l.sandbox(),
                 restarts: l.restarts.load(Ordering::Relaxed),
+                stolen: 0,
             })
             .collect()
     }
