@@ -1,6 +1,6 @@
 //! Work stealing on thread pools: a call queued behind a long one on a
 //! busy lane is taken by an idle worker, and runs there exactly as on its
-//! own lane (hard time limit, nested calls, shutdown).
+//! own lane (cancellation, hard time limit, nested calls, shutdown).
 //!
 //! Every test puts calls behind a long one the same way, through the public
 //! API: a 2-worker pool, a long call `A` (which takes the first idle lane),
@@ -258,4 +258,36 @@ fn an_abandoning_shutdown_ends_every_call_exactly_once() {
         ErrorKind::Closed
     );
     RELEASED[10].store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn cancelled_queued_calls_are_not_run_by_a_thief() {
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    #[knitting::task]
+    fn count_run(i: u64) -> u64 {
+        RAN.fetch_add(1, Ordering::SeqCst);
+        i
+    }
+    let pool = pool(true);
+    let (mut long, mut other) = occupy(&pool, 12, 13);
+    let mut calls: Vec<_> = (0..16u64).map(|i| pool.call(count_run, i)).collect();
+    // Cancel every other call while all of them wait in the queues.
+    let mut kept = Vec::new();
+    for (i, call) in (0u64..).zip(calls.drain(..)) {
+        if i % 2 == 0 {
+            let err = call.cancel().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+        } else {
+            kept.push((i, call));
+        }
+    }
+    RELEASED[13].store(true, Ordering::SeqCst);
+    assert_eq!(other.wait_timeout(LONG).expect("released").unwrap(), 13);
+    for (i, mut call) in kept {
+        assert_eq!(call.wait_timeout(LONG).expect("stolen and run").unwrap(), i);
+    }
+    assert!(!long.is_finished());
+    assert_eq!(RAN.load(Ordering::SeqCst), 8, "only the calls kept ran");
+    RELEASED[12].store(true, Ordering::SeqCst);
+    assert_eq!(long.wait_timeout(LONG).expect("released").unwrap(), 12);
 }

@@ -358,6 +358,22 @@ mod tests {
     }
 
     #[test]
+    fn a_target_of_batch_0_is_judged_at_whatever_call_count_was_run() {
+        let at = |runtime, ns| Record {
+            batch: 10_000,
+            ..record("W5", runtime, 8, ns)
+        };
+        let text = table(&[at(KNITTING, 105), at("rayon", 100)]);
+        assert!(
+            text.contains("| W5 all calls, threads: within 1.1× of rayon | 1.05× its time | met |")
+        );
+        let text = table(&[at(KNITTING, 120), at("rayon", 100)]);
+        assert!(text.contains(
+            "| W5 all calls, threads: within 1.1× of rayon | 1.20× its time | **missed** |"
+        ));
+    }
+
+    #[test]
     fn process_targets_read_not_measured_without_their_records() {
         let text = table(&[
             record("W1", KNITTING, 8, 1_000),
