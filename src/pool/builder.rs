@@ -35,6 +35,7 @@ pub struct PoolBuilder {
     inline_threshold: Option<usize>,
     debug: Diagnostics,
     latency: bool,
+    work_stealing: bool,
 }
 
 impl Default for PoolBuilder {
@@ -61,6 +62,7 @@ impl PoolBuilder {
             inline_threshold: None,
             debug: Diagnostics::NONE,
             latency: false,
+            work_stealing: true,
         }
     }
 
@@ -319,6 +321,33 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether an idle worker thread takes calls queued on a busy one's
+    /// lane, so that one slow call does not hold back the calls queued
+    /// behind it while other workers have nothing to do.
+    ///
+    /// Only calls that have not started move; a stolen call runs exactly as
+    /// on its own lane (the same hard time limit, the same nested-call
+    /// rule) and counts on the lane that ran it
+    /// ([`LaneStats::stolen`](crate::LaneStats::stolen)). Turn it off when a
+    /// call must run on the worker thread its lane was given: per-thread
+    /// state from a [`bootstrap`](Self::bootstrap) that differs between
+    /// workers, or keeping a lane's calls in first-in first-out order on
+    /// one thread. An idle worker also looks at the other lanes while it
+    /// spins, which costs a little more memory traffic on a busy pool.
+    ///
+    /// The default value is `true` (a pool of one thread has nobody to
+    /// steal from). Process pools do not steal.
+    ///
+    /// ```
+    /// let pool = knitting::Pool::builder().threads(2).work_stealing(false).build()?;
+    /// assert_eq!(pool.stats().lanes[1].stolen, 0);
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn work_stealing(mut self, on: bool) -> Self {
+        self.work_stealing = on;
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -346,6 +375,7 @@ impl PoolBuilder {
             thread_name: self.thread_name,
             hard_timeout: self.hard_timeout,
             boot: Boot::into_setting(self.boot)?,
+            work_stealing: self.work_stealing,
         };
         let inline = self.inline_threshold;
         let debug = self.debug | Diagnostics::from_env();

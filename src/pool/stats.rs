@@ -48,7 +48,9 @@ pub struct LaneStats {
     pub in_flight: usize,
     /// Of those, the calls waiting for the worker (not running yet).
     pub queued: usize,
-    /// Calls the lane's worker finished.
+    /// Calls the lane's worker finished, those it took from other lanes
+    /// ([`stolen`](Self::stolen)) included: a call counts on the lane that
+    /// ran it, not the one it was queued on.
     pub completed: usize,
     /// The pid of the lane's worker process (process pools only; `None`
     /// while a worker is being replaced).
@@ -66,6 +68,10 @@ pub struct LaneStats {
     /// process that died or was killed, a worker thread retired by a hard
     /// time limit).
     pub last_crash: Option<Crash>,
+    /// Calls the lane's worker took from another lane's queue and ran
+    /// (thread pools with [work stealing](crate::PoolBuilder::work_stealing);
+    /// always 0 on process pools).
+    pub stolen: usize,
 }
 
 /// How and when a worker went, in [`LaneStats::last_crash`].

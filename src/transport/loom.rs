@@ -166,3 +166,39 @@ fn loom_retire_races_a_push() {
         );
     });
 }
+
+/// Work stealing: a lane's worker and a thief pop the same ring while its
+/// producer pushes; every item is taken exactly once.
+#[test]
+fn loom_ring_owner_and_thief_take_each_item_once() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::with_capacity(2));
+        let producer = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || {
+                for v in [1u32, 2] {
+                    let mut v = v;
+                    while let Err(back) = ring.push(v) {
+                        v = back;
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        let thief = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.pop())
+        };
+        let mut seen: Vec<u32> = thief.join().unwrap().into_iter().collect();
+        while seen.len() < 2 {
+            match ring.pop() {
+                Some(v) => seen.push(v),
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+        assert!(ring.pop().is_none());
+    });
+}

@@ -27,6 +27,8 @@ pub mod abort_aware;
 pub mod abort_latency;
 /// W1: echo one `f64`.
 pub mod echo;
+/// W7: the CPU an idle pool uses.
+pub mod idle;
 /// W8: process call latency against procspawn.
 pub mod process_echo;
 /// W2: 1 MiB byte round copy.
@@ -37,6 +39,8 @@ pub mod shared_buffer;
 pub mod size_sweep;
 /// W6: start-up of a pool up to its first answer.
 pub mod startup;
+/// W4: throughput of trivial calls; W5: skewed work.
+pub mod throughput;
 
 use std::{
     cell::RefCell,

@@ -206,6 +206,7 @@ impl Runtime {
                 queued: l.queued(),
                 last_crash: l.last_crash(),
                 restarts: l.restarts.load(Ordering::Relaxed),
+                stolen: 0,
             })
             .collect()
     }

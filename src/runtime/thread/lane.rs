@@ -1,5 +1,24 @@
 //! Thread lanes: a lane queue, its wake word, and the worker loop that
-//! drains it.
+//! drains it (and, with work stealing, the other lanes' queues).
+//!
+//! # Work stealing
+//!
+//! A worker whose own queue is empty pops the oldest queued call of another
+//! lane (its neighbour first, to spread the thieves) and runs it exactly as
+//! its own: in its own slot, under its own hard time limit, counted as
+//! completed (and stolen) on its own lane. Only calls not yet started move:
+//! a running call stays where it runs.
+//!
+//! Stealing changes no protocol. The ring is a multi-consumer queue and the
+//! backlog sits behind a mutex, so a stolen call is taken exactly once; the
+//! call cell decides, as before, between the worker that runs a call and a
+//! cancel, a shutdown or a nested waiter that ends it first. No call ever
+//! depends on a thief: its own lane's worker drains its queue as without
+//! stealing, so a missed chance to steal costs time, never a call. That is
+//! why a push to a busy lane does not wake a parked peer: a worker parks only
+//! after its last look (after the announcement) found every lane's queue
+//! empty, and a parked worker's lane is idle, so the pool's lane choice
+//! (first idle lane) sends the next call to it rather than behind a busy one.
 
 use std::{
     collections::VecDeque,
@@ -50,6 +69,8 @@ struct WorkerSide {
     completed: AtomicUsize,
     /// Threads retired by a hard time limit.
     retired: AtomicUsize,
+    /// Calls this lane's workers took from another lane's queue.
+    stolen: AtomicUsize,
 }
 
 /// One worker thread's view of the call it runs.
@@ -94,6 +115,7 @@ impl Lane {
                 slot: AtomicPtr::new(ptr::null_mut()),
                 completed: AtomicUsize::new(0),
                 retired: AtomicUsize::new(0),
+                stolen: AtomicUsize::new(0),
             }),
             slots: Mutex::new(Vec::new()),
         }
@@ -218,6 +240,11 @@ impl Lane {
         self.worker.retired.load(Ordering::Relaxed)
     }
 
+    /// Calls this lane's workers took from other lanes.
+    pub(crate) fn stolen(&self) -> usize {
+        self.worker.stolen.load(Ordering::Relaxed)
+    }
+
     /// Runs one call, keeping a reference in the slot so that a shutdown
     /// that gives up on the worker, or a hard time limit, can still fail
     /// it. False when the hard time limit retired this thread meanwhile.
@@ -329,6 +356,43 @@ pub(crate) struct SpinPolicy {
     pub(crate) budget: Duration,
 }
 
+/// The lanes a worker serves: its own, and the others it steals from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Crew<'a> {
+    /// Every lane of the pool.
+    pub(crate) lanes: &'a [Lane],
+    /// The worker's own lane in `lanes`.
+    pub(crate) index: usize,
+    /// Whether the worker takes queued calls of the other lanes.
+    pub(crate) steal: bool,
+}
+
+impl Crew<'_> {
+    fn own(&self) -> &Lane {
+        &self.lanes[self.index]
+    }
+
+    /// The other lanes, the neighbour first (none without stealing).
+    fn others(&self) -> impl Iterator<Item = &Lane> {
+        let n = if self.steal { self.lanes.len() } else { 1 };
+        (1..n).map(move |k| &self.lanes[(self.index + k) % n])
+    }
+
+    /// The oldest queued call of another lane, if any.
+    fn steal(&self) -> Option<JobRef> {
+        let job = self.others().find_map(Lane::pop)?;
+        // Relaxed: statistics only.
+        self.own().worker.stolen.fetch_add(1, Ordering::Relaxed);
+        Some(job)
+    }
+
+    /// Work for this worker: a call queued on its lane or, with stealing, on
+    /// another (a racy snapshot; a miss is caught by the next look).
+    fn has_work(&self) -> bool {
+        !self.own().is_empty() || self.others().any(|lane| !lane.is_empty())
+    }
+}
+
 /// Runs as each call starts on a lane (the hard time limit hooks in);
 /// returns the timer entry to cancel when the call returns.
 pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::call::timer::Key> + 'a;
@@ -337,7 +401,7 @@ pub(crate) type OnStart<'a> = dyn Fn(&JobRef) -> Option<crate::call::timer::Key>
 /// of the thread pool named `pool` (see [`super::mark_worker_thread`]).
 #[allow(clippy::too_many_arguments, reason = "one call site, all distinct")]
 pub(crate) fn run_worker(
-    lane: &Lane,
+    crew: Crew<'_>,
     slot: SlotId,
     pool: usize,
     closed: &AtomicBool,
@@ -345,6 +409,7 @@ pub(crate) fn run_worker(
     spin: SpinPolicy,
     on_start: &OnStart<'_>,
 ) -> Exit {
+    let lane = crew.own();
     let slot = lane.slot_at(slot);
     // Runtime code must not unwind: task panics are caught inside `run`, so
     // a panic reaching this guard is a bug in the crate, and aborting beats
@@ -353,18 +418,19 @@ pub(crate) fn run_worker(
     lane.wake.register_sleeper();
     crate::role::mark_worker_thread(pool);
     loop {
-        // BUSY: run everything queued.
-        while let Some(job) = lane.pop() {
+        // BUSY: run everything queued here, then what waits on other lanes.
+        while let Some(job) = lane.pop().or_else(|| crew.steal()) {
             if !lane.run(slot, job, abandoned, on_start) {
                 std::mem::forget(guard);
                 return Exit::Retired;
             }
         }
         // IDLE: spin on loads for the budget, then announce and park.
-        if spin_until_work(lane, spin) {
+        if spin_until_work(crew, spin) {
             continue;
         }
-        // SHUTDOWN: exit once the pool is closed and this lane is drained.
+        // SHUTDOWN: exit once the pool is closed and this lane is drained
+        // (the other lanes' workers drain theirs).
         // SYNC POINT: Acquire pairs with the Release store that closes the
         // pool.
         if closed.load(Ordering::Acquire) {
@@ -376,18 +442,20 @@ pub(crate) fn run_worker(
             }
             continue;
         }
+        // The last look, after the announcement, covers the other lanes
+        // too: work to steal keeps this worker up.
         lane.wake
-            .sleep(|| !lane.is_empty() || closed.load(Ordering::Acquire));
+            .sleep(|| crew.has_work() || closed.load(Ordering::Acquire));
     }
     std::mem::forget(guard);
     Exit::Done
 }
 
-/// Spins with loads only; true as soon as the lane has work.
-fn spin_until_work(lane: &Lane, spin: SpinPolicy) -> bool {
+/// Spins with loads only; true as soon as there is work to take.
+fn spin_until_work(crew: Crew<'_>, spin: SpinPolicy) -> bool {
     let mut backoff = Backoff::new(spin.budget);
     loop {
-        if !lane.is_empty() {
+        if crew.has_work() {
             return true;
         }
         if backoff.is_completed() {
@@ -447,7 +515,12 @@ mod tests {
                 let spin = SpinPolicy {
                     budget: Duration::ZERO,
                 };
-                run_worker(&lane, old_slot, 1, &flags.0, &flags.1, spin, &|_| None)
+                let crew = Crew {
+                    lanes: std::slice::from_ref(&*lane),
+                    index: 0,
+                    steal: true,
+                };
+                run_worker(crew, old_slot, 1, &flags.0, &flags.1, spin, &|_| None)
             })
         };
         // The hard limit takes the call once it runs, as the timer does.

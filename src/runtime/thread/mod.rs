@@ -1,7 +1,8 @@
 //! The thread runtime: worker threads of this process, one per lane.
 //!
 //! - [`lane`]: a lane's queue (a lock-free ring of one-pointer jobs), its
-//!   wake word, the worker loop and the rule for retiring a thread;
+//!   wake word, the worker loop (with work stealing between lanes) and the
+//!   rule for retiring a thread;
 //! - this module: starting the workers, handing them calls, hard time
 //!   limits (a thread cannot be killed: its lane gets a fresh thread) and
 //!   shutdown.
@@ -14,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use self::lane::{run_worker, Exit, Lane, SlotId, SpinPolicy};
+use self::lane::{run_worker, Crew, Exit, Lane, SlotId, SpinPolicy};
 use crate::{
     call::cell::{CallKey, CallRef, JobRef},
     role::RuntimeKind,
@@ -35,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) thread_name: String,
     pub(crate) hard_timeout: Option<Duration>,
     pub(crate) boot: Option<Boot>,
+    /// Idle workers take queued calls of busy lanes.
+    pub(crate) work_stealing: bool,
 }
 
 /// Where a worker thread started by `build` reports its bootstrap.
@@ -54,6 +57,8 @@ struct Shared {
     /// One per lane: a retired thread hands its count to its replacement.
     live_workers: Countdown,
     spin: SpinPolicy,
+    /// Idle workers take queued calls of other lanes (see [`lane`]).
+    steal: bool,
     thread_name: String,
     hard_timeout: Option<Duration>,
     /// The bootstrap each worker thread runs before it takes calls.
@@ -87,6 +92,7 @@ impl Runtime {
             spin: SpinPolicy {
                 budget: cfg.spin_budget,
             },
+            steal: cfg.work_stealing && threads > 1,
             thread_name: cfg.thread_name,
             hard_timeout: cfg.hard_timeout,
             boot,
@@ -192,6 +198,7 @@ impl Runtime {
                 completed: lane.completed(),
                 pid: None,
                 restarts: lane.retired(),
+                stolen: lane.stolen(),
             })
             .collect()
     }
@@ -279,8 +286,13 @@ impl Shared {
                     return;
                 }
                 let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
+                let crew = Crew {
+                    lanes: &shared.lanes,
+                    index,
+                    steal: shared.steal,
+                };
                 let exit = run_worker(
-                    &shared.lanes[index],
+                    crew,
                     slot,
                     shared.id(),
                     &shared.closed,
