@@ -199,6 +199,7 @@ pub use crate::payload::shared::{SharedAtomic, SharedBuffer};
 pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
+    dispatch::balance::{Balance, Balancer, LaneLoad, LaneLoads},
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,

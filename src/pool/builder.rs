@@ -3,8 +3,10 @@
 use std::{num::NonZeroUsize, time::Duration};
 
 use crate::{
-    dispatch::Engine, runtime::thread, task::bootstrap::Boot, Bootstrap, Error, Pool,
-    ProcessPoolBuilder,
+    dispatch::{balance::Strategy, Engine},
+    runtime::thread,
+    task::bootstrap::Boot,
+    Bootstrap, Error, Pool, ProcessPoolBuilder,
 };
 
 /// Configures and builds a [`Pool`].
@@ -32,6 +34,8 @@ pub struct PoolBuilder {
     thread_name: String,
     hard_timeout: Option<Duration>,
     boot: Option<Result<Boot, String>>,
+    /// Set in `pool/balancing.rs`.
+    pub(super) balance: Strategy,
 }
 
 impl Default for PoolBuilder {
@@ -55,6 +59,7 @@ impl PoolBuilder {
             thread_name: "knitting-worker".to_owned(),
             hard_timeout: None,
             boot: None,
+            balance: Strategy::default(),
         }
     }
 
@@ -196,9 +201,9 @@ impl PoolBuilder {
     }
 
     /// Makes a pool of `processes` worker *processes* instead of threads:
-    /// see [`ProcessPool`](crate::ProcessPool). The spin budget
-    /// and the [`bootstrap`](Self::bootstrap) carry over; the other thread
-    /// options do not apply.
+    /// see [`ProcessPool`](crate::ProcessPool). The spin budget, the
+    /// [`bootstrap`](Self::bootstrap) and the [`balancer`](Self::balancer)
+    /// carry over; the other thread options do not apply.
     ///
     /// Process workers need Linux: elsewhere the same code compiles and
     /// [`build`](crate::ProcessPoolBuilder::build) fails with a
@@ -218,7 +223,13 @@ impl PoolBuilder {
     #[track_caller]
     pub fn processes(self, processes: usize) -> ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
-        ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout, self.boot)
+        ProcessPoolBuilder::new(
+            processes,
+            self.spin_budget,
+            self.hard_timeout,
+            self.boot,
+            self.balance,
+        )
     }
 
     /// Starts the workers.
@@ -249,6 +260,7 @@ impl PoolBuilder {
             hard_timeout: self.hard_timeout,
             boot: Boot::into_setting(self.boot)?,
         };
-        Pool::from_engine(|| thread::Runtime::start(cfg).map(Engine::threads))
+        let balance = self.balance;
+        Pool::from_engine(|| thread::Runtime::start(cfg).map(|rt| Engine::threads(rt, balance)))
     }
 }

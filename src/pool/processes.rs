@@ -5,7 +5,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use super::Pool;
 use crate::{
-    dispatch::Engine,
+    dispatch::{balance::Strategy, Engine},
     runtime::{
         process::{self, Options},
         Processes,
@@ -33,6 +33,7 @@ use crate::{
 pub struct ProcessPoolBuilder {
     opts: Options,
     boot: Option<Result<Boot, String>>,
+    pub(super) balance: Strategy,
 }
 
 /// The default of [`ProcessPoolBuilder::liveness_timeout`].
@@ -44,9 +45,11 @@ impl ProcessPoolBuilder {
         spin: Duration,
         hard_timeout: Option<Duration>,
         boot: Option<Result<Boot, String>>,
+        balance: Strategy,
     ) -> Self {
         Self {
             boot,
+            balance,
             opts: Options {
                 processes,
                 exe: None,
@@ -469,7 +472,8 @@ impl ProcessPoolBuilder {
     /// ```
     pub fn build(mut self) -> Result<ProcessPool, Error> {
         self.opts.boot = Boot::into_setting(self.boot)?;
-        Pool::from_engine(|| process::Runtime::start(self.opts).map(Engine::processes))
+        let start = process::Runtime::start;
+        Pool::from_engine(|| start(self.opts).map(|rt| Engine::processes(rt, self.balance)))
     }
 }
 
