@@ -38,7 +38,11 @@
 //!   the host wrote (8 B and 1 MiB, batch 1 and 100): `knitting-threads`,
 //!   `knitting-processes`, against `knitting-processes-bytes` (the same
 //!   bytes sent as a `ByteBuf`), and `knitting-processes-pass` (a task
-//!   that loads one word: the call's own cost).
+//!   that loads one word: the call's own cost);
+//! - W14 ([`workloads::saturated`]), a saturated service: 4 callers keep 32
+//!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
+//!   and calls/s: `knitting-threads`, `knitting-processes`, the same with
+//!   `Balancer::LeastLoaded` (`-least-loaded`), and `rayon`.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting), the
 //! runtimes that cannot run on this machine with why (a strict process
@@ -127,6 +131,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W10b", workloads::abort_latency::cancel)],
         &[("W10c", workloads::abort_latency::hard_limit)],
         &[("W11", workloads::shared_buffer::workload)],
+        &[("W14", workloads::saturated::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
     // that is not measured is not built either (no pool started).

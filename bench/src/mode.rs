@@ -13,7 +13,7 @@ options:
   --smoke    a handful of samples per point, every workload (wins over --quick)
   -h, --help this text
 
-workloads: W1 W2 W3 W6 W8 W9 W10a W10b W10c W11 (what each measures: bench/README.md)
+workloads: W1 W2 W3 W6 W8 W9 W10a W10b W10c W11 W14 (what each measures: bench/README.md)
 
 environment:
   KNITTING_BENCH_ONLY=W1,W9,W10  measure only these workloads (W10 selects
@@ -43,6 +43,9 @@ pub struct Mode {
     /// limit), over all rounds: each one lets a call spin for a few
     /// milliseconds (tens, for the hard limit), so there are few.
     pub aborts: usize,
+    /// How long W14's callers keep the service saturated per runtime and
+    /// round (timed calls only; a warm-up of an eighth of it comes first).
+    pub service: Duration,
 }
 
 impl Mode {
@@ -61,6 +64,7 @@ impl Mode {
         sweep: &[8, 64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB],
         startups: 30,
         aborts: 100,
+        service: Duration::from_secs(2),
     };
 
     /// `--quick`: well under a minute.
@@ -77,6 +81,7 @@ impl Mode {
         sweep: QUICK_SWEEP,
         startups: 10,
         aborts: 24,
+        service: Duration::from_millis(1000),
     };
 
     /// `--smoke`: proves every workload runs; its numbers mean nothing.
@@ -93,6 +98,7 @@ impl Mode {
         sweep: QUICK_SWEEP,
         startups: 2,
         aborts: 3,
+        service: Duration::from_millis(40),
     };
 
     /// Parses the command line (without the program name); `None` when
