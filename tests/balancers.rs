@@ -6,21 +6,19 @@
 knitting::init_before_main!();
 
 use std::{
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicU32, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
 use knitting::{Balancer, Call, LaneLoads, Pool, PoolBuilder, Runs, Runtime, SharedBuffer};
 
-/// Waits until the gate's first byte is set.
+/// Counts itself started in the gate's second word, then waits until its
+/// first word is set.
 #[knitting::task]
 fn hold(gate: SharedBuffer) {
-    let mut byte = [0u8];
-    loop {
-        gate.read(0, &mut byte).expect("in range");
-        if byte[0] != 0 {
-            return;
-        }
+    let words = gate.view::<AtomicU32>().expect("two words");
+    words[1].fetch_add(1, Ordering::Relaxed);
+    while words[0].load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -30,14 +28,21 @@ fn echo(v: u32) -> u32 {
     v
 }
 
+/// Two words: open (set by the test), started (counted by the calls).
 struct Gate(SharedBuffer);
 
 impl Gate {
     fn new() -> Self {
-        Self(SharedBuffer::new(1).expect("shared buffer"))
+        Self(SharedBuffer::new(8).expect("shared buffer"))
+    }
+    fn words(&self) -> &[AtomicU32] {
+        self.0.view::<AtomicU32>().expect("two words")
     }
     fn open(&self) {
-        self.0.write(0, &[1]).expect("in range");
+        self.words()[0].store(1, Ordering::Relaxed);
+    }
+    fn started(&self) -> u32 {
+        self.words()[1].load(Ordering::Relaxed)
     }
 }
 
@@ -90,8 +95,24 @@ impl Lanes {
         self.until("idle", |p| p.in_flight().iter().all(|&n| n == 0));
     }
 
+    /// A call held until `gate` opens, once the stats show it where it
+    /// stays: running, when some lane was idle (every balancer here then
+    /// picks an idle lane), else queued. (A thread lane's worker that has
+    /// just taken a call from its queue and not yet started it reads as
+    /// idle for that instant; waiting keeps the checks to the balancer's
+    /// own rule.)
     fn hold(&self, gate: &Gate) -> Call<()> {
-        call(&self.0, hold, gate.0.clone())
+        let before = self.in_flight();
+        let started = gate.started();
+        let held = call(&self.0, hold, gate.0.clone());
+        if before.contains(&0) {
+            self.until("the held call started", |_| gate.started() > started);
+        }
+        let total = before.iter().sum::<usize>() + 1;
+        self.until("the held call seen", |p| {
+            p.in_flight().iter().sum::<usize>() == total
+        });
+        held
     }
 
     /// One echo, waited for, then the pool idle again.
@@ -117,21 +138,30 @@ fn wait_all<T: Send + 'static>(calls: Vec<Call<T>>) {
 
 #[test]
 fn first_idle_keeps_a_trickle_on_lane_zero_and_takes_the_next_idle_lane() {
-    on_both(
-        3,
-        |b| b,
-        |pool| {
-            for v in 0..5 {
-                pool.echo_one(v);
-            }
-            pool.until("done", |p| p.completed() == [5, 0, 0]);
-            let gate = Gate::new();
-            let held = vec![pool.hold(&gate), pool.hold(&gate)];
-            pool.until("held", |p| p.in_flight() == [1, 1, 0]);
-            gate.open();
-            wait_all(held);
-        },
-    );
+    // The default (least loaded) does the same while a lane is idle.
+    for balancer in [Some(Balancer::FirstIdle), Some(Balancer::LeastLoaded), None] {
+        on_both(3, with(balancer), trickle_then_next_idle);
+    }
+}
+
+/// The default balancer, or `balancer`.
+fn with(balancer: Option<Balancer>) -> impl Fn(PoolBuilder) -> PoolBuilder {
+    move |b| match balancer {
+        Some(balancer) => b.balancer(balancer),
+        None => b,
+    }
+}
+
+fn trickle_then_next_idle(pool: Lanes) {
+    for v in 0..5 {
+        pool.echo_one(v);
+    }
+    pool.until("done", |p| p.completed() == [5, 0, 0]);
+    let gate = Gate::new();
+    let held = vec![pool.hold(&gate), pool.hold(&gate)];
+    pool.until("held", |p| p.in_flight() == [1, 1, 0]);
+    gate.open();
+    wait_all(held);
 }
 
 #[test]
@@ -149,34 +179,43 @@ fn round_robin_takes_each_lane_in_turn_even_when_idle() {
 }
 
 #[test]
-fn least_loaded_fills_the_shortest_queue_first() {
-    on_both(
-        2,
-        |b| b.balancer(Balancer::LeastLoaded),
-        |pool| {
-            let (a, b) = (Gate::new(), Gate::new());
-            // Idle lanes: 0, then 1, then the first of equals, 0, then 1.
-            let mut on_a = vec![pool.hold(&a)];
-            let mut on_b = vec![pool.hold(&b)];
-            on_a.push(pool.hold(&a));
-            on_b.push(pool.hold(&b));
-            pool.until("held", |p| p.in_flight() == [2, 2]);
-            // Lane 1 drains; lane 0 still holds two.
-            b.open();
-            wait_all(on_b);
-            pool.settled_lane(1);
-            // Four more: lane 1 (0 < 2), lane 1 (1 < 2), lane 0 (first of
-            // equals), lane 1: the queues end even, where round-robin would
-            // leave 4 and 2.
-            let c = Gate::new();
-            let more: Vec<_> = (0..4).map(|_| pool.hold(&c)).collect();
-            pool.until("even", |p| p.in_flight() == [3, 3]);
-            a.open();
-            c.open();
-            wait_all(on_a);
-            wait_all(more);
-        },
-    );
+fn least_loaded_the_default_fills_the_shortest_queue_first() {
+    for balancer in [Some(Balancer::LeastLoaded), None] {
+        on_both(2, with(balancer), |pool| four_on_uneven_lanes(pool, [3, 3]));
+    }
+}
+
+#[test]
+fn first_idle_turns_round_robin_once_no_lane_is_idle() {
+    // Lane 1 (idle), then the count's turns: lane 0, lane 1, lane 0.
+    on_both(2, with(Some(Balancer::FirstIdle)), |pool| {
+        four_on_uneven_lanes(pool, [4, 2]);
+    });
+}
+
+/// Two calls held on each lane, lane 1's released, then four more held:
+/// they must end as `expected` in flight.
+fn four_on_uneven_lanes(pool: Lanes, expected: [usize; 2]) {
+    let (a, b) = (Gate::new(), Gate::new());
+    // Idle lanes: 0, then 1, then the first of equals, 0, then 1.
+    let mut on_a = vec![pool.hold(&a)];
+    let mut on_b = vec![pool.hold(&b)];
+    on_a.push(pool.hold(&a));
+    on_b.push(pool.hold(&b));
+    pool.until("held", |p| p.in_flight() == [2, 2]);
+    // Lane 1 drains; lane 0 still holds two.
+    b.open();
+    wait_all(on_b);
+    pool.settled_lane(1);
+    // Four more. Least loaded: lane 1 (0 < 2), lane 1 (1 < 2), lane 0
+    // (first of equals), lane 1: the queues end even.
+    let c = Gate::new();
+    let more: Vec<_> = (0..4).map(|_| pool.hold(&c)).collect();
+    pool.until("as expected", |p| p.in_flight() == expected);
+    a.open();
+    c.open();
+    wait_all(on_a);
+    wait_all(more);
 }
 
 impl Lanes {

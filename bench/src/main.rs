@@ -41,8 +41,9 @@
 //!   that loads one word: the call's own cost);
 //! - W14 ([`workloads::saturated`]), a saturated service: 4 callers keep 32
 //!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
-//!   and calls/s: `knitting-threads`, `knitting-processes`, the same with
-//!   `Balancer::LeastLoaded` (`-least-loaded`), and `rayon`.
+//!   and calls/s: `knitting-threads`, `knitting-processes` (the default
+//!   balancer), the same with `Balancer::FirstIdle` (`-first-idle`), and
+//!   `rayon`.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting), the
 //! runtimes that cannot run on this machine with why (a strict process

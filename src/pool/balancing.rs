@@ -10,10 +10,10 @@ impl PoolBuilder {
     /// built-in [`Balancer`]s. Carried over by
     /// [`processes`](Self::processes).
     ///
-    /// The default value is [`Balancer::FirstIdle`]: the first idle lane,
-    /// else round-robin. A pool that many callers keep saturated (every
-    /// lane busy all the time) keeps its queues even, and so its tail
-    /// latency down, with [`Balancer::LeastLoaded`].
+    /// The default value is [`Balancer::LeastLoaded`]: the first idle lane,
+    /// else the lane with the fewest calls in flight, which keeps the
+    /// queues of a saturated pool even (see [`Balancer`] for why it is the
+    /// default).
     ///
     /// ```
     /// use knitting::{Balancer, Pool};
@@ -21,7 +21,7 @@ impl PoolBuilder {
     /// #[knitting::task]
     /// fn square(v: u64) -> u64 { v * v }
     ///
-    /// let pool = Pool::builder().threads(2).balancer(Balancer::LeastLoaded).build()?;
+    /// let pool = Pool::builder().threads(2).balancer(Balancer::RoundRobin).build()?;
     /// let calls: Vec<_> = (0..8).map(|v| pool.call(square, v)).collect();
     /// let squares: Vec<u64> = calls.into_iter().map(|c| c.wait()).collect::<Result<_, _>>()?;
     /// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
@@ -38,7 +38,7 @@ impl PoolBuilder {
     /// [`balancer`](Self::balancer). Carried over by
     /// [`processes`](Self::processes).
     ///
-    /// The default value is [`Balancer::FirstIdle`].
+    /// The default value is [`Balancer::LeastLoaded`].
     ///
     /// ```
     /// use knitting::{LaneLoads, Pool};
@@ -67,7 +67,7 @@ impl ProcessPoolBuilder {
     /// [`PoolBuilder::balancer`](crate::PoolBuilder::balancer). A lane whose
     /// workers kept dying at start-up is skipped.
     ///
-    /// The default value is [`Balancer::FirstIdle`], or what the
+    /// The default value is [`Balancer::LeastLoaded`], or what the
     /// [`PoolBuilder`](crate::PoolBuilder) was given.
     ///
     /// ```
@@ -77,7 +77,7 @@ impl ProcessPoolBuilder {
     /// fn square(v: u64) -> u64 { v * v }
     ///
     /// knitting::init(); // first thing in main
-    /// let pool = Pool::builder().processes(2).balancer(Balancer::LeastLoaded).build()?;
+    /// let pool = Pool::builder().processes(2).balancer(Balancer::FirstIdle).build()?;
     /// assert_eq!(pool.call(square, 7).wait()?, 49);
     /// # Ok::<(), knitting::Error>(())
     /// ```
@@ -89,7 +89,7 @@ impl ProcessPoolBuilder {
     /// How each new call picks its lane: a strategy of one's own, as for
     /// [`PoolBuilder::balancer_with`](crate::PoolBuilder::balancer_with).
     ///
-    /// The default value is [`Balancer::FirstIdle`], or what the
+    /// The default value is [`Balancer::LeastLoaded`], or what the
     /// [`PoolBuilder`](crate::PoolBuilder) was given.
     ///
     /// ```

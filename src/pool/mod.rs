@@ -194,7 +194,7 @@ impl<R: Runtime> Pool<R> {
     ///
     /// Never blocks: the call is queued on the lane the pool's
     /// [balancer](crate::Balancer) picks (by default the first idle lane,
-    /// or, when every lane is busy, the next one in round-robin order) and
+    /// or, when every lane is busy, the one with the fewest calls) and
     /// runs whether or not the handle is awaited. See [`Call`] for how to get the
     /// result and what dropping the handle does.
     ///

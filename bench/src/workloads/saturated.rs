@@ -13,9 +13,10 @@
 //!
 //! Two workers whatever the machine (as W6): lane choice needs more than
 //! one lane, and the four callers mostly sleep in `wait`. The knitting
-//! rows use the default balancer, the `-least-loaded` rows
-//! `Balancer::LeastLoaded`; `rayon` is a rayon pool of two threads, each
-//! call a `spawn` replying on a one-shot channel.
+//! rows use the default balancer (`Balancer::LeastLoaded`), the
+//! `-first-idle` rows `Balancer::FirstIdle` (the rule before balancers
+//! could be chosen); `rayon` is a rayon pool of two threads, each call a
+//! `spawn` replying on a one-shot channel.
 
 use std::{
     collections::VecDeque,
@@ -84,21 +85,21 @@ pub fn workload(mode: &Mode) -> Result<Workload> {
                     .and_then(|pool| knitting(KNITTING_PROCESSES, pool, service)),
             )?,
             knitting(
-                "knitting-threads-least-loaded",
+                "knitting-threads-first-idle",
                 Pool::builder()
                     .threads(WORKERS)
-                    .balancer(Balancer::LeastLoaded)
+                    .balancer(Balancer::FirstIdle)
                     .build()?,
                 service,
             )?,
             unless_unenforceable(
-                "knitting-processes-least-loaded",
+                "knitting-processes-first-idle",
                 Pool::builder()
                     .processes(WORKERS)
-                    .balancer(Balancer::LeastLoaded)
+                    .balancer(Balancer::FirstIdle)
                     .build()
                     .map_err(Into::into)
-                    .and_then(|pool| knitting("knitting-processes-least-loaded", pool, service)),
+                    .and_then(|pool| knitting("knitting-processes-first-idle", pool, service)),
             )?,
             rayon(service)?,
         ],
