@@ -334,6 +334,13 @@ impl Spread {
         if n == 1 {
             return 0;
         }
+        self.pick_among(lanes, n)
+    }
+
+    /// [`pick`](Self::pick) among `n > 1` lanes: out of line, so that the
+    /// call path of a pool inlines only the one-lane test.
+    #[inline(never)]
+    fn pick_among(&self, lanes: &impl Lanes, n: usize) -> usize {
         let balancer = match &self.strategy {
             Strategy::Builtin(balancer) => *balancer,
             Strategy::Custom(custom) => return custom.pick(&LaneLoads::new(lanes)) % n,
