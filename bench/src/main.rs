@@ -1,8 +1,8 @@
 //! `knitting-bench`: knitting and its peers, side by side, in one run.
 //!
 //! ```sh
-//! cargo run --release -p knitting-bench            # full run, under 3 minutes
-//! cargo run --release -p knitting-bench -- --quick # under a minute
+//! cargo run --release -p knitting-bench            # full run, under 4 minutes
+//! cargo run --release -p knitting-bench -- --quick # about 75 s
 //! cargo run --release -p knitting-bench -- --smoke # every workload, a few samples
 //! ```
 //!
