@@ -201,6 +201,7 @@ pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::Call,
     diag::Diagnostics,
+    dispatch::balance::{Balance, Balancer, LaneLoad, LaneLoads},
     error::{Error, ErrorKind, RemoteError},
     payload::{Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,

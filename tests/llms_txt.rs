@@ -21,6 +21,8 @@ const SOURCES: &[&str] = &[
     "src/lib.rs",
     "src/pool/mod.rs",
     "src/pool/builder.rs",
+    "src/pool/balancing.rs",
+    "src/dispatch/balance.rs",
     "src/pool/processes.rs",
     "src/pool/processes/setup.rs",
     "src/pool/stats.rs",

@@ -1,8 +1,8 @@
 //! `knitting-bench`: knitting and its peers, side by side, in one run.
 //!
 //! ```sh
-//! cargo run --release -p knitting-bench            # full run, under 3 minutes
-//! cargo run --release -p knitting-bench -- --quick # under a minute
+//! cargo run --release -p knitting-bench            # full run, under 4 minutes
+//! cargo run --release -p knitting-bench -- --quick # about 75 s
 //! cargo run --release -p knitting-bench -- --smoke # every workload, a few samples
 //! ```
 //!
@@ -38,7 +38,12 @@
 //!   the host wrote (8 B and 1 MiB, batch 1 and 100): `knitting-threads`,
 //!   `knitting-processes`, against `knitting-processes-bytes` (the same
 //!   bytes sent as a `ByteBuf`), and `knitting-processes-pass` (a task
-//!   that loads one word: the call's own cost).
+//!   that loads one word: the call's own cost);
+//! - W14 ([`workloads::saturated`]), a saturated service: 4 callers keep 32
+//!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
+//!   and calls/s: `knitting-threads`, `knitting-processes` (the default
+//!   balancer), the same with `Balancer::FirstIdle` (`-first-idle`), and
+//!   `rayon`.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting), the
 //! runtimes that cannot run on this machine with why (a strict process
@@ -130,6 +135,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W10b", workloads::abort_latency::cancel)],
         &[("W10c", workloads::abort_latency::hard_limit)],
         &[("W11", workloads::shared_buffer::workload)],
+        &[("W14", workloads::saturated::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
     // that is not measured is not built either (no pool started).

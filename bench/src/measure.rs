@@ -33,6 +33,9 @@ pub struct Sampler {
     warmup_start: Instant,
     sampling_start: Option<Instant>,
     samples: Vec<Duration>,
+    /// The wall time that samples handed in with [`take`](Self::take)
+    /// cover (zero for one-sample-per-operation workloads).
+    wall: Duration,
 }
 
 impl Sampler {
@@ -43,6 +46,7 @@ impl Sampler {
             warmup_start: Instant::now(),
             sampling_start: None,
             samples: Vec::new(),
+            wall: Duration::ZERO,
         }
     }
 
@@ -98,6 +102,20 @@ impl Sampler {
             self.record(elapsed);
         }
         Ok(())
+    }
+
+    /// Takes samples timed elsewhere, by callers that time each call
+    /// themselves (W14), with the wall time they were taken in: the record
+    /// then has a rate, samples per second of wall time. The plan is not
+    /// consulted; the caller warmed up and sized the block itself.
+    pub fn take(&mut self, samples: impl IntoIterator<Item = Duration>, wall: Duration) {
+        self.samples.extend(samples);
+        self.wall += wall;
+    }
+
+    /// The wall time of the samples handed in with [`take`](Self::take).
+    pub fn wall(&self) -> Duration {
+        self.wall
     }
 
     pub fn into_samples(self) -> Vec<Duration> {

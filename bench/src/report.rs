@@ -45,6 +45,10 @@ pub struct Record {
     pub median_ns: u64,
     pub p99_ns: u64,
     pub samples: usize,
+    /// Calls completed per second of wall time, for a workload that
+    /// measures a rate as well (W14); absent from the other rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_s: Option<f64>,
 }
 
 impl Record {
@@ -58,6 +62,7 @@ impl Record {
             median_ns: summary.median_ns,
             p99_ns: summary.p99_ns,
             samples: summary.samples,
+            calls_per_s: None,
         }
     }
 
@@ -83,11 +88,19 @@ pub fn table(records: &[Record]) -> String {
         .copied()
         .filter(|reference| records.iter().any(|r| r.runtime == *reference))
         .collect();
+    // A calls/s column only when a workload measured a rate (W14).
+    let rates = records.iter().any(|r| r.calls_per_s.is_some());
     let mut out = String::from("| workload | batch | runtime | median | p99 | samples |");
+    if rates {
+        out.push_str(" calls/s |");
+    }
     for reference in &references {
         let _ = write!(out, " {reference} speed-up |");
     }
     out.push_str("\n|---|---:|---|---:|---:|---:|");
+    if rates {
+        out.push_str("---:|");
+    }
     out.push_str(&"---:|".repeat(references.len()));
     out.push('\n');
     let mut previous: Option<&Record> = None;
@@ -110,6 +123,12 @@ pub fn table(records: &[Record]) -> String {
             duration(r.p99_ns),
             r.samples,
         );
+        if rates {
+            let rate = r
+                .calls_per_s
+                .map_or(String::new(), |rate| format!("{rate:.0}"));
+            let _ = write!(out, " {rate} |");
+        }
         for reference in &references {
             let speedup = match record_at(records, r, reference) {
                 _ if r.runtime == *reference => "—".to_owned(),
@@ -228,6 +247,7 @@ mod tests {
             median_ns,
             p99_ns: median_ns * 2,
             samples: 500,
+            calls_per_s: None,
         }
     }
 

@@ -33,6 +33,10 @@ enum Goal {
     /// payload size (same runtime and batch) ≤ factor: the cost does not
     /// grow with the payload.
     Flat { factor: f64 },
+    /// subject's p99 ÷ peer's p99 ≤ factor (W14's tail latency).
+    P99Within { peer: &'static str, factor: f64 },
+    /// subject's calls/s ≥ peer's (W14's throughput).
+    RateAtLeast { peer: &'static str },
 }
 
 impl Goal {
@@ -46,6 +50,13 @@ impl Goal {
             Self::Within { peer, factor } => factor * peer_ns(peer)? / subject_ns,
             Self::AtMost(bound) => bound.as_nanos() as f64 / subject_ns,
             Self::Flat { factor } => factor * smallest(records, subject)? / subject_ns,
+            Self::P99Within { peer, factor } => {
+                let peer = record_at(records, subject, peer)?;
+                factor * peer.p99_ns.max(1) as f64 / subject.p99_ns.max(1) as f64
+            }
+            Self::RateAtLeast { peer } => {
+                subject.calls_per_s? / record_at(records, subject, peer)?.calls_per_s?
+            }
         })
     }
 
@@ -57,6 +68,8 @@ impl Goal {
             Self::Within { peer, factor } => format!("within {factor}× of {peer}"),
             Self::AtMost(bound) => format!("≤ {}", duration(bound.as_nanos() as u64)),
             Self::Flat { factor } => format!("within {factor}× of its time at the smallest size"),
+            Self::P99Within { peer, factor } => format!("p99 within {factor}× of {peer}'s"),
+            Self::RateAtLeast { peer } => format!("calls/s at least {peer}'s"),
         }
     }
 
@@ -77,6 +90,19 @@ impl Goal {
                 Some(small) => format!("{}× its time", ratio(subject_ns / small)),
                 None => "—".to_owned(),
             },
+            Self::P99Within { peer, .. } => {
+                let peer = record_at(records, subject, peer).map_or(0, |p| p.p99_ns);
+                let p99 = subject.p99_ns.max(1) as f64;
+                format!("{}× its p99", ratio(p99 / peer.max(1) as f64))
+            }
+            Self::RateAtLeast { peer } => {
+                let rate = |r: Option<&Record>| r.and_then(|r| r.calls_per_s).unwrap_or(0.0);
+                let peer = rate(record_at(records, subject, peer));
+                format!(
+                    "{}× its calls/s",
+                    ratio(rate(Some(subject)) / peer.max(1e-9))
+                )
+            }
         }
     }
 }
@@ -224,7 +250,34 @@ const TARGETS: &[Target] = &[
         subject: crate::workloads::shared_buffer::PASS,
         goal: Goal::Flat { factor: 1.25 },
     },
+    // A saturated service: the tail of knitting's per-lane queues against
+    // rayon's one shared queue, and the calls it gets through.
+    w14_p99(KNITTING),
+    w14_rate(KNITTING),
+    w14_p99(KNITTING_PROCESSES),
+    w14_rate(KNITTING_PROCESSES),
 ];
+
+const fn w14_p99(subject: &'static str) -> Target {
+    Target {
+        workload: "W14",
+        batch: crate::workloads::saturated::IN_FLIGHT,
+        subject,
+        goal: Goal::P99Within {
+            peer: "rayon",
+            factor: 1.1,
+        },
+    }
+}
+
+const fn w14_rate(subject: &'static str) -> Target {
+    Target {
+        workload: "W14",
+        batch: crate::workloads::saturated::IN_FLIGHT,
+        subject,
+        goal: Goal::RateAtLeast { peer: "rayon" },
+    }
+}
 
 /// A markdown table of the targets: wanted, measured, met or missed.
 pub fn table(records: &[Record]) -> String {
@@ -359,6 +412,7 @@ mod tests {
             median_ns: ns,
             p99_ns: ns,
             samples: 10,
+            calls_per_s: None,
         }
     }
 
@@ -477,5 +531,28 @@ mod tests {
             "| W3 n=100, threads: faster than tokio at every size \
              | 1.11× slower at 1 MiB (worst) | **missed** |"
         ));
+    }
+
+    #[test]
+    fn w14_judges_p99_and_calls_per_second_against_rayon() {
+        let w14 = |runtime, p99_ns, rate| Record {
+            batch: crate::workloads::saturated::IN_FLIGHT,
+            p99_ns,
+            calls_per_s: Some(rate),
+            ..record("W14", runtime, 8, 3_000_000)
+        };
+        let text = table(&[
+            w14(KNITTING, 10_000_000, 650.0),
+            w14(KNITTING_PROCESSES, 12_000_000, 600.0),
+            w14("rayon", 10_000_000, 640.0),
+        ]);
+        for line in [
+            "| W14 n=32, threads: p99 within 1.1× of rayon's | 1.00× its p99 | met |",
+            "| W14 n=32, threads: calls/s at least rayon's | 1.02× its calls/s | met |",
+            "| W14 n=32, processes: p99 within 1.1× of rayon's | 1.20× its p99 | **missed** |",
+            "| W14 n=32, processes: calls/s at least rayon's | 0.94× its calls/s | **missed** |",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 }

@@ -1,10 +1,14 @@
 //! Dispatch: which runtime a pool runs on, and which lane a new call goes
-//! to, the same rule for every runtime. (Balancers that steal work, and a
-//! lane that runs calls on the caller's thread, belong here.)
+//! to, the same rule for every runtime, and which calls stay with their
+//! caller instead (the inline lane, [`Engine::keep`]).
 //!
 //! [`Engine`] is the pool's runtime: one private enum, one `match` per
 //! operation, so that the public [`Pool`](crate::Pool) writes its call
-//! path, shutdown and stats once.
+//! path, shutdown and stats once. [`balance`] is the lane choice: the
+//! built-in balancers and a user's own, over what each runtime tells of
+//! its lanes.
+
+pub(crate) mod balance;
 
 use std::{sync::Arc, time::Instant};
 
@@ -17,42 +21,10 @@ use crate::{
     diag::{self, Diagnostics},
     runtime::{process, thread, Lanes, Remote, RuntimeKind},
     sync::{AtomicUsize, Ordering},
-    transport::ring::CachePadded,
     LaneStats,
 };
 
-/// The round-robin count of one pool.
-#[derive(Debug)]
-pub(crate) struct Spread(CachePadded<AtomicUsize>);
-
-impl Spread {
-    pub(crate) fn new() -> Self {
-        Self(CachePadded(AtomicUsize::new(0)))
-    }
-
-    /// The lane a call goes to: the first idle lane in index order, else
-    /// the next usable one in round-robin order, else any.
-    ///
-    /// First idle rather than plain round-robin: a trickle of calls keeps
-    /// one worker hot and lets the others park (on a machine with fewer
-    /// free cores than workers, idle spinners slow the busy one down).
-    #[inline]
-    pub(crate) fn pick(&self, lanes: &impl Lanes) -> usize {
-        let n = lanes.count();
-        if n == 1 {
-            return 0;
-        }
-        if let Some(i) = (0..n).find(|&i| lanes.is_idle(i) && lanes.is_usable(i)) {
-            return i;
-        }
-        // Relaxed: only spreads calls; no data hangs on the counter.
-        let start = self.0 .0.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| lanes.is_usable(i))
-            .unwrap_or(start % n)
-    }
-}
+use self::balance::{Spread, Strategy};
 
 /// A pool's runtime, and how its calls are spread over the lanes.
 pub(crate) struct Engine {
@@ -75,10 +47,10 @@ enum Runtimes {
 }
 
 impl Engine {
-    pub(crate) fn threads(rt: thread::Runtime) -> Self {
+    pub(crate) fn threads(rt: thread::Runtime, strategy: Strategy) -> Self {
         Self {
             runtime: Runtimes::Threads(rt),
-            spread: Spread::new(),
+            spread: Spread::new(strategy),
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
@@ -117,10 +89,10 @@ impl Engine {
         self
     }
 
-    pub(crate) fn processes(rt: process::Runtime) -> Self {
+    pub(crate) fn processes(rt: process::Runtime, strategy: Strategy) -> Self {
         Self {
             runtime: Runtimes::Processes(rt),
-            spread: Spread::new(),
+            spread: Spread::new(strategy),
             inline_threshold: None,
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
@@ -242,54 +214,5 @@ impl Engine {
             Runtimes::Threads(rt) => rt.abandon(),
             Runtimes::Processes(rt) => rt.abandon(),
         }
-    }
-}
-
-#[cfg(all(test, not(knitting_loom)))]
-mod tests {
-    use super::Spread;
-    use crate::runtime::Lanes;
-
-    /// Lanes as (idle, usable) pairs.
-    struct Fixed(Vec<(bool, bool)>);
-
-    impl Lanes for Fixed {
-        fn count(&self) -> usize {
-            self.0.len()
-        }
-        fn is_idle(&self, i: usize) -> bool {
-            self.0[i].0
-        }
-        fn is_usable(&self, i: usize) -> bool {
-            self.0[i].1
-        }
-    }
-
-    #[test]
-    fn the_first_idle_usable_lane_wins_then_round_robin_over_usable_ones() {
-        let spread = Spread::new();
-        // Lane 1 is idle but not usable: lane 2 is the first idle usable one.
-        let lanes = Fixed(vec![
-            (false, true),
-            (true, false),
-            (true, true),
-            (false, true),
-        ]);
-        assert_eq!(spread.pick(&lanes), 2);
-        // No idle lane: round-robin from the count, skipping lane 1.
-        let busy = Fixed(vec![
-            (false, true),
-            (false, false),
-            (false, true),
-            (false, true),
-        ]);
-        let picks: Vec<usize> = (0..5).map(|_| spread.pick(&busy)).collect();
-        assert_eq!(picks, [0, 2, 2, 3, 0]);
-        // Nothing usable: the count's lane anyway (it fails the call there).
-        let none = Fixed(vec![(true, false); 3]);
-        assert_eq!(spread.pick(&none), 5 % 3);
-        // One lane: always it, without touching the count.
-        assert_eq!(spread.pick(&Fixed(vec![(false, false)])), 0);
-        assert_eq!(spread.pick(&none), 6 % 3);
     }
 }

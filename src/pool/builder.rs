@@ -3,8 +3,10 @@
 use std::{num::NonZeroUsize, time::Duration};
 
 use crate::{
-    dispatch::Engine, runtime::thread, task::bootstrap::Boot, Bootstrap, Diagnostics, Error, Pool,
-    ProcessPoolBuilder,
+    dispatch::{balance::Strategy, Engine},
+    runtime::thread,
+    task::bootstrap::Boot,
+    Bootstrap, Diagnostics, Error, Pool, ProcessPoolBuilder,
 };
 
 /// Configures and builds a [`Pool`].
@@ -36,6 +38,8 @@ pub struct PoolBuilder {
     debug: Diagnostics,
     latency: bool,
     work_stealing: bool,
+    /// Set in `pool/balancing.rs`.
+    pub(super) balance: Strategy,
 }
 
 impl Default for PoolBuilder {
@@ -63,6 +67,7 @@ impl PoolBuilder {
             debug: Diagnostics::NONE,
             latency: false,
             work_stealing: true,
+            balance: Strategy::default(),
         }
     }
 
@@ -204,9 +209,9 @@ impl PoolBuilder {
     }
 
     /// Makes a pool of `processes` worker *processes* instead of threads:
-    /// see [`ProcessPool`](crate::ProcessPool). The spin budget
-    /// and the [`bootstrap`](Self::bootstrap) carry over; the other thread
-    /// options do not apply.
+    /// see [`ProcessPool`](crate::ProcessPool). The spin budget, the
+    /// [`bootstrap`](Self::bootstrap) and the [`balancer`](Self::balancer)
+    /// carry over; the other thread options do not apply.
     ///
     /// Process workers need Linux: elsewhere the same code compiles and
     /// [`build`](crate::ProcessPoolBuilder::build) fails with a
@@ -226,9 +231,15 @@ impl PoolBuilder {
     #[track_caller]
     pub fn processes(self, processes: usize) -> ProcessPoolBuilder {
         assert!(processes > 0, "a pool needs at least one worker process");
-        ProcessPoolBuilder::new(processes, self.spin_budget, self.hard_timeout, self.boot)
-            .debug(self.debug)
-            .latency_histogram(self.latency)
+        ProcessPoolBuilder::new(
+            processes,
+            self.spin_budget,
+            self.hard_timeout,
+            self.boot,
+            self.balance,
+        )
+        .debug(self.debug)
+        .latency_histogram(self.latency)
     }
 
     /// The inline lane's threshold: once `calls` calls are queued or
@@ -378,11 +389,12 @@ impl PoolBuilder {
             work_stealing: self.work_stealing,
         };
         let inline = self.inline_threshold;
+        let balance = self.balance;
         let debug = self.debug | Diagnostics::from_env();
         let latency = self.latency;
         Pool::from_engine(|| {
             thread::Runtime::start(cfg).map(|rt| {
-                Engine::threads(rt)
+                Engine::threads(rt, balance)
                     .with_inline_threshold(inline)
                     .with_latency(latency)
                     .with_diagnostics(debug)

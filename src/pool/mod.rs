@@ -11,6 +11,7 @@
 //! over the private `Engine` (in `dispatch`), whose one `match` per operation is the
 //! only place that tells the runtimes apart.
 
+mod balancing;
 pub(crate) mod builder;
 mod processes;
 mod stats;
@@ -209,9 +210,10 @@ impl<R: Runtime> Pool<R> {
     /// [`max_payload_bytes`](crate::ProcessPoolBuilder::max_payload_bytes)
     /// fails the call with a [`TooLarge`](crate::ErrorKind::TooLarge) error.
     ///
-    /// Never blocks: the call is queued on the first idle lane (or, when
-    /// every lane is busy, on the next one in round-robin order) and runs
-    /// whether or not the handle is awaited. See [`Call`] for how to get the
+    /// Never blocks: the call is queued on the lane the pool's
+    /// [balancer](crate::Balancer) picks (by default the first idle lane,
+    /// or, when every lane is busy, the one with the fewest calls) and
+    /// runs whether or not the handle is awaited. See [`Call`] for how to get the
     /// result and what dropping the handle does.
     ///
     /// ```

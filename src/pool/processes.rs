@@ -7,7 +7,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use super::Pool;
 use crate::{
-    dispatch::Engine,
+    dispatch::{balance::Strategy, Engine},
     runtime::{
         process::{self, Options},
         Processes,
@@ -36,6 +36,7 @@ pub struct ProcessPoolBuilder {
     opts: Options,
     boot: Option<Result<Boot, String>>,
     latency: bool,
+    pub(super) balance: Strategy,
 }
 
 /// The default of [`ProcessPoolBuilder::liveness_timeout`].
@@ -47,10 +48,12 @@ impl ProcessPoolBuilder {
         spin: Duration,
         hard_timeout: Option<Duration>,
         boot: Option<Result<Boot, String>>,
+        balance: Strategy,
     ) -> Self {
         Self {
             boot,
             latency: false,
+            balance,
             opts: Options {
                 processes,
                 exe: None,
@@ -420,9 +423,10 @@ impl ProcessPoolBuilder {
         self.opts.diagnostics = self.opts.diagnostics | crate::Diagnostics::from_env();
         let debug = self.opts.diagnostics;
         let latency = self.latency;
+        let balance = self.balance;
         Pool::from_engine(|| {
             process::Runtime::start(self.opts).map(|rt| {
-                Engine::processes(rt)
+                Engine::processes(rt, balance)
                     .with_latency(latency)
                     .with_diagnostics(debug)
             })

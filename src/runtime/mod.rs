@@ -147,6 +147,8 @@ pub(crate) trait Lanes {
     fn is_idle(&self, index: usize) -> bool;
     /// False for a lane that cannot take calls now (it gave up).
     fn is_usable(&self, index: usize) -> bool;
+    /// Calls queued or running on lane `index` (a racy hint).
+    fn in_flight(&self, index: usize) -> usize;
 }
 
 /// What a process lane needs to send a call of one task type: the cell's

@@ -7,4 +7,5 @@
 pub mod crossbeam;
 pub mod limits;
 pub mod procspawn;
+pub mod rayon;
 pub mod tokio;

@@ -35,6 +35,8 @@ pub mod process_echo;
 pub mod round_copy;
 /// W11: a worker sums a `SharedBuffer`, against sending the bytes.
 pub mod shared_buffer;
+/// W14: a saturated service, per-call latency and calls/s.
+pub mod saturated;
 /// W3: the round copy over a sweep of payload sizes.
 pub mod size_sweep;
 /// W6: start-up of a pool up to its first answer.
@@ -259,6 +261,9 @@ struct Samples {
     points: Vec<Point>,
     /// `by_runner[runner][point index]`
     by_runner: Vec<Vec<Vec<Duration>>>,
+    /// The wall time the samples cover, when the runner says (W14), in
+    /// the same order.
+    wall_by_runner: Vec<Vec<Duration>>,
 }
 
 impl Samples {
@@ -274,7 +279,12 @@ impl Samples {
             })
             .collect();
         let by_runner = vec![vec![Vec::new(); points.len()]; workload.runners.len()];
-        Self { points, by_runner }
+        let wall_by_runner = vec![vec![Duration::ZERO; points.len()]; workload.runners.len()];
+        Self {
+            points,
+            by_runner,
+            wall_by_runner,
+        }
     }
 
     /// One round: every runtime measures every point once, the order of
@@ -312,6 +322,7 @@ impl Samples {
                         point.batch
                     )
                 })?;
+                self.wall_by_runner[index][p] += sampler.wall();
                 self.by_runner[index][p].extend(sampler.into_samples());
             }
         }
@@ -321,9 +332,14 @@ impl Samples {
     fn records(mut self, workload: &Workload) -> Vec<Record> {
         let mut records = Vec::new();
         for (p, &point) in self.points.iter().enumerate() {
-            for (runner, per_point) in workload.runners.iter().zip(&mut self.by_runner) {
+            let runners = workload.runners.iter().zip(&self.wall_by_runner);
+            for ((runner, wall), per_point) in runners.zip(&mut self.by_runner) {
                 if let Some(summary) = Summary::of(&mut per_point[p]) {
-                    records.push(Record::new(workload, runner.runtime, point, summary));
+                    let mut record = Record::new(workload, runner.runtime, point, summary);
+                    if !wall[p].is_zero() {
+                        record.calls_per_s = Some(summary.samples as f64 / wall[p].as_secs_f64());
+                    }
+                    records.push(record);
                 }
             }
         }

@@ -45,6 +45,10 @@ impl Lanes for Runtime {
     fn is_usable(&self, index: usize) -> bool {
         !self.lanes[index].is_done()
     }
+
+    fn in_flight(&self, index: usize) -> usize {
+        self.lanes[index].in_flight()
+    }
 }
 
 impl Runtime {

@@ -26,6 +26,10 @@ impl Lanes for Runtime {
     fn is_usable(&self, _: usize) -> bool {
         match *self {}
     }
+
+    fn in_flight(&self, _: usize) -> usize {
+        match *self {}
+    }
 }
 
 impl Runtime {

@@ -264,6 +264,11 @@ impl Lanes for Runtime {
     fn is_usable(&self, _: usize) -> bool {
         true
     }
+
+    #[inline]
+    fn in_flight(&self, index: usize) -> usize {
+        self.shared.lanes[index].in_flight()
+    }
 }
 
 impl Shared {
