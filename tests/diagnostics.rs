@@ -172,6 +172,39 @@ fn diagnostics_arrive_when_on_and_not_when_off() {
     assert!(seen
         .iter()
         .any(|e| e.target == "knitting::lifecycle" && e.fields["message"] == "pool shutting down"));
+    for lane in ["0", "1"] {
+        for what in ["worker thread ready", "worker thread stopped"] {
+            assert!(
+                seen.iter().any(|e| e.fields["message"] == what
+                    && e.fields.get("lane").map(String::as_str) == Some(lane)),
+                "no {what:?} for lane {lane} in {seen:#?}"
+            );
+        }
+    }
+
+    // A thread retired by a hard time limit is a crash of its lane.
+    #[knitting::task(hard_timeout = "10ms")]
+    fn runaway() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let limited = Pool::builder()
+        .threads(1)
+        .debug(Diagnostics::CRASH)
+        .build()
+        .unwrap();
+    limited.call(runaway, ()).wait().unwrap_err();
+    let seen = wait_for("thread crash", |e| e.target == "knitting::crash");
+    let retired = seen.iter().find(|e| e.target == "knitting::crash").unwrap();
+    assert!(
+        retired.fields["message"].contains("worker thread was retired"),
+        "{retired:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| e.target == "knitting::lifecycle"),
+        "only crash events were asked for"
+    );
+    limited.shutdown();
+    take();
 
     // A process pool, asked through KNITTING_DEBUG: its worker's own
     // events come to the host with its pid, and its crash is told.

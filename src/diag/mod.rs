@@ -23,9 +23,11 @@ use crate::{Error, ErrorKind};
 /// | `lifecycle` | `knitting::lifecycle` | info | a pool built and shut down; a worker ready (with its start-up time), replaced, stopped |
 /// | `calls` | `knitting::calls` | debug | a call sent to a lane, or run on its caller's thread |
 /// | `wake` | `knitting::wake` | trace | a process lane's reactor sleeping and waking |
-/// | `crash` | `knitting::crash` | warn | a worker that died or was killed, how, and how many calls it held |
+/// | `crash` | `knitting::crash` | warn | a worker process that died or was killed, or a worker thread retired by a hard time limit: how, and how many calls it held |
 ///
-/// Events of process workers (the crate's own and the tasks' `tracing`
+/// With `lifecycle` on, each worker thread runs in a `worker` span (target
+/// `knitting::lifecycle`, field `lane`), so the events of its tasks nest
+/// in it. Events of process workers (the crate's own and the tasks' `tracing`
 /// events) are forwarded to the host and emitted there with target
 /// `knitting::worker`, the worker's `lane` and `pid`, and the event's own
 /// target and level (through the worker's descriptor socket, never
@@ -215,6 +217,13 @@ pub(crate) fn worker_ready(d: Diagnostics, lane: usize, pid: Option<u32>, took: 
             None => tracing::info!(target: "knitting::lifecycle", lane, "worker thread ready"),
         }
     }
+}
+
+/// The span a worker thread runs in while lifecycle events are on (task
+/// events nest in it).
+pub(crate) fn worker_span(d: Diagnostics, lane: usize) -> Option<tracing::span::EnteredSpan> {
+    d.on(Diagnostics::LIFECYCLE)
+        .then(|| tracing::info_span!(target: "knitting::lifecycle", "worker", lane).entered())
 }
 
 /// A worker stopped at shutdown.

@@ -379,6 +379,7 @@ impl PoolBuilder {
         let threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+        let debug = self.debug | Diagnostics::from_env();
         let cfg = thread::Config {
             threads,
             queue_capacity: self.queue_capacity,
@@ -387,10 +388,10 @@ impl PoolBuilder {
             hard_timeout: self.hard_timeout,
             boot: Boot::into_setting(self.boot)?,
             work_stealing: self.work_stealing,
+            diagnostics: debug,
         };
         let inline = self.inline_threshold;
         let balance = self.balance;
-        let debug = self.debug | Diagnostics::from_env();
         let latency = self.latency;
         Pool::from_engine(|| {
             thread::Runtime::start(cfg).map(|rt| {

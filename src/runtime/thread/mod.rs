@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) boot: Option<Boot>,
     /// Idle workers take queued calls of busy lanes.
     pub(crate) work_stealing: bool,
+    /// Which diagnostics the pool emits.
+    pub(crate) diagnostics: crate::Diagnostics,
 }
 
 /// Where a worker thread started by `build` reports its bootstrap.
@@ -68,6 +70,7 @@ struct Shared {
     threads: Mutex<Vec<(usize, SlotId, JoinHandle<()>)>>,
     /// Per lane: when a hard time limit last retired its thread.
     crashes: Box<[Mutex<Option<Crash>>]>,
+    diagnostics: crate::Diagnostics,
 }
 
 impl Runtime {
@@ -98,6 +101,7 @@ impl Runtime {
             boot,
             threads: Mutex::new(Vec::with_capacity(threads)),
             crashes: (0..threads).map(|_| Mutex::new(None)).collect(),
+            diagnostics: cfg.diagnostics,
         });
         let (tx, started) = mpsc::channel();
         for index in 0..threads {
@@ -287,9 +291,13 @@ impl Shared {
             .name(format!("{}-{index}", shared.thread_name))
             .spawn(move || {
                 let shared = worker_shared;
+                let began = std::time::Instant::now();
                 if !shared.run_bootstrap(index, started) {
                     return;
                 }
+                // The worker's span: task events nest in it.
+                let _span = crate::diag::worker_span(shared.diagnostics, index);
+                crate::diag::worker_ready(shared.diagnostics, index, None, began.elapsed());
                 let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
                 let crew = Crew {
                     lanes: &shared.lanes,
@@ -307,6 +315,7 @@ impl Shared {
                 );
                 // A retired thread's count went to its replacement.
                 if exit == Exit::Done {
+                    crate::diag::worker_stopped(shared.diagnostics, index, None);
                     shared.live_workers.count_down();
                 }
             })?;
@@ -410,6 +419,14 @@ impl Shared {
         *self.crashes[index]
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Crash::now(CrashKind::HardTimeout));
+        crate::diag::worker_crashed(
+            self.diagnostics,
+            index,
+            None,
+            &format!("was retired: its call ran past its hard time limit ({limit:?})"),
+            1,
+        );
+        crate::diag::worker_replacing(self.diagnostics, index, self.lanes[index].retired());
         if let Err(err) = Shared::spawn_worker(self, index, None) {
             self.lose_lane(index, &|| {
                 Error::build(format!("could not replace worker thread {index}: {err}"))
