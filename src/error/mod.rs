@@ -1,5 +1,6 @@
 //! `knitting::Error`: how every call that does not produce its value ends.
 
+pub(crate) mod signals;
 pub(crate) mod wire;
 
 use std::{error::Error as StdError, fmt, time::Duration};

@@ -128,7 +128,7 @@ impl Crash {
 impl std::fmt::Display for CrashKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Signal(signal) => match signal_name(*signal) {
+            Self::Signal(signal) => match crate::error::signals::signal_name(*signal) {
                 Some(name) => write!(f, "killed by signal {signal} ({name})"),
                 None => write!(f, "killed by signal {signal}"),
             },
@@ -145,20 +145,4 @@ impl std::fmt::Display for Crash {
         let ago = self.at.elapsed().unwrap_or_default();
         write!(f, "{} ({:.1} s ago)", self.how, ago.as_secs_f64())
     }
-}
-
-/// The usual names of the signals that end workers.
-fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        _ => return None,
-    })
 }

@@ -366,20 +366,9 @@ pub(crate) fn describe_exit(status: ExitStatus) -> String {
     }
     match status.signal() {
         Some(signal) => {
-            let name = match signal {
-                1 => " (SIGHUP)",
-                2 => " (SIGINT)",
-                4 => " (SIGILL)",
-                6 => " (SIGABRT)",
-                7 => " (SIGBUS)",
-                8 => " (SIGFPE)",
-                9 => " (SIGKILL)",
-                11 => " (SIGSEGV)",
-                13 => " (SIGPIPE)",
-                15 => " (SIGTERM)",
-                31 => " (SIGSYS)",
-                _ => "",
-            };
+            let name = crate::error::signals::signal_name(signal)
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             let core = if status.core_dumped() {
                 ", core dumped"
             } else {
