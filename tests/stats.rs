@@ -160,3 +160,69 @@ fn the_latency_histogram_counts_each_call_as_its_caller_saw_it() {
     assert!(latency.min() >= 19_800_000, "{}", latency.min());
     assert!(latency.value_at_quantile(0.5) < LONG.as_nanos() as u64);
 }
+
+/// Keeps its worker busy (on the CPU, not asleep) for `ms`.
+#[knitting::task]
+fn spin(ms: u64) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(ms) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Busy time grows by what the calls ran, not by the time the lane waited
+/// for them, and no snapshot claims more than the pool has lived.
+fn busy_follows_the_calls<R: knitting::Runtime + knitting::Runs<spin>>(pool: &Pool<R>) {
+    let born = Instant::now();
+    let busy = || pool.stats().lanes.iter().map(|l| l.busy).sum::<Duration>();
+    // Idle: a worker that only waits (spinning included) is not busy.
+    std::thread::sleep(Duration::from_millis(100));
+    let idle = busy();
+    assert!(
+        idle < Duration::from_millis(20),
+        "an idle pool was busy {idle:?}"
+    );
+    pool.call(spin, 150).wait().unwrap();
+    let after = busy();
+    assert!(
+        after >= idle + Duration::from_millis(150),
+        "150 ms of work counted as {:?}",
+        after - idle
+    );
+    assert!(
+        after <= born.elapsed(),
+        "{after:?} busy in {:?}",
+        born.elapsed()
+    );
+    // Idle again: busy time stays put.
+    std::thread::sleep(Duration::from_millis(100));
+    let later = busy();
+    assert!(
+        later < after + Duration::from_millis(20),
+        "an idle pool went on counting: {after:?} then {later:?}"
+    );
+}
+
+#[test]
+fn a_thread_lane_counts_its_busy_time() {
+    let pool = Pool::builder().threads(1).build().unwrap();
+    busy_follows_the_calls(&pool);
+}
+
+#[test]
+fn a_process_lane_counts_its_busy_time_across_replacements() {
+    let pool = Pool::builder().processes(1).build().unwrap();
+    busy_follows_the_calls(&pool);
+    // The busy time of a worker that died stays with its lane.
+    let before = pool.stats().lanes[0].busy;
+    pool.call(abort, ()).wait().unwrap_err();
+    until("the lane's worker is replaced", || {
+        pool.stats().lanes[0].pid.is_some()
+    });
+    pool.call(spin, 50).wait().unwrap();
+    let after = pool.stats().lanes[0].busy;
+    assert!(
+        after >= before + Duration::from_millis(50),
+        "{before:?} then {after:?} after another 50 ms"
+    );
+}

@@ -29,6 +29,10 @@ pub const KNITTING_PROCESSES: &str = "knitting-processes";
 /// (W1, W6): what a strict worker costs is its `knitting-processes` row
 /// against this one.
 pub const KNITTING_PROCESSES_UNRESTRICTED: &str = "knitting-processes-unrestricted";
+/// knitting's thread pool with every diagnostic namespace on and no
+/// `tracing` subscriber (W1): what diagnostics cost when nobody listens is
+/// its row against `knitting-threads` (compiled in, off).
+pub const KNITTING_DEBUG: &str = "knitting-threads-debug";
 /// The runtimes the table's ratios are taken against, one column each
 /// (a column only when the run has records of that runtime).
 const REFERENCES: &[&str] = &[KNITTING, KNITTING_PROCESSES];

@@ -16,7 +16,7 @@
 use std::{fmt::Write as _, time::Duration};
 
 use crate::report::{
-    bytes, duration, ratio, record_at, Record, KNITTING, KNITTING_PROCESSES,
+    bytes, duration, ratio, record_at, Record, KNITTING, KNITTING_DEBUG, KNITTING_PROCESSES,
     KNITTING_PROCESSES_UNRESTRICTED,
 };
 
@@ -326,38 +326,78 @@ pub fn table(records: &[Record]) -> String {
         );
     }
     info(records, &mut out);
-    strict_cost(records, &mut out);
+    costs(records, &mut out);
     out
 }
 
-/// The points where a strict process pool is measured next to an
-/// unrestricted one: W1's echo per call, W6's start-up.
-const STRICT_COST: &[(&str, usize)] = &[("W1", 1), ("W1", 100), ("W6", 1)];
+/// One informational ratio: `subject`'s median ÷ `baseline`'s at a point.
+struct Cost {
+    workload: &'static str,
+    batch: usize,
+    subject: &'static str,
+    baseline: &'static str,
+    /// What the ratio is the cost of, and of what over what.
+    what: &'static str,
+    /// How the ratio reads (`1.03× {unit}`).
+    unit: &'static str,
+}
 
-/// The informational rows of the cost of `Permissions::strict()`: the
-/// strict process pool's median ÷ the unrestricted one's at the same point.
-fn strict_cost(records: &[Record], out: &mut String) {
-    for &(workload, batch) in STRICT_COST {
+const fn strict(workload: &'static str, batch: usize) -> Cost {
+    Cost {
+        workload,
+        batch,
+        subject: KNITTING_PROCESSES,
+        baseline: KNITTING_PROCESSES_UNRESTRICTED,
+        what: "processes: cost of Permissions::strict() (strict ÷ unrestricted)",
+        unit: "unrestricted",
+    }
+}
+
+const fn diagnostics(batch: usize) -> Cost {
+    Cost {
+        workload: "W1",
+        batch,
+        subject: KNITTING_DEBUG,
+        baseline: KNITTING,
+        what: "threads: cost of debug(Diagnostics::ALL) with no subscriber (on ÷ off)",
+        unit: "off",
+    }
+}
+
+/// The points where one configuration is measured next to another: a
+/// strict process pool next to an unrestricted one (W1's echo per call,
+/// W6's start-up), and a thread pool with every diagnostic namespace on
+/// next to one with none (W1).
+const COSTS: &[Cost] = &[
+    strict("W1", 1),
+    strict("W1", 100),
+    strict("W6", 1),
+    diagnostics(1),
+    diagnostics(100),
+];
+
+/// The informational rows of [`COSTS`].
+fn costs(records: &[Record], out: &mut String) {
+    for cost in COSTS {
         let median = |runtime: &str| {
             records
                 .iter()
-                .find(|r| r.workload == workload && r.runtime == runtime && r.batch == batch)
+                .find(|r| {
+                    r.workload == cost.workload && r.runtime == runtime && r.batch == cost.batch
+                })
                 .map(|r| r.median_ns.max(1) as f64)
         };
-        let (measured, status) = match (
-            median(KNITTING_PROCESSES),
-            median(KNITTING_PROCESSES_UNRESTRICTED),
-        ) {
-            (Some(strict), Some(unrestricted)) => (
-                format!("{}× unrestricted", ratio(strict / unrestricted)),
+        let (measured, status) = match (median(cost.subject), median(cost.baseline)) {
+            (Some(subject), Some(baseline)) => (
+                format!("{}× {}", ratio(subject / baseline), cost.unit),
                 "info",
             ),
             _ => ("—".to_owned(), "not measured"),
         };
         let _ = writeln!(
             out,
-            "| {workload} n={batch}, processes: cost of Permissions::strict() \
-             (strict ÷ unrestricted) | {measured} | {status} |",
+            "| {} n={}, {} | {measured} | {status} |",
+            cost.workload, cost.batch, cost.what,
         );
     }
 }
@@ -516,6 +556,18 @@ mod tests {
         assert!(text.contains(
             "| W6 n=1, processes: cost of Permissions::strict() (strict ÷ unrestricted) \
              | — | not measured |"
+        ));
+    }
+
+    #[test]
+    fn the_cost_of_diagnostics_is_information() {
+        let text = table(&[
+            record("W1", KNITTING, 8, 2_000),
+            record("W1", KNITTING_DEBUG, 8, 2_100),
+        ]);
+        assert!(text.contains(
+            "| W1 n=100, threads: cost of debug(Diagnostics::ALL) with no subscriber (on ÷ off) \
+             | 1.05× off | info |"
         ));
     }
 

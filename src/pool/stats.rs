@@ -72,6 +72,24 @@ pub struct LaneStats {
     /// (thread pools with [work stealing](crate::PoolBuilder::work_stealing);
     /// always 0 on process pools).
     pub stolen: usize,
+    /// How long the lane's workers have spent running calls, over the
+    /// pool's life (replaced workers included). Divide its growth by the
+    /// time between two snapshots for the lane's utilisation.
+    ///
+    /// A thread lane counts from the moment its worker finds work to the
+    /// moment its queues run dry (back-to-back calls make one period). A
+    /// process lane reads what its worker process reports, clamped to the
+    /// worker's lifetime: a worker cannot make it say more than that.
+    ///
+    /// ```
+    /// # #[knitting::task] fn spin(ms: u64) { let t = std::time::Instant::now(); while t.elapsed().as_millis() < u128::from(ms) {} }
+    /// use std::time::Duration;
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).build().unwrap();
+    /// pool.call(spin, 20).wait().unwrap();
+    /// assert!(pool.stats().lanes[0].busy >= Duration::from_millis(20));
+    /// ```
+    pub busy: std::time::Duration,
 }
 
 /// How and when a worker went, in [`LaneStats::last_crash`].

@@ -4,6 +4,11 @@
 //! `knitting-inline` runs an `#[task(inline)]` echo on the thread pool:
 //! the calls run on the harness's thread as the batch waits for them.
 //!
+//! `knitting-threads-debug` is a thread pool like `knitting-threads` with
+//! `debug(Diagnostics::ALL)` and no `tracing` subscriber: every event's
+//! namespace is on and nobody listens (the default row has diagnostics
+//! compiled in and off).
+//!
 //! Two process pools: `knitting-processes`, locked down with an explicit
 //! `Permissions::strict()` (the pool W9 shares), and
 //! `knitting-processes-unrestricted`, with an explicit
@@ -11,7 +16,7 @@
 //! worker reads off one run. Where the kernel cannot enforce the strict
 //! permissions, the strict row is reported as not measured.
 
-use knitting::{Permissions, Pool};
+use knitting::{Diagnostics, Permissions, Pool};
 
 use super::{
     check, knitting_batches, shared_strict_processes, shared_threads, unless_unenforceable,
@@ -20,7 +25,7 @@ use super::{
 use crate::{
     baselines::{crossbeam, limits::PingPong, tokio},
     mode::Mode,
-    report::{KNITTING_PROCESSES, KNITTING_PROCESSES_UNRESTRICTED},
+    report::{KNITTING_DEBUG, KNITTING_PROCESSES, KNITTING_PROCESSES_UNRESTRICTED},
     Result,
 };
 
@@ -48,6 +53,7 @@ pub fn workload(_mode: &Mode) -> Result<Workload> {
         runners: vec![
             knitting_threads()?,
             knitting_inline()?,
+            knitting_debug()?,
             unless_unenforceable(KNITTING_PROCESSES, knitting_processes())?,
             knitting_processes_unrestricted()?,
             tokio(tokio::Flavor::CurrentThread)?,
@@ -80,6 +86,21 @@ fn knitting_inline() -> Result<Runner> {
     )?;
     Ok(Runner::new("knitting-inline", move |point, sampler| {
         knitting_batches(point.batch, sampler, |i| pool.call(echo_inline, i as f64))
+    }))
+}
+
+/// A thread pool of its own with every diagnostic namespace on.
+fn knitting_debug() -> Result<Runner> {
+    let pool = Pool::builder()
+        .threads(workers())
+        .debug(Diagnostics::ALL)
+        .build()?;
+    check(
+        pool.call(echo, 1.5).wait()? == 1.5,
+        "knitting with diagnostics on echoes its argument",
+    )?;
+    Ok(Runner::new(KNITTING_DEBUG, move |point, sampler| {
+        knitting_batches(point.batch, sampler, |i| pool.call(echo, i as f64))
     }))
 }
 

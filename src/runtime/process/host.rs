@@ -42,7 +42,7 @@ use std::{
     path::PathBuf,
     process::{Child, ExitStatus},
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc, Mutex, MutexGuard,
     },
     task::Waker,
@@ -164,6 +164,8 @@ pub(crate) struct Lane {
     pub(crate) sandbox: AtomicU32,
     /// How and when the lane's worker last went.
     last_crash: Mutex<Option<crate::Crash>>,
+    /// Nanoseconds of busy time of the lane's workers that are gone.
+    busy_gone: AtomicU64,
     /// Mirrors `State::done.is_some()`, read without the lock.
     done: AtomicBool,
 }
@@ -196,6 +198,7 @@ impl Lane {
             pid: AtomicU32::new(0),
             sandbox: AtomicU32::new(0),
             last_crash: Mutex::new(None),
+            busy_gone: AtomicU64::new(0),
             done: AtomicBool::new(false),
         }
     }
@@ -215,6 +218,22 @@ impl Lane {
     /// How and when the lane's worker last went.
     pub(crate) fn last_crash(&self) -> Option<crate::Crash> {
         *self.last_crash.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Time the lane's workers spent running calls, the current one's
+    /// report included (see [`Gen::busy`]).
+    pub(crate) fn busy(&self) -> std::time::Duration {
+        let st = lock(&self.state);
+        // Relaxed: statistics only.
+        let gone = Duration::from_nanos(self.busy_gone.load(Ordering::Relaxed));
+        gone + st.gen.as_ref().map_or(Duration::ZERO, Gen::busy)
+    }
+
+    /// Keeps the busy time of a worker taken away.
+    pub(super) fn keep_busy(&self, gen: &Gen) {
+        let nanos = u64::try_from(gen.busy().as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: statistics only.
+        self.busy_gone.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// Calls waiting for the worker: in the host's backlog, or sent and
@@ -335,6 +354,7 @@ impl Lane {
         let Some(mut gen) = st.gen.take() else {
             return;
         };
+        self.keep_busy(&gen);
         if !matches!(gone, Gone::Exited(_)) {
             let _ = gen.child.kill();
         }
@@ -447,6 +467,7 @@ impl Lane {
         let mut st = lock(&self.state);
         let mut failed = 0;
         if let Some(mut gen) = st.gen.take() {
+            self.keep_busy(&gen);
             let _ = gen.child.kill();
             self.pid.store(0, Ordering::Relaxed);
             let _ = gen.child.wait();

@@ -101,9 +101,24 @@ pub(crate) struct Gen {
     pub(crate) courier: Option<Courier>,
     /// What the worker said it enforces when it started.
     pub(crate) sandbox: Option<crate::runtime::permissions::Enforcement>,
+    /// When this side was made (before the worker started), on the shared
+    /// clock: the worker's busy time cannot exceed its life since.
+    born: u64,
 }
 
 impl Gen {
+    /// The time the worker reports it spent running calls, clamped to its
+    /// lifetime (see [`crate::time::busy_time`]): worker-written words, so
+    /// they decide nothing but this figure.
+    pub(crate) fn busy(&self) -> std::time::Duration {
+        let control = self.shm.control();
+        let words = crate::time::Busy {
+            total: &*control.busy_total,
+            since: &*control.busy_since,
+        };
+        words.read(self.born)
+    }
+
     /// The host's side of a fresh mapping `shm`, shared with worker `pid`.
     pub(crate) fn new(shm: Arc<Mapping>, child: Child, pid: u32, arena: usize) -> Self {
         let now = Instant::now();
@@ -122,6 +137,7 @@ impl Gen {
             answers: Vec::new(),
             courier: None,
             sandbox: None,
+            born: crate::time::now_nanos(),
         }
     }
 

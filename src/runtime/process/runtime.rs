@@ -211,6 +211,7 @@ impl Runtime {
                 last_crash: l.last_crash(),
                 restarts: l.restarts.load(Ordering::Relaxed),
                 stolen: 0,
+                busy: l.busy(),
             })
             .collect()
     }

@@ -307,19 +307,32 @@ const RING_DELAY: Duration = Duration::from_micros(50);
 impl WorkerLane {
     /// Serves requests until the host says stop; returns the exit code.
     fn run(mut self) -> i32 {
+        let mut busy = None;
         loop {
-            if self.out.owed_since.is_some() {
-                let more = request_published(&self.map, self.req.tail());
-                if !more {
-                    self.out.ring_host(&self.map);
-                }
+            if self.out.owed_since.is_some() && !request_published(&self.map, self.req.tail()) {
+                self.out.ring_host(&self.map);
+            }
+            if busy.is_none() && request_published(&self.map, self.req.tail()) {
+                busy = Some(self.busy().begin());
             }
             if self.take_one() {
                 continue;
             }
+            if let Some(since) = busy.take() {
+                self.busy().end(since);
+            }
             if self.idle_wait() {
                 return 0;
             }
+        }
+    }
+
+    /// The control block's busy words (a task may skew its own lane's).
+    fn busy(&self) -> crate::time::Busy<'_, std::sync::atomic::AtomicU64> {
+        let control = self.map.control();
+        crate::time::Busy {
+            total: &control.busy_total,
+            since: &control.busy_since,
         }
     }
 

@@ -29,7 +29,7 @@ use std::{
 
 use crate::{
     call::cell::{CallKey, Header, JobRef},
-    sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
+    sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     task::panics::AbortIfPanic,
     transport::{
         ring::{CachePadded, Ring},
@@ -80,6 +80,23 @@ pub(crate) struct Slot {
     /// swaps it out (the thread when done, a shutdown that gives up, or the
     /// hard time limit, which leaves the [`retired`] mark behind).
     running: AtomicPtr<Header>,
+    /// Nanoseconds of the thread's finished busy periods (written by the
+    /// thread only).
+    busy_total: AtomicU64,
+    /// When the thread's open busy period began, on the shared clock;
+    /// 0 while it is idle.
+    busy_since: AtomicU64,
+    /// When the slot was made, on the shared clock.
+    born: u64,
+}
+
+impl Slot {
+    fn busy_words(&self) -> crate::time::Busy<'_, AtomicU64> {
+        crate::time::Busy {
+            total: &self.busy_total,
+            since: &self.busy_since,
+        }
+    }
 }
 
 /// Names one worker thread's slot in its lane (from [`Lane::new_slot`]):
@@ -127,6 +144,9 @@ impl Lane {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.push(Box::new(Slot {
             running: AtomicPtr::new(ptr::null_mut()),
+            busy_total: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
+            born: crate::time::now_nanos(),
         }));
         let slot: *const Slot = &**slots.last().expect("just pushed");
         // Release: the slot's initial state is visible to readers of it.
@@ -238,6 +258,17 @@ impl Lane {
     /// Threads of this lane retired by a hard time limit.
     pub(crate) fn retired(&self) -> usize {
         self.worker.retired.load(Ordering::Relaxed)
+    }
+
+    /// Time this lane's worker threads spent running calls (a racy
+    /// snapshot: from the moment a thread finds work to the moment its
+    /// queues run dry, the hand-over between back-to-back calls included).
+    pub(crate) fn busy(&self) -> Duration {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .map(|slot| slot.busy_words().read(slot.born))
+            .sum()
     }
 
     /// Calls this lane's workers took from other lanes.
@@ -419,11 +450,17 @@ pub(crate) fn run_worker(
     crate::role::mark_worker_thread(pool);
     loop {
         // BUSY: run everything queued here, then what waits on other lanes.
+        let mut since = None;
         while let Some(job) = lane.pop().or_else(|| crew.steal()) {
+            let started = *since.get_or_insert_with(|| slot.busy_words().begin());
             if !lane.run(slot, job, abandoned, on_start) {
+                slot.busy_words().end(started);
                 std::mem::forget(guard);
                 return Exit::Retired;
             }
+        }
+        if let Some(started) = since {
+            slot.busy_words().end(started);
         }
         // IDLE: spin on loads for the budget, then announce and park.
         if spin_until_work(crew, spin) {

@@ -203,6 +203,7 @@ impl Runtime {
                 pid: None,
                 restarts: lane.retired(),
                 stolen: lane.stolen(),
+                busy: lane.busy(),
             })
             .collect()
     }

@@ -137,6 +137,7 @@ impl Lane {
             && st.backlog.is_empty()
         {
             let gen = st.gen.take().expect("checked above");
+            self.keep_busy(&gen);
             st.done = Some(Error::closed());
             self.done.store(true, Ordering::Relaxed);
             drop(st);

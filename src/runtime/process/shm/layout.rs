@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -118,6 +118,12 @@ pub(crate) struct Control {
     /// Worker-written before [`READY`]: what it locked itself down to
     /// (an `Enforcement` word; 0 when it was not restricted).
     pub(crate) sandbox: Line<AtomicU32>,
+    /// Worker-written: nanoseconds of its finished busy periods. Only
+    /// read for `LaneStats::busy`, clamped to the worker's lifetime.
+    pub(crate) busy_total: Line<AtomicU64>,
+    /// Worker-written: when its open busy period began (0: idle), on the
+    /// shared clock. Read like `busy_total`.
+    pub(crate) busy_since: Line<AtomicU64>,
 }
 
 // SAFETY: `repr(C)`, `ShmSafe` fields only.
