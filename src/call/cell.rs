@@ -1,7 +1,8 @@
 //! The call cell: one allocation per call that carries the arguments to the
 //! worker and the result back, so no channel is allocated per call.
 //!
-//! A cell is reference counted (an `Arc`). The lane queue holds one
+//! A cell is reference counted (the header's `refs`), in memory recycled
+//! per thread ([`blocks`]). The lane queue holds one
 //! reference as a [`JobRef`] (one pointer wide: the header starts the cell,
 //! and the header's vtable knows the concrete types), the caller holds one
 //! in its [`Call`](crate::Call) handle, and the timer one per deadline
@@ -20,10 +21,10 @@
 //! so a finished call holds no memory until its deadline.
 
 use std::{
+    alloc::Layout,
     mem::MaybeUninit,
     panic::{catch_unwind, AssertUnwindSafe},
     ptr::NonNull,
-    sync::Arc,
     task::Waker,
     time::Duration,
 };
@@ -32,7 +33,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::payload::Window;
 use crate::{
-    sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell},
+    sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell},
     task::panics,
     Error, Signal, Task,
 };
@@ -99,7 +100,25 @@ pub(crate) struct Header {
     /// The timer key of the deadline entry (0 for none): cancelled as the
     /// call ends, or when a later deadline replaces it.
     timer: AtomicU64,
+    /// References held: the handle's, the queue's, the timer's, a lane's.
+    /// The last one to go drops the cell and frees its memory.
+    refs: AtomicUsize,
     vtable: &'static VTable,
+}
+
+impl Header {
+    /// Adds one reference; the caller holds one already.
+    #[inline]
+    fn add_ref(&self) {
+        // Relaxed: a new reference is made from one held, which keeps the
+        // cell alive; nothing is published through the count (as `Arc`).
+        let old = self.refs.fetch_add(1, Ordering::Relaxed);
+        // A count this high means references leaked in a loop: stop before
+        // it can wrap to zero and free a live cell.
+        if old > isize::MAX as usize {
+            std::process::abort();
+        }
+    }
 }
 
 /// The type-erased operations of one `Cell<T>`.
@@ -115,8 +134,6 @@ struct VTable {
     fail: unsafe fn(NonNull<Header>, Error, bool) -> bool,
     /// Moves the result out; only after `DONE`.
     take: unsafe fn(NonNull<Header>, *mut ()),
-    /// Adds one reference.
-    clone_ref: unsafe fn(NonNull<Header>),
     /// Drops one reference.
     drop_ref: unsafe fn(NonNull<Header>),
     /// The task's name, for diagnostics.
@@ -141,7 +158,6 @@ impl<T: Task> Cell<T> {
         run: run::<T>,
         fail: fail::<T>,
         take: take::<T>,
-        clone_ref: clone_ref::<T>,
         drop_ref: drop_ref::<T>,
         task_name: task_name::<T>,
         time_out: time_out::<T>,
@@ -405,28 +421,31 @@ unsafe fn take<T: Task>(ptr: NonNull<Header>, out: *mut ()) {
     unsafe { out.cast::<Result<T::Output, Error>>().write(value) };
 }
 
-/// Adds one reference ([`VTable::clone_ref`]).
+/// Drops one reference ([`VTable::drop_ref`]); the last one drops the
+/// cell and gives its memory back.
 ///
 /// # Safety
 ///
 /// `ptr` is the header of a `Cell<T>` (made by [`CallRef::new::<T>`]) and
-/// the caller holds one of its references for the whole call.
-unsafe fn clone_ref<T: Task>(ptr: NonNull<Header>) {
-    // SAFETY: the caller holds a reference to an `Arc<Cell<T>>` made by
-    // `CallRef::new`, so the count is at least one.
-    unsafe { Arc::increment_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
-}
-
-/// Drops one reference ([`VTable::drop_ref`]); the last one frees the cell.
-///
-/// # Safety
-///
-/// `ptr` is the header of a `Cell<T>` and the caller gives up one of its
-/// references, using neither it nor `ptr` through it afterwards.
+/// the caller gives up one of its references, using neither it nor `ptr`
+/// through it afterwards.
 unsafe fn drop_ref<T: Task>(ptr: NonNull<Header>) {
-    // SAFETY: the caller gives up one reference to an `Arc<Cell<T>>` made by
-    // `CallRef::new`.
-    unsafe { Arc::decrement_strong_count(ptr.cast::<Cell<T>>().as_ptr()) };
+    // SAFETY: the caller still holds the reference it gives up here.
+    let header = unsafe { ptr.as_ref() };
+    // AcqRel: Release orders this holder's uses of the cell before the
+    // count falls; the last holder's Acquire sees every other holder's
+    // uses before it drops the cell (as `Arc`'s drop with its fence).
+    if header.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    let cell = ptr.cast::<Cell<T>>();
+    // SAFETY: that was the last reference: nobody else can reach the cell,
+    // which `CallRef::new` initialised; it is dropped once, here, and its
+    // memory came from `blocks::alloc` with the layout of `Cell<T>`.
+    unsafe {
+        std::ptr::drop_in_place(cell.as_ptr());
+        blocks::free(cell.cast(), Layout::new::<Cell<T>>());
+    }
 }
 
 /// The task's name ([`VTable::task_name`]).
@@ -452,6 +471,7 @@ fn drop_quietly<V>(value: V) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
 }
 
+mod blocks;
 mod remote;
 use remote::unsend;
 pub(crate) use remote::{Encoded, RemoteOps};

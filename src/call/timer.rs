@@ -154,10 +154,14 @@ pub(crate) fn schedule(at: u64, action: Action) -> Key {
 
 /// Cancels entry `key` unless it fired already: its action is dropped
 /// without firing. A key of 0 names no entry.
+#[inline]
 pub(crate) fn cancel(key: Key) {
-    if key == 0 {
-        return;
+    if key != 0 {
+        cancel_entry(key);
     }
+}
+
+fn cancel_entry(key: Key) {
     let Some(timer) = TIMER.get() else {
         return;
     };

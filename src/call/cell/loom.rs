@@ -169,12 +169,7 @@ fn wait(call: &CallRef) -> Result<Out, Error> {
 
 /// How many references to the call's cell are held.
 fn refs(call: &CallRef) -> usize {
-    // SAFETY: the handle holds a reference to the `Arc<Cell<Double>>` that
-    // `CallRef::new` made; `ManuallyDrop` leaves its count as it is.
-    let cell = std::mem::ManuallyDrop::new(unsafe {
-        std::sync::Arc::from_raw(call.0.cast::<Cell<Double>>().as_ptr())
-    });
-    std::sync::Arc::strong_count(&cell)
+    call.header().refs.load(crate::sync::Ordering::SeqCst)
 }
 
 /// Drops the handle, after checking that it holds the last reference.

@@ -134,8 +134,8 @@ impl JobRef {
 
     /// A second reference to the same call.
     pub(crate) fn clone_ref(&self) -> JobRef {
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (header(self.0).vtable.clone_ref)(self.0) };
+        // SAFETY: we hold a reference, so the header is alive.
+        unsafe { header(self.0) }.add_ref();
         JobRef(self.0)
     }
 
@@ -176,25 +176,27 @@ impl CallRef {
     /// Allocates the cell for one call and returns the handle's and the
     /// queue's references.
     pub(crate) fn new<T: Task>(task: T, args: T::Args) -> (CallRef, JobRef) {
-        let cell = Arc::new(Cell::<T> {
+        let cell = Cell::<T> {
             header: Header {
                 state: AtomicU32::new(QUEUED),
                 signal: Signal::new(),
                 waker: AtomicWaker::new(),
                 deadline: AtomicU64::new(0),
                 timer: AtomicU64::new(0),
+                // The handle's and the queue's.
+                refs: AtomicUsize::new(2),
                 vtable: &Cell::<T>::VTABLE,
             },
             task,
             args: UnsafeCell::new(MaybeUninit::new(args)),
             result: UnsafeCell::new(MaybeUninit::uninit()),
-        });
-        let job = Arc::clone(&cell);
-        let ptr = |arc: Arc<Cell<T>>| {
-            // SAFETY: `Arc::into_raw` never returns null.
-            unsafe { NonNull::new_unchecked(Arc::into_raw(arc).cast_mut()) }.cast::<Header>()
         };
-        (CallRef(ptr(cell)), JobRef(ptr(job)))
+        let ptr = super::blocks::alloc(Layout::new::<Cell<T>>()).cast::<Cell<T>>();
+        // SAFETY: fresh memory of `Cell<T>`'s layout, for this cell alone;
+        // from here on the two references own it (see `drop_ref`).
+        unsafe { ptr.as_ptr().write(cell) };
+        let header = ptr.cast::<Header>();
+        (CallRef(header), JobRef(header))
     }
 
     pub(super) fn header(&self) -> &Header {
@@ -233,8 +235,8 @@ impl CallRef {
     pub(crate) fn set_deadline(&self, at: u64) -> JobRef {
         // Relaxed: see `JobRef::time_out`.
         self.header().deadline.store(at, Ordering::Relaxed);
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (self.header().vtable.clone_ref)(self.0) };
+        // We hold a reference, so the count is at least one.
+        self.header().add_ref();
         JobRef(self.0)
     }
 
@@ -260,8 +262,8 @@ impl CallRef {
         if self.header().state.load(Ordering::Relaxed) != QUEUED {
             return false;
         }
-        // SAFETY: we hold a reference, so the count is at least one.
-        unsafe { (self.header().vtable.clone_ref)(self.0) };
+        // We hold a reference, so the count is at least one.
+        self.header().add_ref();
         let job = JobRef(self.0);
         job.run();
         // Acquire: pairs with `publish`; whether it ran here or elsewhere,
