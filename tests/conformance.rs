@@ -272,6 +272,16 @@ fn panics_arrive_with_message_and_location_and_the_worker_survives(pool: Pool<An
 
 fn abort_reaches_the_running_task(pool: Pool<AnyRuntime>) {
     let call = pool.call(count_until_stopped, 1_000_000);
+    // Abort once the call runs (a slow worker, under valgrind say, may
+    // take longer than any fixed pause to start it).
+    let started = std::time::Instant::now();
+    while pool.stats().lanes.iter().all(|lane| lane.busy.is_zero()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the call never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     std::thread::sleep(Duration::from_millis(30));
     call.abort();
     let counted = within(call).unwrap();
