@@ -68,10 +68,17 @@ fn threads() -> Result<Runner> {
                 found.push(dir.join("schedstat").display().to_string());
             }
         }
-        check(found.len() == WORKERS, "W7 finds the pool's worker threads")?;
         Ok(found)
     };
-    let files = tasks()?;
+    // A worker thread names itself once it runs, which on a loaded machine
+    // can be after the first call came back: look again for a while.
+    let started = std::time::Instant::now();
+    let mut files = tasks()?;
+    while files.len() < WORKERS && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        files = tasks()?;
+    }
+    check(files.len() == WORKERS, "W7 finds the pool's worker threads")?;
     Ok(Runner::new(KNITTING, move |_, sampler| {
         idle_second(sampler, || pool.call(nop, ()).wait().map(drop), &files)
     }))
