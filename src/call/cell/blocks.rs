@@ -46,7 +46,7 @@ impl Drop for Kept {
             for block in blocks.drain(..) {
                 // SAFETY: every kept block was allocated with its class's
                 // layout (`alloc` below) and is in use by nobody.
-                unsafe { alloc::dealloc(block.as_ptr(), class_layout(class)) };
+                unsafe { alloc::dealloc(block.as_ptr(), LAYOUTS[class]) };
             }
         }
     }
@@ -85,34 +85,28 @@ const LAYOUTS: [Layout; CLASSES] = {
     layouts
 };
 
-#[inline]
-fn class_layout(class: usize) -> Layout {
-    LAYOUTS[class]
-}
-
 /// Memory for a cell of `layout` (non-zero size): a kept block of its
 /// class, else a new allocation. Aborts when the allocator fails, as `Box`
 /// does.
 #[inline]
 pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
-    let (class, layout) = match class_of(layout) {
-        Some(class) => (Some(class), class_layout(class)),
-        None => (None, layout),
+    let Some(class) = class_of(layout) else {
+        return fresh(layout);
     };
-    if let Some(class) = class {
-        let reused = KEPT
-            .try_with(|kept| {
-                let mut kept = kept.borrow_mut();
-                let block = kept.free[class].pop()?;
-                kept.bytes -= layout.size();
-                Some(block)
-            })
-            .ok()
-            .flatten();
-        if let Some(block) = reused {
-            return block;
-        }
-    }
+    let reused = KEPT.try_with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let block = kept.free[class].pop()?;
+        kept.bytes -= LAYOUTS[class].size();
+        Some(block)
+    });
+    reused
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| fresh(LAYOUTS[class]))
+}
+
+/// A new allocation of `layout` (non-zero size).
+fn fresh(layout: Layout) -> NonNull<u8> {
     // SAFETY: cells are never zero-sized (a header is always there).
     let ptr = unsafe { alloc::alloc(layout) };
     NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout))
@@ -132,7 +126,7 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
         unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
         return;
     };
-    let block = class_layout(class);
+    let block = LAYOUTS[class];
     let kept = KEPT
         .try_with(|kept| {
             let mut kept = kept.borrow_mut();

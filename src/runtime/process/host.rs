@@ -229,11 +229,14 @@ impl Lane {
         gone + st.gen.as_ref().map_or(Duration::ZERO, Gen::busy)
     }
 
-    /// Keeps the busy time of a worker taken away.
-    pub(super) fn keep_busy(&self, gen: &Gen) {
+    /// Takes the current worker away (it died, is being killed, or stops),
+    /// keeping its busy time for the lane.
+    fn take_gen(&self, st: &mut State) -> Option<Gen> {
+        let gen = st.gen.take()?;
         let nanos = u64::try_from(gen.busy().as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: statistics only.
         self.busy_gone.fetch_add(nanos, Ordering::Relaxed);
+        Some(gen)
     }
 
     /// Calls waiting for the worker: in the host's backlog, or sent and
@@ -351,10 +354,9 @@ impl Lane {
     /// the usual checks.
     fn worker_gone(&self, st: &mut State, mut gone: Gone) {
         let max = self.shared.cfg.max_payload;
-        let Some(mut gen) = st.gen.take() else {
+        let Some(mut gen) = self.take_gen(st) else {
             return;
         };
-        self.keep_busy(&gen);
         if !matches!(gone, Gone::Exited(_)) {
             let _ = gen.child.kill();
         }
@@ -466,8 +468,7 @@ impl Lane {
     fn close_lane(&self, error: &dyn Fn() -> Error) -> usize {
         let mut st = lock(&self.state);
         let mut failed = 0;
-        if let Some(mut gen) = st.gen.take() {
-            self.keep_busy(&gen);
+        if let Some(mut gen) = self.take_gen(&mut st) {
             let _ = gen.child.kill();
             self.pid.store(0, Ordering::Relaxed);
             let _ = gen.child.wait();

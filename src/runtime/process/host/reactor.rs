@@ -136,8 +136,7 @@ impl Lane {
             && gen.inflight.is_empty()
             && st.backlog.is_empty()
         {
-            let gen = st.gen.take().expect("checked above");
-            self.keep_busy(&gen);
+            let gen = self.take_gen(&mut st).expect("checked above");
             st.done = Some(Error::closed());
             self.done.store(true, Ordering::Relaxed);
             drop(st);
