@@ -190,6 +190,7 @@ mod diag;
 mod transport;
 mod payload;
 mod task;
+mod exec;
 mod call;
 mod runtime;
 mod dispatch;
@@ -199,7 +200,10 @@ pub use crate::payload::shared::{SharedAtomic, SharedBuffer};
 #[doc(hidden)]
 pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
-    call::Call,
+    call::{
+        sleep::{sleep, Sleep},
+        Call,
+    },
     diag::Diagnostics,
     dispatch::balance::{Balance, Balancer, LaneLoad, LaneLoads},
     error::{Error, ErrorKind, RemoteError},
@@ -212,7 +216,7 @@ pub use crate::{
         permissions::{Enforcement, Permissions},
         AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads,
     },
-    signal::Signal,
+    signal::{Signal, UntilAborted},
     task::{
         bootstrap::{BootContext, BootInfo, Bootstrap},
         imported::ImportedTask,
@@ -521,9 +525,15 @@ pub mod __private {
             failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
             marks::{NoBorrowedTypes, NotThreadsOnly},
             probe::{NoSerde, Probe, ViaSerde},
-            TaskResult, Wired, WorkerEntry, TASKS,
+            TaskFuture, TaskResult, Wired, WorkerEntry, TASKS,
         },
     };
+
+    /// Runs an async task's future to its end on the current thread (the
+    /// sync entry of an `async fn` task).
+    pub fn block_on<T>(future: crate::task::TaskFuture<'_, T>) -> Result<T, crate::Error> {
+        crate::exec::block::block_on(future)
+    }
     /// The `Pod` bound of a slice parameter's element type.
     pub use bytemuck::Pod;
 

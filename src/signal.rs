@@ -1,6 +1,12 @@
 //! `Signal`: what a running task can ask about its own call.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use crate::sync::{AtomicU32, Ordering};
 
@@ -60,6 +66,36 @@ impl Signal {
         self.word.load(Ordering::Relaxed) != 0
     }
 
+    /// A future that is ready once the caller asked this call to stop: for
+    /// an `async fn` task that wants to stop on its own terms (clean up,
+    /// return a partial result) rather than be dropped.
+    ///
+    /// An async task's future is re-polled whenever its signal is raised,
+    /// so awaiting this costs nothing while the call runs. Note what raises
+    /// it: [`Call::abort`](crate::Call::abort) alone leaves the call running
+    /// and the task decides; a deadline, [`Call::cancel`](crate::Call::cancel),
+    /// a dropped handle, a hard time limit or a pool that stops waiting end
+    /// the call first, and then the task's future is dropped at its next
+    /// await point whatever it awaits.
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// async fn wait_for_stop(signal: &knitting::Signal) -> &'static str {
+    ///     signal.until_aborted().await;
+    ///     "stopped on request"
+    /// }
+    ///
+    /// # fn main() -> Result<(), knitting::Error> {
+    /// let pool = knitting::Pool::builder().threads(1).build()?;
+    /// let call = pool.call(wait_for_stop, ());
+    /// call.abort();
+    /// assert_eq!(call.wait()?, "stopped on request");
+    /// # Ok(()) }
+    /// ```
+    pub fn until_aborted(&self) -> UntilAborted<'_> {
+        UntilAborted { signal: self }
+    }
+
     /// Monotonic time on the clock that the host and every worker (thread
     /// or process) share (`CLOCK_MONOTONIC` on Linux: time since boot); the
     /// host stamps call deadlines on the same clock.
@@ -90,6 +126,29 @@ impl Signal {
     pub(crate) fn raise(&self) {
         // Relaxed: see `aborted`.
         self.word.store(1, Ordering::Relaxed);
+    }
+}
+
+/// The future of [`Signal::until_aborted`]: ready once the signal is
+/// raised.
+#[derive(Debug)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct UntilAborted<'a> {
+    signal: &'a Signal,
+}
+
+impl Future for UntilAborted<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        // No waker to keep: the worker re-polls a task whose signal is
+        // raised (a thread cell wakes it, a process worker looks at its
+        // calls' abort words whenever it wakes).
+        if self.signal.aborted() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "transport",
     "payload",
     "task",
+    "exec",
     "call",
     "runtime",
     "dispatch",

@@ -337,12 +337,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let options = parse_options(attr)?;
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
-    if let Some(asyncness) = &sig.asyncness {
-        return Err(syn::Error::new(
-            asyncness.span(),
-            "#[knitting::task] takes a plain (non-async) function",
-        ));
-    }
+    let is_async = sig.asyncness.is_some();
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return Err(syn::Error::new(
             sig.generics.span(),
@@ -438,17 +433,23 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         _ => quote!((#(#arg_idents,)*)),
     };
 
+    // The body's call: awaited in an async task's future.
+    let body_call = if is_async {
+        quote!(#body_ident(#(#call_exprs),*).await)
+    } else {
+        quote!(#body_ident(#(#call_exprs),*))
+    };
     let (ret_ty, output_ty, run_body) = match &sig.output {
         ReturnType::Default => (
             quote!(()),
             quote!(()),
-            quote!(::core::result::Result::Ok(#body_ident(#(#call_exprs),*))),
+            quote!(::core::result::Result::Ok(#body_call)),
         ),
         ReturnType::Type(_, ty) if is_result(ty) => (
             quote!(#ty),
             quote!(<#ty as ::knitting::__private::TaskResult>::Ok),
             quote_spanned! {ty.span()=>
-                match #body_ident(#(#call_exprs),*) {
+                match #body_call {
                     ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
                     ::core::result::Result::Err(failure) => {
                         #[allow(unused_imports)]
@@ -463,7 +464,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         ReturnType::Type(_, ty) => (
             quote!(#ty),
             quote!(#ty),
-            quote!(::core::result::Result::Ok(#body_ident(#(#call_exprs),*))),
+            quote!(::core::result::Result::Ok(#body_call)),
         ),
     };
 
@@ -555,6 +556,53 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let inputs = &sig.inputs;
     let block = &func.block;
     let output = &sig.output;
+    let asyncness = &sig.asyncness;
+    let run_fns = if is_async {
+        quote! {
+            const ASYNC: bool = true;
+
+            fn run(
+                __knitting_args: Self::Args,
+                __knitting_signal: &::knitting::Signal,
+            ) -> ::core::result::Result<Self::Output, ::knitting::Error> {
+                ::knitting::__private::block_on(<Self as ::knitting::Task>::run_async(
+                    __knitting_args,
+                    __knitting_signal,
+                ))
+            }
+
+            fn run_async<'__knitting>(
+                #args_pat: Self::Args,
+                #signal_pat: &'__knitting ::knitting::Signal,
+            ) -> ::knitting::__private::TaskFuture<'__knitting, Self::Output> {
+                ::std::boxed::Box::pin(async move { #run_body })
+            }
+        }
+    } else {
+        quote! {
+            #[inline]
+            fn run(
+                #args_pat: Self::Args,
+                #signal_pat: &::knitting::Signal,
+            ) -> ::core::result::Result<Self::Output, ::knitting::Error> {
+                #run_body
+            }
+        }
+    };
+    // A sync task still calls as a plain function; an async one's future
+    // has no nameable type for a function pointer.
+    let local_call = (!is_async).then(|| {
+        quote! {
+            impl ::core::ops::Deref for #ident {
+                type Target = fn(#(#fn_ptr_types),*) -> #ret_ty;
+
+                fn deref(&self) -> &Self::Target {
+                    static LOCAL: fn(#(#fn_ptr_types),*) -> #ret_ty = #body_ident;
+                    &LOCAL
+                }
+            }
+        }
+    });
     let registry_ident = format_ident!("__KNITTING_TASK_{}", ident.to_string().to_uppercase());
 
     Ok(quote! {
@@ -564,8 +612,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         #vis struct #ident;
 
         const _: () = {
-            #[allow(clippy::needless_pass_by_value)]
-            fn #body_ident(#inputs) #output #block
+            #[allow(clippy::needless_pass_by_value, clippy::unused_async)]
+            #asyncness fn #body_ident(#inputs) #output #block
 
             fn __knitting_entry() -> ::core::option::Option<::knitting::__private::WorkerEntry> {
                 #entry_body
@@ -588,7 +636,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 
             // SAFETY: `run` hands the task only a borrow of each argument
             // read through `Lent` or `Borrowed`, and drops them all before
-            // it returns.
+            // it returns (an async task: before its future is dropped).
             unsafe impl ::knitting::__private::Wired for #ident {
                 type ArgsWire = #args_wire;
                 type OutputWire = #output_wire;
@@ -604,23 +652,10 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 
                 #timed_out
 
-                #[inline]
-                fn run(
-                    #args_pat: Self::Args,
-                    #signal_pat: &::knitting::Signal,
-                ) -> ::core::result::Result<Self::Output, ::knitting::Error> {
-                    #run_body
-                }
+                #run_fns
             }
 
-            impl ::core::ops::Deref for #ident {
-                type Target = fn(#(#fn_ptr_types),*) -> #ret_ty;
-
-                fn deref(&self) -> &Self::Target {
-                    static LOCAL: fn(#(#fn_ptr_types),*) -> #ret_ty = #body_ident;
-                    &LOCAL
-                }
-            }
+            #local_call
         };
     })
 }

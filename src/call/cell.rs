@@ -33,6 +33,7 @@ use atomic_waker::AtomicWaker;
 
 use crate::payload::Window;
 use crate::{
+    exec::LocalFuture,
     sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering, UnsafeCell},
     task::panics,
     Error, Signal, Task,
@@ -92,6 +93,9 @@ pub(crate) struct Header {
     state: AtomicU32,
     signal: Signal,
     waker: AtomicWaker,
+    /// The waker of the async task running the call, woken when its
+    /// signal is raised (see [`Header::raise`]).
+    abort_waker: AtomicWaker,
     /// The call's deadline on the shared clock (nanoseconds), 0 for none.
     /// A timer entry fires only if this still holds its deadline, so a
     /// later [`Call::deadline`](crate::Call::deadline) overrides an earlier
@@ -127,8 +131,13 @@ impl Header {
 /// points to (see there): at least, `ptr` is the header of the cell whose
 /// vtable this is, kept alive by a reference the caller holds.
 struct VTable {
+    /// The task is an `async fn` (see [`Task::ASYNC`]).
+    is_async: bool,
     /// Runs the call on the current thread. Consumes one reference.
     run: unsafe fn(NonNull<Header>, &dyn Fn()),
+    /// Starts an async call as a future for a worker's executor; consumes
+    /// one reference.
+    start_async: for<'a> unsafe fn(NonNull<Header>, &'a dyn Fn()) -> Option<LocalFuture<'a>>,
     /// Completes the call with an error unless it is completing or done
     /// (or, with `only_queued`, unless it has started).
     fail: unsafe fn(NonNull<Header>, Error, bool) -> bool,
@@ -155,7 +164,9 @@ struct Cell<T: Task> {
 
 impl<T: Task> Cell<T> {
     const VTABLE: VTable = VTable {
+        is_async: T::ASYNC,
         run: run::<T>,
+        start_async: future::start::<T>,
         fail: fail::<T>,
         take: take::<T>,
         drop_ref: drop_ref::<T>,
@@ -328,6 +339,10 @@ impl<T: Task> Drop for Cell<T> {
 /// `ptr` is the header of a `Cell<T>` and the caller hands over one of its
 /// references (it is released here, after the result is published).
 unsafe fn run<T: Task>(ptr: NonNull<Header>, finished: &dyn Fn()) {
+    if T::ASYNC {
+        // SAFETY: as for this function.
+        return unsafe { future::run_here::<T>(ptr, finished) };
+    }
     // The queue's reference is released when `_job` drops, after the result
     // is published.
     let _job = JobRef(ptr);
@@ -472,6 +487,16 @@ fn drop_quietly<V>(value: V) {
 }
 
 mod blocks;
+impl Header {
+    /// Raises the call's signal and wakes the async task that runs it, if
+    /// one does (so that it sees the signal, or its call's end, at once).
+    pub(super) fn raise(&self) {
+        self.signal.raise();
+        self.abort_waker.wake();
+    }
+}
+
+mod future;
 mod remote;
 use remote::unsend;
 pub(crate) use remote::{Encoded, RemoteOps};

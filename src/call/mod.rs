@@ -4,6 +4,7 @@ pub(crate) mod cell;
 pub(crate) mod kept;
 pub(crate) mod latency;
 pub(crate) mod route;
+pub(crate) mod sleep;
 pub(crate) mod timer;
 mod wait;
 

@@ -56,6 +56,8 @@ pub(crate) enum Action {
     },
     /// A thread lane's hard time limit for the call it runs.
     HardLimit(Box<dyn FnOnce() + Send>),
+    /// A [`sleep`](crate::sleep) is over: wake its task.
+    Wake(std::sync::Arc<atomic_waker::AtomicWaker>),
 }
 
 impl Action {
@@ -69,6 +71,7 @@ impl Action {
                 }
             }
             Action::HardLimit(retire) => retire(),
+            Action::Wake(waker) => waker.wake(),
         }
     }
 }

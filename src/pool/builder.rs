@@ -38,9 +38,13 @@ pub struct PoolBuilder {
     debug: Diagnostics,
     latency: bool,
     work_stealing: bool,
+    async_concurrency: usize,
     /// Set in `pool/balancing.rs`.
     pub(super) balance: Strategy,
 }
+
+/// Async calls a worker runs at once unless the builder says otherwise.
+pub(crate) const DEFAULT_ASYNC_CONCURRENCY: usize = 256;
 
 impl Default for PoolBuilder {
     fn default() -> Self {
@@ -67,6 +71,7 @@ impl PoolBuilder {
             debug: Diagnostics::NONE,
             latency: false,
             work_stealing: true,
+            async_concurrency: DEFAULT_ASYNC_CONCURRENCY,
             balance: Strategy::default(),
         }
     }
@@ -359,6 +364,31 @@ impl PoolBuilder {
         self
     }
 
+    /// How many calls of `async fn` tasks each worker thread runs at once
+    /// (at least 1; the default is 256).
+    ///
+    /// A worker that starts an async call goes on taking calls while its
+    /// future waits (for a timer, I/O, another call), so calls that wait
+    /// more than they compute do not hold a thread each. Past this many in
+    /// flight, the worker takes no new call until one of them ends; sync
+    /// calls are not counted (each holds the worker while it runs).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// async fn pause(ms: u64) { knitting::sleep(Duration::from_millis(ms)).await }
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).async_concurrency(4).build()?;
+    /// let calls: Vec<_> = (0..8).map(|_| pool.call(pause, 5)).collect();
+    /// for call in calls { call.wait()?; } // two rounds of four
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn async_concurrency(mut self, calls: usize) -> Self {
+        self.async_concurrency = calls.max(1);
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -389,6 +419,7 @@ impl PoolBuilder {
             boot: Boot::into_setting(self.boot)?,
             work_stealing: self.work_stealing,
             diagnostics: debug,
+            async_concurrency: self.async_concurrency,
         };
         let inline = self.inline_threshold;
         let balance = self.balance;

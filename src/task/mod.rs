@@ -6,7 +6,7 @@ pub(crate) mod entry;
 pub(crate) mod imported;
 pub(crate) mod panics;
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, fmt, future::Future, pin::Pin, time::Duration};
 
 use crate::{payload::wire::Wire, Error, Signal};
 
@@ -47,6 +47,20 @@ pub trait Task: Copy + Send + Sync + 'static {
     #[doc(hidden)]
     fn run(args: Self::Args, signal: &Signal) -> Result<Self::Output, Error>;
 
+    /// True for an `async fn` task: workers run it through
+    /// [`run_async`](Self::run_async). Not meant for user code.
+    #[doc(hidden)]
+    const ASYNC: bool = false;
+
+    /// Starts the task body of an `async fn` task as a future (for a sync
+    /// task: runs it, and the future is ready at once). Called by workers;
+    /// not meant for user code.
+    #[doc(hidden)]
+    fn run_async(args: Self::Args, signal: &Signal) -> TaskFuture<'_, Self::Output> {
+        let result = Self::run(args, signal);
+        Box::pin(std::future::ready(result))
+    }
+
     /// What a call gives when its deadline passes: the `default` or `error`
     /// of `#[task(timeout = ..)]`, else a [`Timeout`](crate::ErrorKind::Timeout)
     /// error. Not meant for user code.
@@ -55,6 +69,11 @@ pub trait Task: Copy + Send + Sync + 'static {
         Err(Error::deadline_passed())
     }
 }
+
+/// The future of one call of an `async fn` task (see [`Task::run_async`]):
+/// it may borrow the call's [`Signal`].
+#[doc(hidden)]
+pub type TaskFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + 'a>>;
 
 /// A stable task id: a 64-bit FNV-1a hash of the task's name.
 ///

@@ -111,7 +111,7 @@ impl JobRef {
         // returns at once must not beat the deadline's outcome.
         // SAFETY: we hold a reference; the vtable matches the cell.
         let ended = unsafe { (header.vtable.time_out)(self.0) };
-        header.signal.raise();
+        header.raise();
         ended
     }
 
@@ -124,7 +124,28 @@ impl JobRef {
     /// Raises the call's signal.
     pub(crate) fn raise(&self) {
         // SAFETY: we hold a reference.
-        unsafe { header(self.0) }.signal.raise();
+        unsafe { header(self.0) }.raise();
+    }
+
+    /// True if the call's task is an `async fn`: a worker starts it with
+    /// [`start_async`](Self::start_async) instead of running it.
+    #[inline]
+    pub(crate) fn is_async(&self) -> bool {
+        // SAFETY: we hold a reference.
+        unsafe { header(self.0) }.vtable.is_async
+    }
+
+    /// Starts an async call: the future runs the task and completes the
+    /// call, calling `finished` once it is over but before its result is
+    /// published; it releases the reference when dropped. `None` when there
+    /// is nothing to run (it ended, or its deadline passed while queued;
+    /// `finished` was called).
+    pub(crate) fn start_async<'a>(self, finished: &'a dyn Fn()) -> Option<LocalFuture<'a>> {
+        let ptr = self.0;
+        std::mem::forget(self);
+        // SAFETY: we owned one reference and hand it over; the vtable
+        // matches the cell's type.
+        unsafe { (header(ptr).vtable.start_async)(ptr, finished) }
     }
 
     /// Identifies the call while a reference is held.
@@ -181,6 +202,7 @@ impl CallRef {
                 state: AtomicU32::new(QUEUED),
                 signal: Signal::new(),
                 waker: AtomicWaker::new(),
+                abort_waker: AtomicWaker::new(),
                 deadline: AtomicU64::new(0),
                 timer: AtomicU64::new(0),
                 // The handle's and the queue's.
@@ -278,7 +300,7 @@ impl CallRef {
 
     /// Raises the call's abort signal.
     pub(crate) fn abort(&self) {
-        self.header().signal.raise();
+        self.header().raise();
     }
 
     /// Fails the call with `error` unless it already ended.

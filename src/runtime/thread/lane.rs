@@ -27,8 +27,11 @@ use std::{
     time::Duration,
 };
 
+use super::asyncs::AsyncCalls;
+pub(crate) use super::asyncs::AsyncSetup;
 use crate::{
     call::cell::{CallKey, Header, JobRef},
+    exec::ReadyFlag,
     sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     task::panics::AbortIfPanic,
     transport::{
@@ -71,6 +74,8 @@ struct WorkerSide {
     retired: AtomicUsize,
     /// Calls this lane's workers took from another lane's queue.
     stolen: AtomicUsize,
+    /// Async calls in flight on the lane's worker.
+    async_running: AtomicUsize,
 }
 
 /// One worker thread's view of the call it runs.
@@ -133,6 +138,7 @@ impl Lane {
                 completed: AtomicUsize::new(0),
                 retired: AtomicUsize::new(0),
                 stolen: AtomicUsize::new(0),
+                async_running: AtomicUsize::new(0),
             }),
             slots: Mutex::new(Vec::new()),
         }
@@ -239,11 +245,37 @@ impl Lane {
         // Relaxed: a hint for picking lanes and for statistics.
         self.slot()
             .is_some_and(|s| !s.running.load(Ordering::Relaxed).is_null())
+            || self.worker.async_running.load(Ordering::Relaxed) != 0
     }
 
     /// Calls queued or running on this lane right now (a racy snapshot).
     pub(crate) fn in_flight(&self) -> usize {
-        self.ring.len() + self.backlog_len.load(Ordering::Relaxed) + usize::from(self.is_running())
+        // Relaxed: as in `is_running`.
+        let running = self
+            .slot()
+            .is_some_and(|s| !s.running.load(Ordering::Relaxed).is_null());
+        self.ring.len()
+            + self.backlog_len.load(Ordering::Relaxed)
+            + usize::from(running)
+            + self.worker.async_running.load(Ordering::Relaxed)
+    }
+
+    /// The lane's worker started an async call.
+    pub(super) fn async_started(&self) {
+        // Relaxed: statistics and lane choice only.
+        self.worker.async_running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An async call of the lane's worker ended (its future is gone).
+    pub(super) fn async_ended(&self) {
+        // Relaxed: as in `async_started`.
+        self.worker.async_running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call finished on this lane.
+    fn count_completed(&self) {
+        // Relaxed: statistics only (published by the call's own Release).
+        self.worker.completed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Calls queued on this lane, not running yet (a racy snapshot).
@@ -307,9 +339,7 @@ impl Lane {
         // Counted before the result is published: a caller that sees its
         // call done sees it in `stats()` too (the publish is a Release that
         // the caller's Acquire pairs with). Relaxed: statistics only.
-        job.run_then(&|| {
-            self.worker.completed.fetch_add(1, Ordering::Relaxed);
-        });
+        job.run_then(&|| self.count_completed());
         if let Some(key) = limit {
             crate::call::timer::cancel(key);
         }
@@ -439,6 +469,7 @@ pub(crate) fn run_worker(
     abandoned: &AtomicBool,
     spin: SpinPolicy,
     on_start: &OnStart<'_>,
+    asyncs: &AsyncSetup<'_>,
 ) -> Exit {
     let lane = crew.own();
     let slot = lane.slot_at(slot);
@@ -448,29 +479,54 @@ pub(crate) fn run_worker(
     let guard = AbortIfPanic;
     lane.wake.register_sleeper();
     crate::role::mark_worker_thread(pool);
+    let finished = || lane.count_completed();
+    let mut calls = AsyncCalls::new(lane, asyncs, &finished);
     loop {
-        // BUSY: run everything queued here, then what waits on other lanes.
+        // BUSY: run everything queued here, then what waits on other lanes
+        // (async calls: start them, while there is room for more).
         let mut since = None;
-        while let Some(job) = lane.pop().or_else(|| crew.steal()) {
+        while !calls.is_full() {
+            let Some(job) = lane.pop().or_else(|| crew.steal()) else {
+                break;
+            };
             let started = *since.get_or_insert_with(|| slot.busy_words().begin());
+            if job.is_async() {
+                calls.start(job);
+                continue;
+            }
             if !lane.run(slot, job, abandoned, on_start) {
                 slot.busy_words().end(started);
                 std::mem::forget(guard);
                 return Exit::Retired;
             }
+            // Async calls woken meanwhile get their turn between calls.
+            calls.poll();
         }
         if let Some(started) = since {
             slot.busy_words().end(started);
         }
+        if !calls.is_empty() {
+            // SeqCst: see `Lane::run`.
+            if abandoned.load(Ordering::SeqCst) {
+                calls.abandon();
+            }
+            if calls.poll() > 0 {
+                continue;
+            }
+        }
+        let (full, ready) = (calls.is_full(), calls.ready_flag());
+        let woken = || ready.as_ref().is_some_and(ReadyFlag::is_set);
         // IDLE: spin on loads for the budget, then announce and park.
-        if spin_until_work(crew, spin) {
+        if spin_until_work(|| (!full && crew.has_work()) || woken(), spin) {
             continue;
         }
-        // SHUTDOWN: exit once the pool is closed and this lane is drained
-        // (the other lanes' workers drain theirs).
+        let busy = !calls.is_empty();
+        // SHUTDOWN: exit once the pool is closed, this lane is drained
+        // (the other lanes' workers drain theirs) and no async call of this
+        // worker is in flight.
         // SYNC POINT: Acquire pairs with the Release store that closes the
         // pool.
-        if closed.load(Ordering::Acquire) {
+        if !busy && closed.load(Ordering::Acquire) {
             // Announce the exit, then look once more: a caller whose notify
             // came first is visible now; one whose notify comes later sees
             // the announcement and fails its own call.
@@ -480,19 +536,27 @@ pub(crate) fn run_worker(
             continue;
         }
         // The last look, after the announcement, covers the other lanes
-        // too: work to steal keeps this worker up.
-        lane.wake
-            .sleep(|| crew.has_work() || closed.load(Ordering::Acquire));
+        // too: work to steal keeps this worker up. With async calls in
+        // flight, their wake-ups end the sleep, and so does a shutdown that
+        // stops waiting for them.
+        calls.park(|| {
+            lane.wake.sleep(|| {
+                (!full && crew.has_work())
+                    || woken()
+                    || (!busy && closed.load(Ordering::Acquire))
+                    || (busy && abandoned.load(Ordering::SeqCst))
+            });
+        });
     }
     std::mem::forget(guard);
     Exit::Done
 }
 
 /// Spins with loads only; true as soon as there is work to take.
-fn spin_until_work(crew: Crew<'_>, spin: SpinPolicy) -> bool {
+fn spin_until_work(has_work: impl Fn() -> bool, spin: SpinPolicy) -> bool {
     let mut backoff = Backoff::new(spin.budget);
     loop {
-        if crew.has_work() {
+        if has_work() {
             return true;
         }
         if backoff.is_completed() {
@@ -557,7 +621,21 @@ mod tests {
                     index: 0,
                     steal: true,
                 };
-                run_worker(crew, old_slot, 1, &flags.0, &flags.1, spin, &|_| None)
+                let asyncs = AsyncSetup {
+                    limit: 1,
+                    bell: &|| unreachable!("no async call here"),
+                    on_start: &|_| None,
+                };
+                run_worker(
+                    crew,
+                    old_slot,
+                    1,
+                    &flags.0,
+                    &flags.1,
+                    spin,
+                    &|_| None,
+                    &asyncs,
+                )
             })
         };
         // The hard limit takes the call once it runs, as the timer does.

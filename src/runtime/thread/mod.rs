@@ -7,6 +7,7 @@
 //!   limits (a thread cannot be killed: its lane gets a fresh thread) and
 //!   shutdown.
 
+mod asyncs;
 pub(crate) mod lane;
 
 use std::{
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) work_stealing: bool,
     /// Which diagnostics the pool emits.
     pub(crate) diagnostics: crate::Diagnostics,
+    /// Async calls each worker runs at once, at most.
+    pub(crate) async_concurrency: usize,
 }
 
 /// Where a worker thread started by `build` reports its bootstrap.
@@ -71,6 +74,20 @@ struct Shared {
     /// Per lane: when a hard time limit last retired its thread.
     crashes: Box<[Mutex<Option<Crash>>]>,
     diagnostics: crate::Diagnostics,
+    async_concurrency: usize,
+}
+
+/// The bell of a worker's executor: notifies its lane's wake word.
+struct LaneBell {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl crate::exec::Bell for LaneBell {
+    fn ring(&self) {
+        // A worker that exited has no future left to wake.
+        let _ = self.shared.lanes[self.index].wake.notify();
+    }
 }
 
 impl Runtime {
@@ -102,6 +119,7 @@ impl Runtime {
             threads: Mutex::new(Vec::with_capacity(threads)),
             crashes: (0..threads).map(|_| Mutex::new(None)).collect(),
             diagnostics: cfg.diagnostics,
+            async_concurrency: cfg.async_concurrency,
         });
         let (tx, started) = mpsc::channel();
         for index in 0..threads {
@@ -249,7 +267,12 @@ impl Runtime {
         self.shared
             .lanes
             .iter()
-            .map(|lane| lane.fail_all(Error::closed))
+            .map(|lane| {
+                let failed = lane.fail_all(Error::closed);
+                // A worker with async calls in flight drops them now.
+                let _ = lane.wake.notify();
+                failed
+            })
             .sum()
     }
 }
@@ -300,6 +323,17 @@ impl Shared {
                 let _span = crate::diag::worker_span(shared.diagnostics, index);
                 crate::diag::worker_ready(shared.diagnostics, index, None, began.elapsed());
                 let on_start = |job: &JobRef| shared.arm_hard_limit(index, slot, job);
+                let bell = || -> Box<dyn crate::exec::Bell> {
+                    Box::new(LaneBell {
+                        shared: Arc::clone(&shared),
+                        index,
+                    })
+                };
+                let asyncs = lane::AsyncSetup {
+                    limit: shared.async_concurrency,
+                    bell: &bell,
+                    on_start: &|job: &JobRef| shared.arm_async_limit(job),
+                };
                 let crew = Crew {
                     lanes: &shared.lanes,
                     index,
@@ -313,6 +347,7 @@ impl Shared {
                     &shared.abandoned,
                     shared.spin,
                     &on_start,
+                    &asyncs,
                 );
                 // A retired thread's count went to its replacement.
                 if exit == Exit::Done {
@@ -389,6 +424,20 @@ impl Shared {
             crate::time::nanos_after(limit),
             crate::call::timer::Action::HardLimit(Box::new(move || {
                 shared.retire(index, slot, call, limit);
+            })),
+        ))
+    }
+
+    /// As an async call starts: if it has a hard time limit, ask the timer
+    /// to end it when the limit passes (which drops its future; the thread
+    /// stays). Returns the timer entry, cancelled when the call ends.
+    fn arm_async_limit(&self, job: &JobRef) -> Option<crate::call::timer::Key> {
+        let limit = job.hard_timeout().or(self.hard_timeout)?;
+        let job = job.clone_ref();
+        Some(crate::call::timer::schedule(
+            crate::time::nanos_after(limit),
+            crate::call::timer::Action::HardLimit(Box::new(move || {
+                asyncs::cut_off(&job, limit);
             })),
         ))
     }

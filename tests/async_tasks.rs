@@ -1,0 +1,252 @@
+//! `async fn` tasks on both runtimes: many calls in flight per worker,
+//! `knitting::sleep`, cancellation that drops the task's future (its
+//! destructors run, the worker's slot is free at once), `Signal` as a
+//! future, and the clear error of a task that needs a tokio reactor the
+//! worker does not run.
+
+knitting::init_before_main!();
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use common::LONG;
+use knitting::{AnyRuntime, ErrorKind, Pool, RuntimeKind, Signal};
+
+/// Writes its file when dropped: how a test sees, from outside the
+/// worker (thread or process), that a task's future was dropped.
+struct Guard(PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"dropped");
+    }
+}
+
+#[knitting::task]
+async fn nap(ms: u64) -> u64 {
+    knitting::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// Holds a guard across a long sleep.
+#[knitting::task]
+async fn guarded(path: String, ms: u64) -> u64 {
+    let _guard = Guard(PathBuf::from(path));
+    knitting::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// Returns its own answer once asked to stop.
+#[knitting::task]
+async fn until_stopped(signal: &Signal) -> String {
+    let started = Instant::now();
+    signal.until_aborted().await;
+    format!("stopped after {:?}", started.elapsed())
+}
+
+#[knitting::task(hard_timeout = "100ms")]
+async fn over_its_limit(path: String) {
+    let _guard = Guard(PathBuf::from(path));
+    knitting::sleep(LONG).await;
+}
+
+/// Needs tokio's timer (a reactor).
+#[knitting::task]
+async fn tokio_nap(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// A fresh file path for one test's guard.
+fn marker(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "knitting-async-{}-{name}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Waits (at most [`LONG`]) until `path` exists.
+fn wait_for_file(path: &Path, what: &str) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < LONG, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+fn pool(runtime: RuntimeKind, workers: usize, concurrency: usize) -> Pool<AnyRuntime> {
+    match runtime {
+        RuntimeKind::Threads => Pool::builder()
+            .threads(workers)
+            .async_concurrency(concurrency)
+            .build()
+            .expect("thread pool")
+            .into(),
+        _ => Pool::builder()
+            .processes(workers)
+            .async_concurrency(concurrency)
+            .build()
+            .expect("process pool")
+            .into(),
+    }
+}
+
+fn an_async_task_awaits_a_timer(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 16);
+    let start = Instant::now();
+    assert_eq!(pool.call(nap, 30).wait().unwrap(), 30);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+}
+
+fn a_thousand_calls_on_two_workers_interleave(runtime: RuntimeKind) {
+    let pool = pool(runtime, 2, 1000);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..1000).map(|_| pool.call(nap, 50)).collect();
+    for call in calls {
+        assert_eq!(call.wait().unwrap(), 50);
+    }
+    // One after another on two workers: 1,000 x 50 ms / 2 = 25 s.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(8), "1,000 calls took {took:?}");
+}
+
+/// After `end` ended a guarded call on a worker with room for one async
+/// call: the guard was dropped, and the next call runs at once.
+fn ends_drop_the_future(runtime: RuntimeKind, name: &str, end: fn(knitting::Call<u64>)) {
+    let pool = pool(runtime, 1, 1);
+    let path = marker(name);
+    let call = pool.call(guarded, (path.display().to_string(), 60_000));
+    // Let it start.
+    std::thread::sleep(Duration::from_millis(50));
+    end(call);
+    wait_for_file(&path, "the task's guard to be dropped");
+    let start = Instant::now();
+    assert_eq!(pool.call(nap, 1).wait().unwrap(), 1);
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the next call waited {took:?}"
+    );
+}
+
+fn a_deadline_drops_the_future(runtime: RuntimeKind) {
+    ends_drop_the_future(runtime, "deadline", |call| {
+        let err = call.timeout(Duration::from_millis(20)).wait().unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+    });
+}
+
+fn cancel_drops_the_future(runtime: RuntimeKind) {
+    ends_drop_the_future(runtime, "cancel", |call| {
+        assert!(call.cancel().unwrap_err().is_cancelled());
+    });
+}
+
+fn dropping_the_handle_drops_the_future(runtime: RuntimeKind) {
+    ends_drop_the_future(runtime, "drop", drop);
+}
+
+fn a_hard_limit_drops_the_future(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let path = marker("hard");
+    let err = pool
+        .call(over_its_limit, path.display().to_string())
+        .wait()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HardTimeout, "{err:?}");
+    wait_for_file(&path, "the task's guard to be dropped");
+    assert_eq!(pool.call(nap, 1).wait().unwrap(), 1);
+}
+
+fn abort_lets_the_task_answer(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let call = pool.call(until_stopped, ());
+    std::thread::sleep(Duration::from_millis(30));
+    call.abort();
+    let answer = call.wait().unwrap();
+    assert!(answer.starts_with("stopped after"), "{answer}");
+}
+
+fn shutdown_timeout_drops_the_futures(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let path = marker("shutdown");
+    let call = pool.call(guarded, (path.display().to_string(), 60_000));
+    std::thread::sleep(Duration::from_millis(50));
+    let err = pool
+        .shutdown_timeout(Duration::from_millis(50))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(call.wait().unwrap_err().is_closed());
+    wait_for_file(&path, "the task's guard to be dropped");
+}
+
+#[cfg(not(feature = "tokio"))]
+fn tokio_timers_need_the_feature(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let err = pool.call(tokio_nap, 1).wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err:?}");
+    assert!(err.message().contains("`tokio` feature"), "{err}");
+    // The worker lives on.
+    assert_eq!(pool.call(nap, 1).wait().unwrap(), 1);
+}
+
+#[cfg(feature = "tokio")]
+fn tokio_timers_work_with_the_feature(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 100);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..100).map(|_| pool.call(tokio_nap, 30)).collect();
+    for call in calls {
+        assert_eq!(call.wait().unwrap(), 30);
+    }
+    // Interleaved: about 30 ms, far from 100 x 30 ms.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// One `#[test]` per runtime for each test above.
+macro_rules! for_each_runtime {
+    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
+        mod threads {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    super::$test(knitting::RuntimeKind::Threads);
+                }
+            )*
+        }
+        #[cfg(target_os = "linux")]
+        mod processes {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    super::$test(knitting::RuntimeKind::Processes);
+                }
+            )*
+        }
+    };
+}
+
+for_each_runtime!(
+    an_async_task_awaits_a_timer,
+    a_thousand_calls_on_two_workers_interleave,
+    a_deadline_drops_the_future,
+    cancel_drops_the_future,
+    dropping_the_handle_drops_the_future,
+    a_hard_limit_drops_the_future,
+    abort_lets_the_task_answer,
+    shutdown_timeout_drops_the_futures,
+    #[cfg(not(feature = "tokio"))]
+    tokio_timers_need_the_feature,
+    #[cfg(feature = "tokio")]
+    tokio_timers_work_with_the_feature,
+);
