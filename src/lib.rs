@@ -346,6 +346,43 @@ pub use crate::{
 /// assert_eq!(pool.call(until_stopped, 10).wait().unwrap(), 10);
 /// ```
 ///
+/// # Async tasks
+///
+/// An `async fn` is a task too. On a thread pool each worker runs many of
+/// its calls at once (up to [`PoolBuilder::async_concurrency`], 256 by
+/// default), so a call that awaits a timer or I/O does not hold a worker.
+/// What a task may await:
+///
+/// - without the `tokio` feature, futures that need no reactor:
+///   [`sleep`], channels, other calls' handles. A task that needs tokio's
+///   reactor (`tokio::time::sleep`, tokio I/O) fails with an
+///   [`Unsupported`](ErrorKind::Unsupported) error that names the feature;
+/// - with the `tokio` feature of knitting, each worker also runs a
+///   current-thread tokio runtime, so tokio's timers and I/O work.
+///
+/// A deadline, [`Call::cancel`], dropping the handle, a hard time limit and
+/// a shutdown that stops waiting drop the task's future at its next await
+/// point: its destructors run and the worker's slot is free at once.
+/// [`Call::abort`] only raises the [`Signal`], which a task may await with
+/// [`Signal::until_aborted`] to stop on its own terms. Process workers run
+/// an async call to its end before the next one; an async task cannot be
+/// called locally as a function.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[knitting::task]
+/// async fn late_double(value: u32) -> u32 {
+///     knitting::sleep(Duration::from_millis(5)).await;
+///     value * 2
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// assert_eq!(pool.call(late_double, 21).wait()?, 42);
+/// # Ok(()) }
+/// ```
+///
 /// # Errors from tasks
 ///
 /// A return type written `Result<T, E>` (any path ending in `Result`) makes
@@ -532,7 +569,8 @@ pub mod __private {
     /// Runs an async task's future to its end on the current thread (the
     /// sync entry of an `async fn` task).
     pub fn block_on<T>(future: crate::task::TaskFuture<'_, T>) -> Result<T, crate::Error> {
-        crate::exec::block::block_on(future)
+        crate::task::panics::catch(|| crate::exec::block::block_on(future))
+            .map_err(crate::exec::reactor::explain)
     }
     /// The `Pod` bound of a slice parameter's element type.
     pub use bytemuck::Pod;

@@ -30,6 +30,7 @@ const SOURCES: &[&str] = &[
     "src/runtime/mod.rs",
     "src/runtime/permissions.rs",
     "src/call/mod.rs",
+    "src/call/sleep.rs",
     "src/diag/mod.rs",
     "src/error/mod.rs",
     "src/signal.rs",
@@ -89,7 +90,7 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
 /// What a code assistant most needs to get right, each said in the docs
 /// linked from it.
 const RULES: &[&str] = &[
-    "Mark a free, non-generic, non-async function `#[knitting::task]`; call it as `pool.call(task_fn, args)`, where `args` is `()` for no parameter, the value for one, a tuple for several.",
+    "Mark a free, non-generic function (plain or `async fn`) `#[knitting::task]`; call it as `pool.call(task_fn, args)`, where `args` is `()` for no parameter, the value for one, a tuple for several.",
     "`pool.call` returns a `Call<T>`: `.wait()` blocks, `.await` works in any executor, dropping it cancels the call, `.detach()` lets it run.",
     "Thread pools: `Pool::builder().threads(n).build()?` gives a `Pool` (`Pool<Threads>`). Process pools (Linux; elsewhere the build fails): `Pool::builder().processes(n).build()?` gives a `ProcessPool` (`Pool<Processes>`). Either converts `into()` a `Pool<AnyRuntime>` to pick the runtime at run time.",
     "A program that builds process pools calls `knitting::init()` first thing in a plain `fn main`; test files use `knitting::init_before_main!();` once at the top level.",

@@ -70,7 +70,6 @@ impl ProcessPoolBuilder {
                 boot: None,
                 permissions: crate::Permissions::default(),
                 diagnostics: crate::Diagnostics::NONE,
-                async_concurrency: super::builder::DEFAULT_ASYNC_CONCURRENCY,
             },
         }
     }
@@ -303,25 +302,6 @@ impl ProcessPoolBuilder {
             "ring_slots must be between 1 and 65536, got {slots}"
         );
         self.opts.slots = slots;
-        self
-    }
-
-    /// How many calls of `async fn` tasks each worker process runs at once
-    /// (at least 1; the default is 256), as
-    /// [`PoolBuilder::async_concurrency`](crate::PoolBuilder::async_concurrency)
-    /// for threads. A worker holds at most [`ring_slots`](Self::ring_slots)
-    /// calls at a time, so that bounds it too.
-    ///
-    /// ```
-    /// knitting::init();
-    /// let pool = knitting::Pool::builder()
-    ///     .processes(1)
-    ///     .async_concurrency(64)
-    ///     .build()?;
-    /// # Ok::<(), knitting::Error>(())
-    /// ```
-    pub fn async_concurrency(mut self, calls: usize) -> Self {
-        self.opts.async_concurrency = calls.max(1);
         self
     }
 
