@@ -60,9 +60,10 @@ impl Reactor {
         #[cfg(feature = "tokio")]
         {
             let _ = park;
-            let _ = self.runtime.block_on(tokio::time::timeout(
-                TICK,
-                poll_fn(|cx| {
+            // The timeout is made inside the runtime: tokio's timers need
+            // its context.
+            self.runtime.block_on(async {
+                let woken = poll_fn(|cx| {
                     ready.idle.register(cx.waker());
                     // Acquire: as in `Executor::has_ready`.
                     if ready.any.load(crate::sync::Ordering::Acquire) {
@@ -70,8 +71,9 @@ impl Reactor {
                     } else {
                         Poll::Pending
                     }
-                }),
-            ));
+                });
+                let _ = tokio::time::timeout(TICK, woken).await;
+            });
         }
         #[cfg(not(feature = "tokio"))]
         {
