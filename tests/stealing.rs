@@ -291,3 +291,24 @@ fn cancelled_queued_calls_are_not_run_by_a_thief() {
     RELEASED[12].store(true, Ordering::SeqCst);
     assert_eq!(long.wait_timeout(LONG).expect("released").unwrap(), 12);
 }
+
+/// A trickle of calls (one at a time, each awaited) on an otherwise idle
+/// 2-worker pool: each call's own worker is awake and takes it, so the
+/// other worker has nothing to take. Stealing is for calls that would
+/// wait, not a race for every call.
+#[test]
+fn a_trickle_of_calls_is_not_stolen() {
+    let pool = Pool::builder().threads(2).build().unwrap();
+    let calls = 20_000;
+    for i in 0..calls {
+        assert_eq!(pool.call(add, (i, 1)).wait().unwrap(), i + 1);
+    }
+    let stats = pool.stats();
+    let stolen: usize = stats.lanes.iter().map(|lane| lane.stolen).sum();
+    let completed: usize = stats.lanes.iter().map(|lane| lane.completed).sum();
+    assert_eq!(completed, calls as usize);
+    assert!(
+        stolen <= completed / 20,
+        "{stolen} of {completed} calls were stolen: {stats:?}"
+    );
+}

@@ -4,8 +4,11 @@
 //! # Work stealing
 //!
 //! A worker whose own queue is empty pops the oldest queued call of another
-//! lane (its neighbour first, to spread the thieves) and runs it exactly as
-//! its own: in its own slot, under its own hard time limit, counted as
+//! lane (its neighbour first, to spread the thieves) that would otherwise
+//! wait: one behind a running call or behind another queued call, or on a
+//! lane whose worker sleeps. A lone call on a lane whose worker is awake
+//! and idle stays for that worker, so a trickle of calls does not turn into
+//! a race between idle workers. A stolen call runs exactly as its own: in its own slot, under its own hard time limit, counted as
 //! completed (and stolen) on its own lane. Only calls not yet started move:
 //! a running call stays where it runs.
 //!
@@ -16,8 +19,8 @@
 //! depends on a thief: its own lane's worker drains its queue as without
 //! stealing, so a missed chance to steal costs time, never a call. That is
 //! why a push to a busy lane does not wake a parked peer: a worker parks only
-//! after its last look (after the announcement) found every lane's queue
-//! empty, and a parked worker's lane is idle, so the pool's lane choice
+//! after its last look (after the announcement) found its own queue empty
+//! and nothing worth stealing elsewhere, and a parked worker's lane is idle, so the pool's lane choice
 //! (first idle lane) sends the next call to it rather than behind a busy one.
 
 use std::{
@@ -248,6 +251,19 @@ impl Lane {
             || self.worker.async_running.load(Ordering::Relaxed) != 0
     }
 
+    /// Queued calls here that another worker should take (a racy
+    /// snapshot): some wait behind a running call, or behind one another,
+    /// or the lane's own worker sleeps. One call queued on a lane whose
+    /// worker is awake and idle is that worker's: it takes it at once, and
+    /// a thief racing it would only move the call to another core.
+    fn worth_stealing(&self) -> bool {
+        match self.queued() {
+            0 => false,
+            1 => self.is_running() || self.wake.is_sleeping(),
+            _ => true,
+        }
+    }
+
     /// Calls queued or running on this lane right now (a racy snapshot).
     pub(crate) fn in_flight(&self) -> usize {
         // Relaxed: as in `is_running`.
@@ -439,9 +455,12 @@ impl Crew<'_> {
         (1..n).map(move |k| &self.lanes[(self.index + k) % n])
     }
 
-    /// The oldest queued call of another lane, if any.
+    /// The oldest queued call of another lane worth stealing, if any.
     fn steal(&self) -> Option<JobRef> {
-        let job = self.others().find_map(Lane::pop)?;
+        let job = self
+            .others()
+            .filter(|lane| lane.worth_stealing())
+            .find_map(Lane::pop)?;
         // Relaxed: statistics only.
         self.own().worker.stolen.fetch_add(1, Ordering::Relaxed);
         Some(job)
@@ -450,7 +469,7 @@ impl Crew<'_> {
     /// Work for this worker: a call queued on its lane or, with stealing, on
     /// another (a racy snapshot; a miss is caught by the next look).
     fn has_work(&self) -> bool {
-        !self.own().is_empty() || self.others().any(|lane| !lane.is_empty())
+        !self.own().is_empty() || self.others().any(Lane::worth_stealing)
     }
 }
 

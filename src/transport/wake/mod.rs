@@ -92,6 +92,14 @@ impl WakeWord {
         }
     }
 
+    /// The worker has announced that it parks (a racy hint, for a thief
+    /// deciding whether the lane's own worker will be quick to take its
+    /// queued call; never part of the protocol).
+    pub(crate) fn is_sleeping(&self) -> bool {
+        // Relaxed: a hint only; the protocol's accesses are the RMWs.
+        self.state.load(Ordering::Relaxed) & SLEEPING != 0
+    }
+
     /// Worker side: parks until notified, unless `has_work` (checked after
     /// the announcement) finds something to do. Returns once the worker
     /// should look at its queue again.
