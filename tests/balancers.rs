@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use knitting::{Balancer, Call, LaneLoads, Pool, PoolBuilder, Runs, Runtime, SharedBuffer};
+use knitting::{
+    Balance, Balancer, Call, LaneLoad, LaneLoads, Pool, PoolBuilder, Runs, Runtime, SharedBuffer,
+};
 
 /// Counts itself started in the gate's second word, then waits until its
 /// first word is set.
@@ -311,6 +313,38 @@ fn a_custom_balancer_sees_the_load_of_each_lane() {
             wait_all(more);
         },
     );
+}
+
+/// A user's balancer, tested on fixed loads without a pool: the loads it
+/// reads are the ones given, the indexes are the slice's.
+#[test]
+fn a_custom_balancer_can_be_tested_on_fixed_loads() {
+    struct IdleUsableElseLast;
+    impl Balance for IdleUsableElseLast {
+        fn pick(&self, lanes: &LaneLoads<'_>) -> usize {
+            lanes
+                .iter()
+                .find(|l| l.idle && l.usable)
+                .map_or(lanes.len() - 1, |l| l.index)
+        }
+    }
+    let pick = |loads: &[LaneLoad]| IdleUsableElseLast.pick(&LaneLoads::from_slice(loads));
+    let (busy, idle) = (LaneLoad::new(2), LaneLoad::new(0));
+    assert_eq!(pick(&[busy, idle, idle]), 1);
+    assert_eq!(pick(&[busy, idle.unusable(), idle]), 2);
+    assert_eq!(pick(&[busy, busy, busy]), 2);
+    // No lanes given: one idle lane, as no pool has fewer.
+    assert_eq!(pick(&[]), 0);
+
+    let loads = [LaneLoad::new(4), LaneLoad::new(0).unusable()];
+    let lanes = LaneLoads::from_slice(&loads);
+    let read: Vec<_> = lanes
+        .iter()
+        .map(|l| (l.index, l.in_flight, l.idle, l.usable))
+        .collect();
+    assert_eq!(read, [(0, 4, false, true), (1, 0, true, false)]);
+    assert_eq!(lanes.get(1).map(|l| l.index), Some(1));
+    assert_eq!(lanes.get(2), None);
 }
 
 #[test]

@@ -194,12 +194,49 @@ where
 /// ```
 #[derive(Clone, Copy)]
 pub struct LaneLoads<'a> {
-    lanes: &'a dyn Lanes,
+    lanes: Source<'a>,
+}
+
+/// Where a [`LaneLoads`] reads its lanes.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// A pool's lanes, read as a balancer asks.
+    Live(&'a dyn Lanes),
+    /// Fixed loads given by a user ([`LaneLoads::from_slice`]).
+    Fixed(&'a [LaneLoad]),
 }
 
 impl<'a> LaneLoads<'a> {
     fn new(lanes: &'a dyn Lanes) -> Self {
-        Self { lanes }
+        Self {
+            lanes: Source::Live(lanes),
+        }
+    }
+
+    /// Lanes with fixed loads, to test a [`Balance`] of your own without a
+    /// pool: lane `i` is `loads[i]` (its [`index`](LaneLoad::index) is
+    /// taken as `i`, whatever it says). An empty slice is one idle lane,
+    /// as no pool has fewer.
+    ///
+    /// ```
+    /// use knitting::{Balance, LaneLoad, LaneLoads};
+    ///
+    /// struct Emptiest;
+    ///
+    /// impl Balance for Emptiest {
+    ///     fn pick(&self, lanes: &LaneLoads<'_>) -> usize {
+    ///         lanes.iter().min_by_key(|l| l.in_flight).map_or(0, |l| l.index)
+    ///     }
+    /// }
+    ///
+    /// let loads = [LaneLoad::new(3), LaneLoad::new(1), LaneLoad::new(2)];
+    /// assert_eq!(Emptiest.pick(&LaneLoads::from_slice(&loads)), 1);
+    /// ```
+    pub fn from_slice(loads: &'a [LaneLoad]) -> Self {
+        const ONE_IDLE: &[LaneLoad] = &[LaneLoad::new(0)];
+        Self {
+            lanes: Source::Fixed(if loads.is_empty() { ONE_IDLE } else { loads }),
+        }
     }
 
     /// How many lanes the pool has (one per worker, at least one).
@@ -211,7 +248,10 @@ impl<'a> LaneLoads<'a> {
     /// # Ok::<(), knitting::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.lanes.count()
+        match self.lanes {
+            Source::Live(lanes) => lanes.count(),
+            Source::Fixed(loads) => loads.len(),
+        }
     }
 
     /// Never true (a pool has at least one lane); here because
@@ -244,11 +284,17 @@ impl<'a> LaneLoads<'a> {
     }
 
     fn read(&self, index: usize) -> LaneLoad {
-        LaneLoad {
-            index,
-            in_flight: self.lanes.in_flight(index),
-            idle: self.lanes.is_idle(index),
-            usable: self.lanes.is_usable(index),
+        match self.lanes {
+            Source::Live(lanes) => LaneLoad {
+                index,
+                in_flight: lanes.in_flight(index),
+                idle: lanes.is_idle(index),
+                usable: lanes.is_usable(index),
+            },
+            Source::Fixed(loads) => LaneLoad {
+                index,
+                ..loads[index]
+            },
         }
     }
 
@@ -299,6 +345,39 @@ pub struct LaneLoad {
     /// The lane takes calls (false for a process lane that gave up: its
     /// workers kept dying at start-up).
     pub usable: bool,
+}
+
+impl LaneLoad {
+    /// A usable lane with `in_flight` calls (idle when that is 0), for
+    /// [`LaneLoads::from_slice`]; its index is its place in the slice.
+    ///
+    /// ```
+    /// let lane = knitting::LaneLoad::new(0);
+    /// assert!(lane.idle && lane.usable);
+    /// ```
+    pub const fn new(in_flight: usize) -> Self {
+        Self {
+            index: 0,
+            in_flight,
+            idle: in_flight == 0,
+            usable: true,
+        }
+    }
+
+    /// The same lane, marked as one that takes no calls now (a process
+    /// lane that gave up).
+    ///
+    /// ```
+    /// let lane = knitting::LaneLoad::new(0).unusable();
+    /// assert!(!lane.usable);
+    /// ```
+    #[must_use]
+    pub const fn unusable(self) -> Self {
+        Self {
+            usable: false,
+            ..self
+        }
+    }
 }
 
 /// A pool's balancer as its builder holds it.
