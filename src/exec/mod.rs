@@ -186,9 +186,11 @@ impl<'a, C> Executor<'a, C> {
         if !self.has_ready() {
             return 0;
         }
-        // Relaxed: cleared before the list is taken, so a wake-up after
-        // this sets it again (with Release) and is seen next time.
-        self.ready.any.store(false, Ordering::Relaxed);
+        // Acquire, and an RMW rather than a store: the flag must be
+        // cleared before the list is taken (a plain store could land after
+        // the take and erase the flag of a wake-up whose number the take
+        // missed); a wake-up after this sets it again and is seen next time.
+        self.ready.any.swap(false, Ordering::Acquire);
         let mut batch = std::mem::take(&mut self.batch);
         std::mem::swap(
             &mut batch,
@@ -208,9 +210,13 @@ impl<'a, C> Executor<'a, C> {
             // A late wake-up of a future that finished: nothing to poll.
             return;
         };
-        // Release: cleared before the poll, so a wake-up during it (whose
-        // swap reads this store) queues the future again.
-        entry.waker.queued.store(false, Ordering::Release);
+        // AcqRel, and an RMW rather than a store: cleared before the poll
+        // reads what its wakers publish (a plain store could be seen after
+        // the poll's reads, and a wake-up in between would find the flag
+        // still set and queue nothing). Either a waker's swap comes after
+        // this one and queues the future again, or this one reads the
+        // waker's and the poll sees what it published.
+        entry.waker.queued.swap(false, Ordering::AcqRel);
         let waker = Waker::from(Arc::clone(&entry.waker));
         let mut cx = Context::from_waker(&waker);
         let future = entry.future.as_mut();
@@ -293,5 +299,64 @@ pub(crate) fn poll_task<T>(
     match result {
         Ok(()) => outcome,
         Err(err) => Poll::Ready(Err(reactor::explain(err))),
+    }
+}
+
+#[cfg(all(test, knitting_loom))]
+mod loom_tests {
+    use std::{
+        future::poll_fn,
+        sync::{Arc, Mutex},
+        task::{Poll, Waker},
+    };
+
+    use super::{Bell, Executor};
+    use crate::sync::{thread, AtomicBool, Ordering};
+
+    struct Silent;
+
+    impl Bell for Silent {
+        fn ring(&self) {}
+    }
+
+    /// A future waiting for a flag that another thread sets and then wakes
+    /// it, while a third thread wakes it early (before the flag is set, or
+    /// during a poll): whatever the interleaving, once all are done the
+    /// future has finished or its wake-up is pending (never lost).
+    #[test]
+    fn loom_exec_a_wake_up_is_never_lost() {
+        ::loom::model(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let waker: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+            let mut exec = Executor::new(1, Box::new(Silent)).expect("no reactor needed");
+            let finished = std::cell::Cell::new(false);
+            let (f, w) = (Arc::clone(&flag), Arc::clone(&waker));
+            let future = poll_fn(move |cx| {
+                // Acquire: pairs with the setter's Release.
+                if f.load(Ordering::Acquire) {
+                    return Poll::Ready(());
+                }
+                *w.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Pending
+            });
+            exec.spawn(Box::pin(future), (), &mut |()| finished.set(true));
+            let registered = || waker.lock().unwrap().clone().expect("registered");
+            let early = registered();
+            let late = registered();
+            let early = thread::spawn(move || early.wake());
+            let setter = thread::spawn(move || {
+                // Release: what the future reads once woken.
+                flag.store(true, Ordering::Release);
+                late.wake();
+            });
+            exec.poll_ready(&mut |()| finished.set(true));
+            early.join().unwrap();
+            setter.join().unwrap();
+            exec.poll_ready(&mut |()| finished.set(true));
+            assert!(
+                finished.get(),
+                "the future was woken and not polled to its end"
+            );
+        });
     }
 }
