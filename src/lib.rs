@@ -66,6 +66,12 @@
 //! # assert_eq!(two.unwrap(), 2);
 //! ```
 //!
+//! On a thread pool, [`Pool::run`] runs any closure
+//! (`FnOnce() -> T + Send + 'static`) and gives the same `Call`:
+//! `pool.run(move || work(x))` is the one-line move from `spawn_blocking`
+//! or `rayon::spawn` ([`Pool::run_with_signal`] lends it its [`Signal`]).
+//! Process pools refuse closures at compile time ([`RunsClosures`]).
+//!
 //! A task may call its own pool and wait (nested calls): a worker thread
 //! that waits for a call no worker has started yet runs it itself, so a
 //! tree of calls cannot deadlock, on one thread or many; see "Waiting
@@ -214,7 +220,7 @@ pub use crate::{
     runtime::{
         limits::ResourceLimits,
         permissions::{Enforcement, Permissions},
-        AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads,
+        AnyRuntime, Processes, Runs, RunsClosures, Runtime, RuntimeKind, Threads,
     },
     signal::{Signal, UntilAborted},
     task::{

@@ -134,3 +134,18 @@ fn the_diagnostics_example_shows_a_forwarded_event_and_a_crash() {
         assert!(stdout.contains(wanted), "no {wanted:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn the_maybe_slow_example_finishes_the_fast_calls_and_times_out_the_slow_ones() {
+    let out = run(&common::build_example("maybe_slow"), &[], common::LONG * 3);
+    let stdout = stdout_of(&out, "maybe_slow");
+    for id in [1, 2, 4, 5] {
+        let line = format!("finished:  call {id} slept 10ms");
+        assert!(stdout.contains(&line), "no {line:?} in:\n{stdout}");
+    }
+    for id in [0, 3] {
+        let line = format!("timed out: call {id} (would sleep 1s)");
+        assert!(stdout.contains(&line), "no {line:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("4 finished, 2 timed out"), "{stdout}");
+}

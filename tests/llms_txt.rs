@@ -20,6 +20,7 @@ use std::{collections::BTreeSet, fmt::Write as _, path::Path};
 const SOURCES: &[&str] = &[
     "src/lib.rs",
     "src/pool/mod.rs",
+    "src/pool/closures.rs",
     "src/pool/builder.rs",
     "src/pool/balancing.rs",
     "src/dispatch/balance.rs",
@@ -54,6 +55,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "timeout",
         "deadlines and defaults on both runtimes",
         "cargo run --example timeout",
+    ),
+    (
+        "maybe_slow",
+        "an `async fn` task that sometimes outlasts its caller's timeout: which calls finish, which time out",
+        "cargo run --example maybe_slow",
     ),
     (
         "abort",
@@ -91,6 +97,7 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
 /// linked from it.
 const RULES: &[&str] = &[
     "Mark a free, non-generic function (plain or `async fn`) `#[knitting::task]`; call it as `pool.call(task_fn, args)`, where `args` is `()` for no parameter, the value for one, a tuple for several.",
+    "On a thread pool, `pool.run(move || work(x))` runs any `FnOnce() -> T + Send + 'static` and returns the same `Call<T>` (`pool.run_with_signal(|signal| ..)` to see aborts); it does not compile on process pools or `Pool<AnyRuntime>`: use a `#[knitting::task]` there.",
     "`pool.call` returns a `Call<T>`: `.wait()` blocks, `.await` works in any executor, dropping it cancels the call, `.detach()` lets it run.",
     "Thread pools: `Pool::builder().threads(n).build()?` gives a `Pool` (`Pool<Threads>`). Process pools (Linux; elsewhere the build fails): `Pool::builder().processes(n).build()?` gives a `ProcessPool` (`Pool<Processes>`). Either converts `into()` a `Pool<AnyRuntime>` to pick the runtime at run time.",
     "A program that builds process pools calls `knitting::init()` first thing in a plain `fn main`; test files use `knitting::init_before_main!();` once at the top level.",

@@ -13,6 +13,7 @@
 
 mod balancing;
 pub(crate) mod builder;
+mod closures;
 mod processes;
 mod stats;
 
@@ -33,7 +34,7 @@ use crate::{
         kept::Keeper,
     },
     dispatch::Engine,
-    runtime::{sealed::Travel, AnyRuntime, Processes, Runs, Runtime, RuntimeKind, Threads},
+    runtime::{sealed::Travel, AnyRuntime, Processes, Remote, Runs, Runtime, RuntimeKind, Threads},
     Call, Error, PoolBuilder, Task,
 };
 
@@ -244,6 +245,14 @@ impl<R: Runtime> Pool<R> {
     where
         R: Runs<T>,
     {
+        self.start(task, args, <R as Travel<T>>::remote(&task))
+    }
+
+    /// Makes a call of `task` with `args`: the one call path of tasks and
+    /// closures. `remote` is what a process lane needs to send it (`None`
+    /// on a thread pool).
+    #[inline]
+    fn start<T: Task>(&self, task: T, args: T::Args, remote: Option<Remote>) -> Call<T::Output> {
         let engine = &self.handle.engine;
         // A fast path: the runtime's own check after the hand-off decides a
         // race with a shutdown.
@@ -254,7 +263,6 @@ impl<R: Runtime> Pool<R> {
         let info = task.info();
         let timeout = info.timeout();
         let inline = info.is_inline() && info.hard_timeout().is_none();
-        let remote = <R as Travel<T>>::remote(&task);
         let (call, job) = CallRef::new(task, args);
         let mut call = match engine.keep(inline) {
             Some(home) => {

@@ -38,7 +38,8 @@ pub struct Processes;
 /// The runtime of a pool whose runtime was chosen when the program ran:
 /// threads or processes, whichever pool was turned into it with `into()`.
 /// It accepts the tasks both runtimes accept ([`ProcessTask`]), so code
-/// that makes calls is written once.
+/// that makes calls is written once, and no closures
+/// ([`RunsClosures`]: a process pool cannot run them).
 ///
 /// ```
 /// use knitting::{AnyRuntime, Pool};
@@ -138,6 +139,41 @@ impl<T: ProcessTask> sealed::Travel<T> for AnyRuntime {
     }
 }
 impl<T: ProcessTask> Runs<T> for AnyRuntime {}
+
+/// The runtimes whose pools run closures ([`Pool::run`](crate::Pool::run),
+/// [`Pool::run_with_signal`](crate::Pool::run_with_signal)): [`Threads`]
+/// only.
+///
+/// A closure is code and captured values in this process's memory: a
+/// worker thread can run it, a worker process cannot receive it. So `run`
+/// on a `Pool<Processes>` does not compile, and neither does it on a
+/// `Pool<AnyRuntime>`, which may be a process pool and accepts only what
+/// both runtimes run (as [`Runs`] does for tasks). For work that must run
+/// in a process, make it a [`#[task]`](macro@crate::task) with serde
+/// arguments and [`call`](crate::Pool::call) it.
+///
+/// ```
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// let text = String::from("knitting");
+/// assert_eq!(pool.run(move || text.len()).wait()?, 8);
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// knitting::init();
+/// let pool = knitting::Pool::builder().processes(1).build().unwrap();
+/// let _ = pool.run(|| 1 + 1); // closures run on thread pools only
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "closures run on thread pools only, and this pool's runtime is `{Self}`",
+    label = "closures need a `Pool<Threads>`",
+    note = "a closure's code and captures live in this process's memory: a worker thread can run it, a worker process cannot receive it",
+    note = "for a process pool, make the closure's body a `#[knitting::task]` function with serde arguments and call it with `pool.call(task, args)`; a `Pool<AnyRuntime>` may be a process pool, so keep the `Pool<Threads>` it was made from for closures"
+)]
+pub trait RunsClosures: Runtime {}
+
+impl RunsClosures for Threads {}
 
 /// What lane choice (`dispatch`) needs to know of a runtime's lanes.
 pub(crate) trait Lanes {

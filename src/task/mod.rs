@@ -2,6 +2,7 @@
 //! the link-time registry that lists every task of the program.
 
 pub(crate) mod bootstrap;
+pub(crate) mod closure;
 pub(crate) mod entry;
 pub(crate) mod imported;
 pub(crate) mod panics;
@@ -178,9 +179,22 @@ impl fmt::Debug for TaskInfo {
 
 impl TaskInfo {
     pub(crate) const fn new(name: &'static str, file: &'static str, line: u32) -> Self {
+        Self::with_id(name, TaskId::of(name), file, line)
+    }
+
+    /// The info of a closure run as a task (see `closure`): named by its
+    /// type; its id is the same for every closure, since no worker process
+    /// ever looks one up (hashing each closure's name would cost every
+    /// call).
+    pub(crate) fn closure(name: &'static str, file: &'static str, line: u32) -> Self {
+        const ID: TaskId = TaskId::of("knitting::closure");
+        Self::with_id(name, ID, file, line)
+    }
+
+    const fn with_id(name: &'static str, id: TaskId, file: &'static str, line: u32) -> Self {
         Self {
             name,
-            id: TaskId::of(name),
+            id,
             file,
             line,
             entry: None,
