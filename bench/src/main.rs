@@ -39,6 +39,9 @@
 //!   `knitting-processes`, against `knitting-processes-bytes` (the same
 //!   bytes sent as a `ByteBuf`), and `knitting-processes-pass` (a task
 //!   that loads one word: the call's own cost);
+//! - W12 ([`workloads::async_timers`]), 1,000 async calls that each await
+//!   a 1 ms timer, on 2 workers: the makespan, `knitting-threads` (with
+//!   `async_concurrency(1_000)`) and `knitting-processes`;
 //! - W14 ([`workloads::saturated`]), a saturated service: 4 callers keep 32
 //!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
 //!   and calls/s: `knitting-threads`, `knitting-processes` (the default
@@ -135,6 +138,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W10b", workloads::abort_latency::cancel)],
         &[("W10c", workloads::abort_latency::hard_limit)],
         &[("W11", workloads::shared_buffer::workload)],
+        &[("W12", workloads::async_timers::workload)],
         &[("W14", workloads::saturated::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload

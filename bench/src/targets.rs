@@ -250,6 +250,9 @@ const TARGETS: &[Target] = &[
         subject: crate::workloads::shared_buffer::PASS,
         goal: Goal::Flat { factor: 1.25 },
     },
+    // Async calls wait on their timers together, not one per worker.
+    w12(KNITTING),
+    w12(KNITTING_PROCESSES),
     // A saturated service: the tail of knitting's per-lane queues against
     // rayon's one shared queue, and the calls it gets through.
     w14_p99(KNITTING),
@@ -257,6 +260,17 @@ const TARGETS: &[Target] = &[
     w14_p99(KNITTING_PROCESSES),
     w14_rate(KNITTING_PROCESSES),
 ];
+
+/// W12: the makespan of 1,000 async calls awaiting a 1 ms timer on 2
+/// workers under 20 ms (against about 500 ms if each call held a worker).
+const fn w12(subject: &'static str) -> Target {
+    Target {
+        workload: "W12",
+        batch: crate::workloads::async_timers::CALLS,
+        subject,
+        goal: Goal::AtMost(Duration::from_millis(20)),
+    }
+}
 
 const fn w14_p99(subject: &'static str) -> Target {
     Target {
@@ -603,6 +617,24 @@ mod tests {
             "| W14 n=32, threads: calls/s at least rayon's | 1.02× its calls/s | met |",
             "| W14 n=32, processes: p99 within 1.1× of rayon's | 1.20× its p99 | **missed** |",
             "| W14 n=32, processes: calls/s at least rayon's | 0.94× its calls/s | **missed** |",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn w12_wants_a_makespan_under_20_ms_on_both_runtimes() {
+        let w12 = |runtime, ns| Record {
+            batch: crate::workloads::async_timers::CALLS,
+            ..record("W12", runtime, 8, ns)
+        };
+        let text = table(&[
+            w12(KNITTING, 4_000_000),
+            w12(KNITTING_PROCESSES, 530_000_000),
+        ]);
+        for line in [
+            "| W12 n=1000, threads: ≤ 20.0 ms | 4.00 ms | met |",
+            "| W12 n=1000, processes: ≤ 20.0 ms | 530 ms | **missed** |",
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }

@@ -22,6 +22,8 @@
 // `KNITTING_BENCH_ONLY`).
 /// W9: the cost of an abort-aware call.
 pub mod abort_aware;
+/// W12: async calls awaiting timers, makespan.
+pub mod async_timers;
 /// W10a, W10b, W10c: how long a call takes to end after abort, cancel or
 /// its hard time limit.
 pub mod abort_latency;
