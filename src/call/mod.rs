@@ -24,8 +24,10 @@ use crate::Error;
 
 /// The handle of one call: a [`Future`](std::future::Future) and a blocking waiter in one.
 ///
-/// [`Pool::call`](crate::Pool::call) returns it at once; the call runs on a
-/// worker whether or not anybody waits. Get the result in any of these ways:
+/// [`Pool::call`](crate::Pool::call) returns it at once (and so do
+/// [`Pool::run`](crate::Pool::run) and
+/// [`Pool::run_with_signal`](crate::Pool::run_with_signal), for a
+/// closure); the call runs on a worker whether or not anybody waits. Get the result in any of these ways:
 ///
 /// - `.await` it, in any executor (the crate depends on none);
 /// - [`wait`](Self::wait) for it, blocking the current thread;
