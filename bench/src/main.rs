@@ -21,10 +21,20 @@
 //! - W3 ([`workloads::size_sweep`]), W2's round copy over payload sizes
 //!   8 B … 1 MiB at batch 100 (four sizes in `--quick` and `--smoke`):
 //!   `knitting-threads`, `knitting-processes`, `tokio`;
+//! - W4 ([`workloads::throughput`]), all the calls of a trivial `add` in
+//!   windows of 1,024, one worker per core: `knitting-threads`,
+//!   `knitting-threads-no-stealing`, `knitting-processes`, `rayon`,
+//!   `tokio-blocking`;
+//! - W5 ([`workloads::throughput`]), the makespan of CPU-bound calls of
+//!   which 1 % take 100 times longer: `knitting-threads`,
+//!   `knitting-threads-no-stealing`, `rayon`;
 //! - W6 ([`workloads::startup`]), start-up of a 2-worker pool up to its
 //!   first answer: `knitting-threads`, `knitting-processes` (under
 //!   `Permissions::strict()`), `knitting-processes-unrestricted`,
 //!   `procspawn`;
+//! - W7 ([`workloads::idle`]), the CPU an idle 2-worker pool uses in a
+//!   second after its spin budget: `knitting-threads`,
+//!   `knitting-processes`;
 //! - W8 ([`workloads::process_echo`]), process call latency, `f64` echo at
 //!   batch 1 and 100: `knitting-processes`, `procspawn`;
 //! - W9 ([`workloads::abort_aware`]), W1's echo with an abort-aware task
