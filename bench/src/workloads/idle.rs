@@ -1,6 +1,6 @@
 //! W7: idle cost. One sample is the CPU time an idle 2-worker pool uses
 //! over one second, once its spin budget is spent (the pool answered a call,
-//! then sat for [`SETTLE`] before the second began).
+//! then sat for `SETTLE` before the second began).
 //!
 //! CPU time comes from `/proc/<pid>/task/<tid>/schedstat` (nanoseconds on
 //! a CPU): for a thread pool, its worker threads (found by their name); for

@@ -1,7 +1,7 @@
 //! W4: throughput, and W5: skewed work, on pools of one worker per core.
 //!
 //! W4 makes many calls of a trivial `add` (1,000,000 in the full mode) and
-//! times them all: calls go out in windows of [`WINDOW`], each window
+//! times them all: calls go out in windows of `WINDOW`, each window
 //! submitted whole and then awaited, so that the caller never holds a
 //! million handles. Every peer makes one job per call: rayon a
 //! `Scope::spawn`, tokio a `spawn_blocking`.
