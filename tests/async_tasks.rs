@@ -90,10 +90,13 @@ fn pool(runtime: RuntimeKind, workers: usize, concurrency: usize) -> Pool<AnyRun
             .build()
             .expect("thread pool")
             .into(),
-        // Process workers run an async call to its end before the next
-        // one (no executor there yet): `concurrency` is for threads.
+        // A process worker holds at most `ring_slots` calls at once.
         _ => Pool::builder()
             .processes(workers)
+            .async_concurrency(concurrency)
+            .ring_slots(concurrency.max(16))
+            // The guards write their marker files.
+            .permissions(knitting::Permissions::unrestricted().allow_write(std::env::temp_dir()))
             .build()
             .expect("process pool")
             .into(),
@@ -212,23 +215,8 @@ fn tokio_timers_work_with_the_feature(runtime: RuntimeKind) {
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
-/// Process workers run async tasks one call at a time for now: what
-/// holds there.
-#[cfg(target_os = "linux")]
-mod processes {
-    #[test]
-    fn an_async_task_awaits_a_timer() {
-        super::an_async_task_awaits_a_timer(knitting::RuntimeKind::Processes);
-    }
-
-    #[cfg(not(feature = "tokio"))]
-    #[test]
-    fn tokio_timers_need_the_feature() {
-        super::tokio_timers_need_the_feature(knitting::RuntimeKind::Processes);
-    }
-}
-
-/// One `#[test]` on thread pools for each test above.
+/// One `#[test]` on thread pools and one on process pools (Linux) for
+/// each test above.
 macro_rules! for_each_runtime {
     ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
         mod threads {
@@ -237,6 +225,17 @@ macro_rules! for_each_runtime {
                 #[test]
                 fn $test() {
                     super::$test(knitting::RuntimeKind::Threads);
+                }
+            )*
+        }
+
+        #[cfg(target_os = "linux")]
+        mod processes {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    super::$test(knitting::RuntimeKind::Processes);
                 }
             )*
         }

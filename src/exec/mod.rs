@@ -37,6 +37,10 @@ use std::{
 
 use crate::sync::{AtomicBool, Ordering};
 
+/// How many async calls a worker runs at once unless the pool says
+/// otherwise (`async_concurrency`).
+pub(crate) const DEFAULT_CONCURRENCY: usize = 256;
+
 /// A future an executor runs, borrowing from its worker for `'a`.
 pub(crate) type LocalFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
@@ -250,6 +254,16 @@ impl<'a, C> Executor<'a, C> {
             }
         }
         n
+    }
+
+    /// Wakes every future whose context `pick` chooses (it is polled on
+    /// the next [`poll_ready`](Self::poll_ready)).
+    pub(crate) fn wake_where(&self, mut pick: impl FnMut(&C) -> bool) {
+        for entry in self.entries.iter().flatten() {
+            if pick(&entry.ctx) {
+                entry.waker.wake_by_ref();
+            }
+        }
     }
 
     /// Runs `park` (which sleeps until the worker's bell rings) the way the

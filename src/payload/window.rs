@@ -37,8 +37,8 @@ impl<'a> Window<'a> {
         }
     }
 
-    /// A window over a buffer of our own (for tests of the encoders).
-    #[cfg(test)]
+    /// A window over a buffer of our own (a worker's outcome kept for
+    /// later, tests of the encoders).
     pub(crate) fn of(buffer: &'a mut [u8]) -> Self {
         // SAFETY: the buffer is ours, writable and unaliased for `'a`.
         unsafe { Self::from_raw(buffer.as_mut_ptr(), buffer.len()) }

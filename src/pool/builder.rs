@@ -44,7 +44,7 @@ pub struct PoolBuilder {
 }
 
 /// Async calls a worker runs at once unless the builder says otherwise.
-pub(crate) const DEFAULT_ASYNC_CONCURRENCY: usize = 256;
+pub(crate) const DEFAULT_ASYNC_CONCURRENCY: usize = crate::exec::DEFAULT_CONCURRENCY;
 
 impl Default for PoolBuilder {
     fn default() -> Self {
@@ -245,6 +245,7 @@ impl PoolBuilder {
         )
         .debug(self.debug)
         .latency_histogram(self.latency)
+        .async_concurrency(self.async_concurrency)
     }
 
     /// The inline lane's threshold: once `calls` calls are queued or
@@ -364,8 +365,10 @@ impl PoolBuilder {
         self
     }
 
-    /// How many calls of `async fn` tasks each worker thread runs at once
-    /// (at least 1; the default is 256).
+    /// How many calls of `async fn` tasks each worker runs at once (at
+    /// least 1; the default is 256). Carries over to
+    /// [`processes`](Self::processes) (see
+    /// [`ProcessPoolBuilder::async_concurrency`](crate::ProcessPoolBuilder::async_concurrency)).
     ///
     /// A worker that starts an async call goes on taking calls while its
     /// future waits (for a timer, I/O, another call), so calls that wait

@@ -70,6 +70,7 @@ impl ProcessPoolBuilder {
                 boot: None,
                 permissions: crate::Permissions::default(),
                 diagnostics: crate::Diagnostics::NONE,
+                async_concurrency: crate::exec::DEFAULT_CONCURRENCY,
             },
         }
     }
@@ -357,6 +358,37 @@ impl ProcessPoolBuilder {
     /// ```
     pub fn hard_timeout(mut self, limit: Duration) -> Self {
         self.opts.hard_timeout = Some(limit);
+        self
+    }
+
+    /// How many calls of `async fn` tasks each worker process runs at once
+    /// (at least 1; the default is 256, or what
+    /// [`PoolBuilder::async_concurrency`](crate::PoolBuilder::async_concurrency)
+    /// set before [`processes`](crate::PoolBuilder::processes)).
+    ///
+    /// A worker that starts an async call goes on taking calls while its
+    /// future waits, up to this many in flight; sync calls are not counted.
+    /// The calls a worker holds at once are also bounded by
+    /// [`ring_slots`](Self::ring_slots) (128 by default): raise both for
+    /// more. A worker answers its calls in the order it took them, so a
+    /// call that finishes behind a longer one waits for it before its
+    /// result reaches the caller (its deadline and cancellation still end
+    /// it at once for the caller).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[knitting::task]
+    /// async fn pause(ms: u64) { knitting::sleep(Duration::from_millis(ms)).await }
+    ///
+    /// knitting::init();
+    /// let pool = knitting::Pool::builder().processes(1).async_concurrency(8).build()?;
+    /// let calls: Vec<_> = (0..8).map(|_| pool.call(pause, 20)).collect();
+    /// for call in calls { call.wait()?; } // about 20 ms in all
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn async_concurrency(mut self, calls: usize) -> Self {
+        self.opts.async_concurrency = calls.max(1);
         self
     }
 

@@ -1,9 +1,17 @@
 //! How a worker process runs one task for one request: decode the
 //! arguments, run the task (panics caught), and hand the outcome to the
 //! reply sink. Written for any sink ([`Reply`]), so the task layer knows
-//! nothing of the process runtime that calls it.
+//! nothing of the process runtime that calls it. An `async fn` task is
+//! started instead ([`start`]): its future, which the worker's executor
+//! drives, ends with what to send.
 
-use super::{panics, ProcessTask, Wired};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use super::{panics, ProcessTask, Task, TaskFuture, Wired};
 use crate::{
     payload::{codec, wire, Reply, Window},
     Error, ErrorKind, Signal,
@@ -47,6 +55,117 @@ pub(crate) fn run<T: ProcessTask>(input: &[u8], signal: &Signal, reply: &mut dyn
             codec::encode_wire_into::<<T as Wired>::OutputWire, T::Output>(&value, w)
         }),
         Err(err) => reply.error(&err),
+    }
+}
+
+/// The signature of an async task's worker entry.
+pub(crate) type StartFn = for<'a> fn(&[u8], &'a Signal) -> Started<'a>;
+
+/// What a finished async call sends: its value, encoded when the sink has
+/// room, or its error (a panic included).
+pub(crate) type Finished<'a> = Result<Box<dyn FnOnce(&mut dyn Reply) + 'a>, Error>;
+
+/// The future of one async call on a process worker.
+pub(crate) type Started<'a> = Pin<Box<dyn Future<Output = Finished<'a>> + 'a>>;
+
+/// Starts async task `T` on the request `input` (decoded now: the future
+/// does not borrow it).
+///
+/// A buffer lent from the request lives as long as the task's future may
+/// hold it: the caller keeps `input` unwritten until the future is done or
+/// dropped, which checks that no lent buffer outlived it.
+pub(crate) fn start<'a, T: ProcessTask>(input: &[u8], signal: &'a Signal) -> Started<'a> {
+    // SAFETY: the lent arguments go to the task's future, which `AsyncRun`
+    // drops before it checks the lease (when it ends or is dropped), and
+    // the caller keeps `input` unwritten until then (see above).
+    let (args, lease) = unsafe {
+        wire::lending(input, || {
+            codec::decode_wire::<<T as Wired>::ArgsWire, T::Args>(input)
+        })
+    };
+    let task = match args {
+        Ok(args) => panics::catch(|| Ok(T::run_async(args, signal))),
+        Err(e) => {
+            let err = Error::of(
+                ErrorKind::Codec,
+                format!("the worker could not decode the arguments: {e}"),
+            );
+            // Why a shared buffer did not decode, if that was it: known
+            // only now, inside the request's scope.
+            Err(crate::payload::shared::region::explained(&err).unwrap_or(err))
+        }
+    };
+    Box::pin(AsyncRun::<T> {
+        task: Some(task),
+        lease,
+    })
+}
+
+/// The future of [`start`].
+struct AsyncRun<'a, T: Task> {
+    /// The task's future, or why it did not start; `None` once it ended.
+    task: Option<Result<TaskFuture<'a, T::Output>, Error>>,
+    lease: wire::Lease,
+}
+
+impl<T: Task> AsyncRun<'_, T> {
+    /// Drops the task's future, then stops the process if a buffer lent
+    /// from the request outlived it (as [`run`] does).
+    fn end(&mut self) {
+        drop(self.task.take());
+        if self.lease.outstanding() {
+            eprintln!(
+                "knitting worker: a buffer lent from a request was kept past its call \
+                 (by a Deserialize implementation?); the worker stops"
+            );
+            std::process::abort();
+        }
+    }
+}
+
+impl<'a, T: ProcessTask> Future for AsyncRun<'a, T> {
+    type Output = Finished<'a>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished<'a>> {
+        // `AsyncRun` is `Unpin`: the task's future is boxed.
+        let this = self.get_mut();
+        let outcome = match this.task.as_mut() {
+            None => Err(Error::of(ErrorKind::Protocol, "polled after its end")),
+            Some(Err(_)) => match this.task.take() {
+                Some(Err(err)) => Err(err),
+                _ => unreachable!("just matched"),
+            },
+            Some(Ok(future)) => {
+                let mut polled = Poll::Pending;
+                let caught = panics::catch(|| {
+                    polled = future.as_mut().poll(cx);
+                    Ok(())
+                });
+                match (caught, polled) {
+                    (Err(panic), _) => Err(panic),
+                    (Ok(()), Poll::Pending) => return Poll::Pending,
+                    (Ok(()), Poll::Ready(result)) => result,
+                }
+            }
+        };
+        this.end();
+        Poll::Ready(outcome.map(|value| {
+            Box::new(move |reply: &mut dyn Reply| {
+                reply.value(&|w: &mut Window<'_>| {
+                    codec::encode_wire_into::<<T as Wired>::OutputWire, T::Output>(&value, w)
+                });
+            }) as Box<dyn FnOnce(&mut dyn Reply) + 'a>
+        }))
+    }
+}
+
+impl<T: Task> Drop for AsyncRun<'_, T> {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            // Dropped before its end (the call ended on the host, or the
+            // worker stops): the task's destructors run here.
+            self.end();
+        }
     }
 }
 

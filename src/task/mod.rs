@@ -460,6 +460,8 @@ pub(crate) mod marks {
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerEntry {
     pub(crate) run: entry::EntryFn,
+    /// How an `async fn` task starts as a future; `None` for a sync task.
+    pub(crate) start: Option<entry::StartFn>,
     /// [`shape::of`] of the task.
     pub(crate) shape: u64,
     /// The task's argument and output type names, for a mismatch's message.
@@ -517,6 +519,7 @@ pub(crate) mod probe {
         fn knitting_entry(&self) -> Option<WorkerEntry> {
             Some(WorkerEntry {
                 run: super::entry::run::<T>,
+                start: T::ASYNC.then_some(super::entry::start::<T> as super::entry::StartFn),
                 shape: super::shape::of::<T>(),
                 types: (
                     std::any::type_name::<T::Args>(),

@@ -127,6 +127,15 @@ impl JobRef {
         unsafe { header(self.0) }.raise();
     }
 
+    /// True once the call ended (its outcome is being published, is there,
+    /// or was taken): nobody waits for a worker's result any more.
+    pub(crate) fn has_ended(&self) -> bool {
+        // Acquire: pairs with the claim of whoever ended the call.
+        // SAFETY: we hold a reference.
+        let state = unsafe { header(self.0) }.state.load(Ordering::Acquire);
+        matches!(state, COMPLETING | DONE | TAKEN)
+    }
+
     /// True if the call's task is an `async fn`: a worker starts it with
     /// [`start_async`](Self::start_async) instead of running it.
     #[inline]

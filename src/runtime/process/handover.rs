@@ -47,6 +47,8 @@ pub(crate) struct Handover {
     /// The diagnostics the host emits: a worker forwards its events
     /// while any is on.
     pub(crate) diagnostics: crate::Diagnostics,
+    /// How many async calls the worker runs at once, at most.
+    pub(crate) async_concurrency: usize,
 }
 
 /// The file system and system-call restrictions of a worker (the
@@ -137,6 +139,7 @@ impl Handover {
             }
         }
         words.push_str(&format!(";workers={}", self.workers));
+        words.push_str(&format!(";async={}", self.async_concurrency));
         if !self.diagnostics.is_empty() {
             words.push_str(&format!(";dbg={}", self.diagnostics.bits()));
         }
@@ -175,6 +178,7 @@ impl Handover {
         let (mut lifeline, mut host_pid) = (None, None);
         let mut limits = Limits::default();
         let (mut workers, mut boot, mut boot_len) = (1, None, 0);
+        let mut async_concurrency = crate::exec::DEFAULT_CONCURRENCY;
         let mut sandbox: Option<Sandbox> = None;
         let mut diagnostics = crate::Diagnostics::NONE;
         let (mut read, mut write) = (Vec::new(), Vec::new());
@@ -204,6 +208,7 @@ impl Handover {
                 "cpu" => limits.cpu_seconds = Some(number()?),
                 "nofile" => limits.open_files = Some(number()?),
                 "workers" => workers = number()? as usize,
+                "async" => async_concurrency = (number()? as usize).max(1),
                 "boot" => boot = Some(number()?),
                 "bootlen" => boot_len = number()? as usize,
                 "sandbox" => {
@@ -241,6 +246,7 @@ impl Handover {
             boot: boot.map(|id| (id, boot_len)),
             sandbox: sandbox.map(|s| Sandbox { read, write, ..s }),
             diagnostics,
+            async_concurrency,
         })
     }
 }
@@ -299,6 +305,7 @@ mod tests {
                 best_effort: true,
             }),
             diagnostics: crate::Diagnostics::CALLS | crate::Diagnostics::CRASH,
+            async_concurrency: 17,
         }
     }
 
@@ -314,6 +321,7 @@ mod tests {
             boot: None,
             sandbox: None,
             diagnostics: crate::Diagnostics::NONE,
+            async_concurrency: crate::exec::DEFAULT_CONCURRENCY,
             ..sample()
         };
         assert_eq!(Handover::from_args(&plain.to_args()), Some(Ok(plain)));

@@ -104,6 +104,8 @@ pub(crate) struct Config {
     pub(crate) permissions: crate::runtime::permissions::Permissions,
     /// Which diagnostics the pool emits (and the workers forward).
     pub(crate) diagnostics: crate::Diagnostics,
+    /// Async calls each worker runs at once, at most.
+    pub(crate) async_concurrency: usize,
 }
 
 /// State shared by the pool and its lanes.
@@ -428,16 +430,16 @@ impl Lane {
     }
 
     /// Tells the worker that `call` was aborted, if it is on the worker:
-    /// raises the abort word of its slot. (A call still queued in the host
-    /// carries the flag in its cell and starts aborted when it is sent.)
+    /// raises the abort word of its slot, to [`shm::ABORT_ENDED`] if the
+    /// call ended here (the worker then drops an async call's future), and
+    /// rings the worker. (A call still queued in the host carries the flag
+    /// in its cell and starts aborted when it is sent.)
     fn abort_key(&self, key: CallKey) {
         let st = lock(&self.state);
         let Some(gen) = &st.gen else { return };
         if let Some(position) = gen.inflight.iter().position(|f| f.job.key() == key) {
-            let seq = gen.resp_tail() + position as u64;
-            let index = (seq % gen.slots()) as usize;
-            // Relaxed: a flag without data; the task polls it.
-            gen.shm.aborts()[index].store(1, Ordering::Relaxed);
+            let ended = gen.inflight[position].job.has_ended();
+            gen.raise(position, ended);
         }
     }
 
@@ -489,7 +491,36 @@ impl Lane {
     }
 
     /// Shutdown stopped waiting: kill the worker and fail what is left.
+    /// The worker's async calls end first and it is told to drop their
+    /// futures, so that their destructors run; it gets [`ABANDON_GRACE`]
+    /// to do so before the kill.
     fn abandon(&self) {
+        let last = {
+            let st = lock(&self.state);
+            st.gen.as_ref().and_then(|gen| {
+                let mut last = None;
+                for (i, call) in gen.inflight.iter().enumerate() {
+                    if call.job.is_async() {
+                        // Ended here first: the worker's answer is not its
+                        // outcome.
+                        call.job.fail(Error::closed());
+                        gen.raise(i, true);
+                        last = Some((Arc::clone(&gen.shm), gen.resp_tail() + i as u64));
+                    }
+                }
+                last
+            })
+        };
+        if let Some((shm, seq)) = last {
+            // The worker answers in order: once the last one is answered,
+            // every future before it is gone.
+            let until = Instant::now() + ABANDON_GRACE;
+            let responses = super::channel::Responses(&shm);
+            while Instant::now() < until && !super::channel::Consumer::is_published(&responses, seq)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let failed = self.close_lane(&Error::closed);
         self.shared
             .abandoned_calls
@@ -517,6 +548,10 @@ impl Lane {
         self.shared.live.count_down();
     }
 }
+
+/// How long a shutdown that stopped waiting gives a worker to drop the
+/// futures of its async calls before it is killed.
+const ABANDON_GRACE: Duration = Duration::from_millis(200);
 
 /// Errors are not `Clone` (their sources are boxed); a lane-wide failure
 /// is handed to each call as a fresh error with the same kind and message.

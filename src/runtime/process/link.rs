@@ -69,6 +69,10 @@ pub(crate) struct InFlight {
     /// The shared buffers its arguments named: the only ones its result
     /// may name.
     pub(crate) shared: Vec<Arc<Region>>,
+    /// An async call that its hard time limit ended here: the worker was
+    /// told to drop its future, and is killed only if it does not answer
+    /// within the limit again.
+    pub(crate) cut: bool,
 }
 
 /// One worker process and the host's side of its mapping.
@@ -290,6 +294,7 @@ impl Gen {
             task,
             hard,
             shared,
+            cut: false,
         });
         let control = self.shm.control();
         bell::ring_if_sleeping(&control.worker_bell);
@@ -407,6 +412,24 @@ impl Gen {
             return false;
         }
         now.saturating_duration_since(self.beat_since) >= limit
+    }
+
+    /// Raises the abort word of the call in flight at `position`: to
+    /// [`shm::ABORT_ENDED`] when the call `ended` on this side, else to
+    /// [`shm::ABORT_RAISED`]; then rings the worker, which looks at its
+    /// calls' abort words when it wakes.
+    pub(crate) fn raise(&self, position: usize, ended: bool) {
+        let seq = self.resp_tail() + position as u64;
+        let index = (seq % self.slots()) as usize;
+        let word = if ended {
+            shm::ABORT_ENDED
+        } else {
+            shm::ABORT_RAISED
+        };
+        // Relaxed: a flag without data; the ring below wakes a worker that
+        // sleeps, and the worker reads the flag after its wake-up.
+        self.shm.aborts()[index].store(word, Ordering::Relaxed);
+        bell::ring(&self.shm.control().worker_bell);
     }
 
     /// Fails every call in flight with the error `make` builds.

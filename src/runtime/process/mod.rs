@@ -86,6 +86,8 @@ pub(crate) struct Options {
     /// What the workers' tasks may do.
     pub(crate) permissions: crate::runtime::permissions::Permissions,
     pub(crate) diagnostics: crate::Diagnostics,
+    /// Async calls each worker runs at once, at most.
+    pub(crate) async_concurrency: usize,
 }
 
 /// In a process started as a worker: serves calls and exits, never

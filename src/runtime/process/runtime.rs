@@ -119,6 +119,7 @@ impl Runtime {
                 boot: opts.boot,
                 permissions: opts.permissions,
                 diagnostics: opts.diagnostics,
+                async_concurrency: opts.async_concurrency,
             },
             n,
         ));

@@ -80,6 +80,7 @@ pub(crate) fn start_worker(
                 best_effort: cfg.permissions.best_effort,
             }),
         diagnostics: cfg.diagnostics,
+        async_concurrency: cfg.async_concurrency,
     };
     if cfg.permissions.restricted {
         set_environment(&mut cmd, &cfg.permissions);

@@ -5,28 +5,28 @@
 //! process), but still checks what it reads so that a host bug ends in a
 //! clear message rather than undefined behaviour.
 
-use std::{
-    collections::HashMap,
-    hash::BuildHasherDefault,
-    sync::atomic::Ordering,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, hash::BuildHasherDefault, sync::atomic::Ordering, time::Duration};
 
+mod asyncs;
+mod outbox;
+
+use self::{
+    asyncs::{AsyncCalls, Kept, Outcome},
+    outbox::{sleep, Outbox, SlotReply},
+};
 use super::{
-    arena::{Ring, Span},
     bell,
-    channel::{Consumer, Producer, Request, Requests, Response, Responses},
+    channel::{Consumer, Request, Requests},
     courier::Inbox,
-    futex,
     handover::{self, Handover},
     shm::{self, Dir, Mapping},
 };
 use crate::{
-    payload::{self, codec, Encode, Reply as _, Window},
+    payload::{self, shared::region::serving, Reply as _},
     role::RuntimeKind,
     task::bootstrap::{self, BootContext},
     transport::wake::spin::Backoff,
-    Error, ErrorKind, Signal,
+    Error, ErrorKind,
 };
 
 /// Exit code of a worker that could not start (its reason is on stderr).
@@ -71,6 +71,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         boot,
         sandbox,
         diagnostics,
+        async_concurrency,
         ..
     } = handover;
     if let Some(fd) = lifeline {
@@ -122,15 +123,13 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
     // Release: the host's Acquire load of READY sees a worker that is set up.
     control.worker_state.store(shm::READY, Ordering::Release);
     bell::ring(&control.host_bell);
+    // The mapping lives as long as this process: the async calls' futures
+    // borrow their signals from it for good.
+    let forever: &'static Mapping = Box::leak(Box::new(std::sync::Arc::clone(&map)));
     Ok(WorkerLane {
         req: Consumer::new(),
-        out: Outbox {
-            chan: Producer::new(),
-            ring: Ring::new(map.layout().arena),
-            owed_since: None,
-            last_publish: Instant::now(),
-            max_payload,
-        },
+        out: Outbox::new(map.layout().arena, max_payload),
+        asyncs: AsyncCalls::new(forever, async_concurrency),
         map,
         table,
         spin,
@@ -274,54 +273,38 @@ struct WorkerLane {
     out: Outbox,
     /// The shared buffers the host sent (taken while a call runs).
     inbox: Option<Box<dyn payload::shared::region::Source>>,
+    /// The async calls in flight, and the responses waiting for them.
+    asyncs: AsyncCalls,
 }
-
-/// The worker's side of the response ring.
-#[derive(Debug)]
-struct Outbox {
-    max_payload: usize,
-    /// The response ring's producer: responses published, and consumed as
-    /// far as this side knows (the last `resp_tail` that made sense).
-    chan: Producer,
-    /// Where the published, unconsumed responses are, and where the next
-    /// one goes.
-    ring: Ring,
-    /// Since when published responses wait for a ring (see `RING_DELAY`).
-    owed_since: Option<Instant>,
-    /// When the last response was published.
-    last_publish: Instant,
-}
-
-/// How long the response of a short call may wait for its ring while the
-/// worker goes straight on to the next request: a burst of short calls then
-/// costs the host one wake-up (whose thread would land on the worker's
-/// core), not one per response. A worker about to sleep rings first; a
-/// response published this long after the previous one (a call that ran
-/// this long, or the first after a pause) rings at once, and so does one
-/// published when a ring has been owed this long. The worst case, a short
-/// call followed by a long one, waits for the reactor's poll (5 ms while
-/// calls are in flight) if its caller is not spinning on it. One clock read
-/// per response.
-const RING_DELAY: Duration = Duration::from_micros(50);
 
 impl WorkerLane {
     /// Serves requests until the host says stop; returns the exit code.
     fn run(mut self) -> i32 {
         let mut busy = None;
         loop {
-            if self.out.owed_since.is_some() && !request_published(&self.map, self.req.tail()) {
+            // BUSY
+            if self.out.owes_ring() && !request_published(&self.map, self.req.tail()) {
                 self.out.ring_host(&self.map);
             }
-            if busy.is_none() && request_published(&self.map, self.req.tail()) {
+            if busy.is_none()
+                && (request_published(&self.map, self.req.tail()) || !self.asyncs.is_empty())
+            {
                 busy = Some(self.busy().begin());
             }
-            if self.take_one() {
+            let took = self.take_one();
+            self.asyncs.poll();
+            self.flush();
+            if took || self.asyncs.has_work() {
                 continue;
             }
-            if let Some(since) = busy.take() {
-                self.busy().end(since);
+            // IDLE (async calls may wait, but none has work to do)
+            if self.asyncs.is_empty() {
+                if let Some(since) = busy.take() {
+                    self.busy().end(since);
+                }
             }
             if self.idle_wait() {
+                // SHUTDOWN
                 return 0;
             }
         }
@@ -336,8 +319,12 @@ impl WorkerLane {
         }
     }
 
-    /// Runs the next request if there is one.
+    /// Takes the next request if there is one (and the executor has room):
+    /// runs a sync one, starts an async one.
     fn take_one(&mut self) -> bool {
+        if self.asyncs.is_full() {
+            return false;
+        }
         let requests = Requests(&self.map);
         // SYNC POINT (in `next`): Acquire pairs with the host's Release
         // store of the slot's `seq`, made after the other fields and the
@@ -354,21 +341,17 @@ impl WorkerLane {
         // For diagnostics only: the host frees nothing on it.
         self.req.announce(&requests);
 
-        #[cfg(not(knitting_loom))]
-        let signal = {
-            let index = (seq % self.map.layout().slots as u64) as usize;
-            Signal::from_word(&self.map.aborts()[index])
-        };
-        // Loom builds never run a worker; they only need this to compile.
-        #[cfg(knitting_loom)]
-        let signal = &Signal::new();
         let entry = self.table.get(&task).copied();
-        let mut reply = SlotReply {
+        // Behind a response that waits, this one waits too: kept here.
+        let behind = !self.asyncs.is_empty();
+        let mut kept = Kept::default();
+        let mut slot = SlotReply {
             map: &self.map,
             out: &mut self.out,
             seq,
             sent: false,
         };
+        let reply: &mut dyn payload::Reply = if behind { &mut kept } else { &mut slot };
         let bytes = usize::try_from(offset)
             .ok()
             .zip(usize::try_from(len).ok())
@@ -376,8 +359,17 @@ impl WorkerLane {
         match (entry, bytes) {
             (Some(entry), Some(bytes)) if entry.shape == shape => {
                 let inbox = self.inbox.take().unwrap_or_else(|| Box::new(Inbox::new(None)));
-                let run = || (entry.run)(bytes, signal, &mut reply);
-                self.inbox = payload::shared::region::serving(inbox, run).1;
+                let asyncs = &mut self.asyncs;
+                self.inbox = match entry.start {
+                    Some(start) => serving(inbox, || asyncs.start(seq, start, bytes)).1,
+                    None => {
+                        let signal = asyncs.signal(seq);
+                        serving(inbox, || (entry.run)(bytes, signal, reply)).1
+                    }
+                };
+                if entry.start.is_some() {
+                    return true;
+                }
             }
             (Some(entry), Some(_)) => reply.error(&entry.mismatch(shape)),
             (None, _) => reply.error(&Error::of(
@@ -391,8 +383,10 @@ impl WorkerLane {
                 format!("request {seq} points outside the request arena ({offset}+{len})"),
             )),
         }
-        if !reply.sent {
-            reply.error(&Error::of(
+        if behind {
+            self.asyncs.keep(seq, kept);
+        } else if !slot.sent {
+            slot.error(&Error::of(
                 ErrorKind::Protocol,
                 "the task entry sent no reply",
             ));
@@ -400,32 +394,71 @@ impl WorkerLane {
         true
     }
 
-    /// Spins, then sleeps until a request comes or the host says stop.
-    /// True when it is time to exit.
+    /// Sends the responses that waited and may go out now, in order.
+    fn flush(&mut self) {
+        let (map, out, inbox) = (&self.map, &mut self.out, &mut self.inbox);
+        self.asyncs.flush(|seq, outcome| {
+            let mut reply = SlotReply {
+                map,
+                out: &mut *out,
+                seq,
+                sent: false,
+            };
+            let source = inbox.take().unwrap_or_else(|| Box::new(Inbox::new(None)));
+            *inbox = serving(source, || match outcome {
+                Outcome::Finished(Ok(send)) => send(&mut reply),
+                Outcome::Finished(Err(err)) => {
+                    reply.error(&crate::exec::reactor::explain(err));
+                }
+                Outcome::Kept(kept) => kept.send(&mut reply),
+                // The host ended the call; it reads nothing of this.
+                Outcome::Ended => reply.error(&Error::cancelled()),
+            })
+            .1;
+            if !reply.sent {
+                reply.error(&Error::of(
+                    ErrorKind::Protocol,
+                    "the task entry sent no reply",
+                ));
+            }
+        });
+    }
+
+    /// Spins, then sleeps until a request comes, a future is woken, a call
+    /// ends on the host, or the host says stop. True when it is time to
+    /// exit: stopped, and nothing is left to answer.
     fn idle_wait(&mut self) -> bool {
         let control = self.map.control();
         let mut backoff = Backoff::new(self.spin);
         while !backoff.is_completed() {
-            if request_published(&self.map, self.req.tail()) {
+            if request_published(&self.map, self.req.tail()) || self.asyncs.has_work() {
                 return false;
             }
             backoff.snooze();
         }
         let tail = self.req.tail();
-        sleep(&self.map, |map| {
-            // STOP comes with an unconditional ring, so a plain load sees
-            // it either here or after the wake-up it causes.
-            // The RMW read orders this check after a publication that rang
-            // (the bell protocol); the slot, not the counter's value, says
-            // whether the request is there.
-            bell::read_counter(&*map.control().req_head);
-            request_published(map, tail)
-                || map.control().host_ctl.load(Ordering::Acquire) == shm::STOP
+        let asyncs = &self.asyncs;
+        let full = asyncs.is_full();
+        asyncs.park(|| {
+            sleep(&self.map, |map| {
+                // STOP comes with an unconditional ring, so a plain load
+                // sees it either here or after the wake-up it causes; so
+                // do a future's wake-up and a call's end (`asyncs.rs`).
+                // The RMW read orders this check after a publication that
+                // rang (the bell protocol); the slot, not the counter's
+                // value, says whether the request is there.
+                bell::read_counter(&*map.control().req_head);
+                (!full && request_published(map, tail))
+                    || asyncs.has_work()
+                    || (asyncs.is_empty()
+                        && map.control().host_ctl.load(Ordering::Acquire) == shm::STOP)
+            });
         });
         // Acquire: pairs with the host's store of STOP, made after its last
         // request.
         control.host_ctl.load(Ordering::Acquire) == shm::STOP
             && !request_published(&self.map, self.req.tail())
+            && self.asyncs.is_empty()
     }
 }
 
@@ -436,183 +469,11 @@ fn request_published(map: &Mapping, seq: u64) -> bool {
     Consumer::is_published(&Requests(map), seq)
 }
 
-impl Outbox {
-    /// Frees the payloads of the responses the host consumed since the last
-    /// look. A `resp_tail` that makes no sense (backwards, or past what was
-    /// published: a task wrote over it) frees nothing; the host rewrites it
-    /// on its next take.
-    fn sync_consumed(&mut self, map: &Mapping) {
-        // SYNC POINT (in `sync_consumed`): Acquire; the host read the
-        // payloads before it published this.
-        for _ in 0..self.chan.sync_consumed(&Responses(map)) {
-            self.ring.pop();
-        }
-    }
-
-    /// Encodes `value` into the response arena and publishes it.
-    fn send(
-        &mut self,
-        map: &Mapping,
-        seq: u64,
-        status: u32,
-        encode: Encode<'_>,
-    ) -> Result<(), Error> {
-        loop {
-            self.sync_consumed(map);
-            let room = self.ring.room();
-            let len = room.len.min(self.max_payload);
-            let mut window = map
-                .window(Dir::Response, room.offset, len)
-                .expect("response room lies inside the arena");
-            let n = encode(&mut window).map_err(|e| {
-                Error::of(
-                    ErrorKind::Codec,
-                    format!("the worker could not encode the result: {e}"),
-                )
-            })?;
-            if n <= len {
-                let span = self.ring.commit(room, n);
-                self.publish(map, seq, status, span);
-                return Ok(());
-            }
-            if n > self.max_payload {
-                return Err(Error::too_large("result", n, self.max_payload));
-            }
-            if let Some(room) = self.ring.reserve(n) {
-                // Room elsewhere (the other end of the ring): encode there.
-                let mut window = map
-                    .window(Dir::Response, room.offset, n)
-                    .expect("response room lies inside the arena");
-                if encode(&mut window).is_ok_and(|m| m == n) {
-                    let span = self.ring.commit(room, n);
-                    self.publish(map, seq, status, span);
-                    return Ok(());
-                }
-                continue;
-            }
-            // It fits once the host consumes enough: wait for that, then
-            // encode again.
-            let (ring, chan) = (&self.ring, &self.chan);
-            sleep(map, |map| {
-                // The sleeper's RMW read of the bell protocol.
-                let Some(tail) = chan.poll_consumed(&Responses(map)) else {
-                    return false;
-                };
-                let mut ring = ring.clone();
-                for _ in chan.consumed()..tail {
-                    ring.pop();
-                }
-                ring.reserve(n).is_some()
-            });
-        }
-    }
-
-    fn publish(&mut self, map: &Mapping, seq: u64, status: u32, span: Span) {
-        let response = Response {
-            status: u64::from(status),
-            offset: span.offset as u64,
-            len: span.len as u64,
-        };
-        // SYNC POINT (in `publish`): the slot's fields and the payload
-        // before them, by the Release store of `seq + 1` in the slot of
-        // request `seq`; then the counter, by the bell protocol's RMW.
-        self.chan.publish(&Responses(map), seq, &response);
-        // A call that took a while may have a waiter that stopped
-        // spinning: ring now. A short one is likely part of a burst.
-        let now = Instant::now();
-        let gap = now.saturating_duration_since(self.last_publish);
-        self.last_publish = now;
-        let owed_long = self
-            .owed_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
-        if gap >= RING_DELAY || owed_long {
-            self.ring_host(map);
-        } else if self.owed_since.is_none() {
-            self.owed_since = Some(now);
-        }
-    }
-
-    /// Rings the host for the responses published since the last ring,
-    /// unless a host thread is spinning on them or the reactor is awake.
-    fn ring_host(&mut self, map: &Mapping) {
-        self.owed_since = None;
-        let host = &map.control().host_bell;
-        // A host thread spinning on responses takes them itself.
-        if !bell::someone_spins(&host.spinners) {
-            bell::ring_if_sleeping(host);
-        }
-    }
-}
-
-/// Sleeps on the worker bell until `ready` holds (checked after the
-/// sleeping flag is up, so a ring cannot be missed).
-fn sleep(map: &Mapping, ready: impl Fn(&Mapping) -> bool) {
-    let worker_bell = &map.control().worker_bell;
-    loop {
-        let Some(seen) = bell::arm(&worker_bell.word, &worker_bell.sleeping, || ready(map)) else {
-            return;
-        };
-        // The timeout only bounds the damage of a lost wake-up.
-        futex::wait(&worker_bell.word, seen, Some(Duration::from_secs(1)));
-        bell::disarm(&worker_bell.sleeping);
-        if ready(map) {
-            return;
-        }
-    }
-}
-
-/// The reply to request `seq`: where a task entry sends its outcome (the
-/// response ring, through the outbox).
-#[derive(Debug)]
-struct SlotReply<'a> {
-    map: &'a Mapping,
-    out: &'a mut Outbox,
-    seq: u64,
-    sent: bool,
-}
-
 impl std::fmt::Debug for WorkerLane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerLane")
             .field("req", &self.req)
             .field("out", &self.out)
             .finish_non_exhaustive()
-    }
-}
-
-impl payload::Reply for SlotReply<'_> {
-    fn value(&mut self, encode: Encode<'_>) {
-        self.sent = true;
-        if let Err(err) = self.out.send(self.map, self.seq, shm::STATUS_OK, encode) {
-            self.sent = false;
-            self.error(&err);
-        }
-    }
-
-    fn error(&mut self, err: &Error) {
-        self.sent = true;
-        // Why a shared buffer did not decode, if that was it.
-        let explained = payload::shared::region::explained(err);
-        let wire = explained.as_ref().unwrap_or(err).to_wire();
-        let encode = |w: &mut Window<'_>| codec::encode_into(&wire, w);
-        if self
-            .out
-            .send(self.map, self.seq, shm::STATUS_ERR, &encode)
-            .is_ok()
-        {
-            return;
-        }
-        // Too big (a huge panic message?) or not encodable: send the kind
-        // and a short message instead; that always fits.
-        let short = Error::of(
-            err.kind(),
-            format!(
-                "{} (the full error did not fit in max_payload_bytes)",
-                err.message().chars().take(200).collect::<String>()
-            ),
-        );
-        let short = short.to_wire();
-        let encode = |w: &mut Window<'_>| codec::encode_into(&short, w);
-        let _: Result<(), Error> = self.out.send(self.map, self.seq, shm::STATUS_ERR, &encode);
     }
 }

@@ -119,7 +119,21 @@ impl Lane {
             .and_then(|f| Some((f.hard?, f.job.key())))
         {
             let due = gen.front_since + limit;
-            if now >= due {
+            let front = gen.inflight.front_mut().expect("matched above");
+            if now >= due && front.job.is_async() && !front.cut {
+                // An async call gives its worker back at every await: end
+                // it here and have the worker drop its future. A worker
+                // that does not answer within the limit again (a task that
+                // blocks its thread) is killed below, next time round.
+                front.cut = true;
+                front.job.fail(Error::hard_timeout(
+                    limit,
+                    "the call's future was dropped at its await point",
+                ));
+                gen.raise(0, true);
+                gen.front_since = now;
+                wake_for_limit = Some(limit);
+            } else if now >= due {
                 self.worker_gone(
                     &mut st,
                     Gone::HardLimit {
@@ -128,8 +142,9 @@ impl Lane {
                     },
                 );
                 return None;
+            } else {
+                wake_for_limit = Some(due - now);
             }
-            wake_for_limit = Some(due - now);
         }
         let gen = st.gen.as_mut().expect("checked above");
         if self.shared.closed.load(Ordering::Acquire)

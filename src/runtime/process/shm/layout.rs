@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -17,6 +17,16 @@ pub(crate) const FAILED: u32 = 2;
 
 /// `Control::host_ctl` (0 while running): finish the requests published so far, then exit.
 pub(crate) const STOP: u32 = 1;
+
+/// An abort word (one per slot, written by the host): the caller asked the
+/// call to stop ([`Signal::aborted`](crate::Signal::aborted)); the task
+/// decides.
+pub(crate) const ABORT_RAISED: u32 = 1;
+/// An abort word: the call ended on the host (deadline, cancel, dropped
+/// handle, hard limit, shutdown); the worker drops an async call's future
+/// (its signal reads aborted too). The host rings the worker after writing
+/// it.
+pub(crate) const ABORT_ENDED: u32 = 2;
 
 /// A response slot's status: the payload is the encoded value.
 pub(crate) const STATUS_OK: u32 = 1;
