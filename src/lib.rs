@@ -106,8 +106,9 @@
 //!
 //! A hard time limit (`#[task(hard_timeout = "1s")]`,
 //! [`PoolBuilder::hard_timeout`]) is for tasks that do not cooperate: the
-//! call fails with [`ErrorKind::HardTimeout`]; a process worker is killed
-//! and replaced; a thread cannot be killed, so its lane gets a fresh thread
+//! call fails with [`ErrorKind::HardTimeout`]; a process worker running a
+//! sync task is killed and replaced (an async task's future is dropped);
+//! a thread cannot be killed, so its lane gets a fresh thread
 //! and the runaway one is left to finish on its own.
 //!
 //! # Shutdown
@@ -354,8 +355,8 @@ pub use crate::{
 ///
 /// # Async tasks
 ///
-/// An `async fn` is a task too. On a thread pool each worker runs many of
-/// its calls at once (up to [`PoolBuilder::async_concurrency`], 256 by
+/// An `async fn` is a task too. Each worker, thread or process, runs many
+/// of its calls at once (up to [`PoolBuilder::async_concurrency`], 256 by
 /// default), so a call that awaits a timer or I/O does not hold a worker.
 /// What a task may await:
 ///
@@ -370,9 +371,14 @@ pub use crate::{
 /// a shutdown that stops waiting drop the task's future at its next await
 /// point: its destructors run and the worker's slot is free at once.
 /// [`Call::abort`] only raises the [`Signal`], which a task may await with
-/// [`Signal::until_aborted`] to stop on its own terms. Process workers run
-/// an async call to its end before the next one; an async task cannot be
-/// called locally as a function.
+/// [`Signal::until_aborted`] to stop on its own terms. An async task cannot
+/// be called locally as a function.
+///
+/// A process worker also holds at most
+/// [`ring_slots`](ProcessPoolBuilder::ring_slots) calls, and answers them
+/// in the order it took them (a call done behind a longer one waits for
+/// it); one that does not answer within a hard limit again after its
+/// call's future was dropped (a task that blocks) is killed and replaced.
 ///
 /// ```
 /// use std::time::Duration;

@@ -32,6 +32,11 @@ async fn nap(ms: u64) -> u64 {
     ms
 }
 
+#[knitting::task]
+fn double(value: u32) -> u32 {
+    value * 2
+}
+
 /// Holds a guard across a long sleep.
 #[knitting::task]
 async fn guarded(path: String, ms: u64) -> u64 {
@@ -120,6 +125,31 @@ fn a_thousand_calls_on_two_workers_interleave(runtime: RuntimeKind) {
     // One after another on two workers: 1,000 x 50 ms / 2 = 25 s.
     let took = start.elapsed();
     assert!(took < Duration::from_secs(8), "1,000 calls took {took:?}");
+}
+
+fn the_concurrency_limit_holds(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 2);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..4).map(|_| pool.call(nap, 100)).collect();
+    for call in calls {
+        assert_eq!(call.wait().unwrap(), 100);
+    }
+    // Two at a time: two rounds of 100 ms at least.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(195), "4 calls took {took:?}");
+}
+
+/// A sync call that a worker takes while async calls wait there gets its
+/// own answer, and the async calls theirs.
+fn a_sync_call_between_async_ones_keeps_its_answer(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 64);
+    let before: Vec<_> = (0..10).map(|_| pool.call(nap, 50)).collect();
+    let sync = pool.call(double, 21);
+    let after: Vec<_> = (0..10).map(|_| pool.call(nap, 20)).collect();
+    assert_eq!(sync.wait().unwrap(), 42);
+    for call in before.into_iter().chain(after) {
+        assert!(matches!(call.wait(), Ok(50 | 20)));
+    }
 }
 
 /// After `end` ended a guarded call on a worker with room for one async
@@ -245,6 +275,8 @@ macro_rules! for_each_runtime {
 for_each_runtime!(
     an_async_task_awaits_a_timer,
     a_thousand_calls_on_two_workers_interleave,
+    the_concurrency_limit_holds,
+    a_sync_call_between_async_ones_keeps_its_answer,
     a_deadline_drops_the_future,
     cancel_drops_the_future,
     dropping_the_handle_drops_the_future,

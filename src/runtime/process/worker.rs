@@ -429,16 +429,17 @@ impl WorkerLane {
     /// exit: stopped, and nothing is left to answer.
     fn idle_wait(&mut self) -> bool {
         let control = self.map.control();
+        // A full executor takes no request: only its futures' work counts.
+        let full = self.asyncs.is_full();
         let mut backoff = Backoff::new(self.spin);
         while !backoff.is_completed() {
-            if request_published(&self.map, self.req.tail()) || self.asyncs.has_work() {
+            if (!full && request_published(&self.map, self.req.tail())) || self.asyncs.has_work() {
                 return false;
             }
             backoff.snooze();
         }
         let tail = self.req.tail();
         let asyncs = &self.asyncs;
-        let full = asyncs.is_full();
         asyncs.park(|| {
             sleep(&self.map, |map| {
                 // STOP comes with an unconditional ring, so a plain load
