@@ -163,7 +163,8 @@ impl PoolBuilder {
     /// thread is left to finish its task and then exits; its result is
     /// dropped. Until then it still uses its CPU and memory. On a process
     /// pool ([`processes`](Self::processes)) the worker is killed and
-    /// replaced. Default: none.
+    /// replaced. An `async fn` task's call on either runtime has its future
+    /// dropped instead, and its worker goes on. Default: none.
     ///
     /// ```
     /// use std::time::Duration;

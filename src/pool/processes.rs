@@ -345,7 +345,12 @@ impl ProcessPoolBuilder {
     /// starts the call. A call that runs past it fails with a
     /// [`HardTimeout`](crate::ErrorKind::HardTimeout) error, its worker
     /// process is killed and replaced, and the calls queued behind it run on
-    /// the replacement; other lanes are untouched. Default: none.
+    /// the replacement; other lanes are untouched. An `async fn` task's
+    /// call has its future dropped instead (the worker is told through the
+    /// call's abort word); only a worker that then does not answer within
+    /// the limit again (a task that blocks its thread) is killed. The limit
+    /// counts from when the call is the oldest its worker holds. Default:
+    /// none.
     ///
     /// ```
     /// use std::time::Duration;
