@@ -246,8 +246,8 @@ pub use crate::{
 /// # Ok(()) }
 /// ```
 ///
-/// The function must be a free function, not generic, not `async`. Its
-/// arguments and return value must be `Send + 'static`.
+/// The function must be a free function, not generic, sync or `async`
+/// ([below](#async-tasks)); its arguments and output `Send + 'static`.
 ///
 /// # Options
 ///
@@ -360,22 +360,18 @@ pub use crate::{
 /// default), so a call that awaits a timer or I/O does not hold a worker.
 /// What a task may await:
 ///
-/// - without the `tokio` feature, futures that need no reactor:
-///   [`sleep`], channels, other calls' handles. A task that needs tokio's
-///   reactor (`tokio::time::sleep`, tokio I/O) fails with an
-///   [`Unsupported`](ErrorKind::Unsupported) error that names the feature;
-/// - with the `tokio` feature of knitting, each worker also runs a
-///   current-thread tokio runtime, so tokio's timers and I/O work.
+/// without the `tokio` feature, futures that need no reactor ([`sleep`],
+/// channels, other calls' handles; a task that needs tokio's timers or I/O
+/// fails with an [`Unsupported`](ErrorKind::Unsupported) error naming the
+/// feature); with it, each worker also runs a current-thread tokio runtime.
 ///
 /// A deadline, [`Call::cancel`], dropping the handle, a hard time limit and
 /// a shutdown that stops waiting drop the task's future at its next await
 /// point: its destructors run and the worker's slot is free at once.
 /// [`Call::abort`] only raises the [`Signal`], which a task may await with
 /// [`Signal::until_aborted`] to stop on its own terms. An async task cannot
-/// be called locally as a function.
-///
-/// A process worker also holds at most
-/// [`ring_slots`](ProcessPoolBuilder::ring_slots) calls, and answers them
+/// be called locally as a function. A process worker holds at most
+/// [`ring_slots`](ProcessPoolBuilder::ring_slots) calls and answers them
 /// in the order it took them (a call done behind a longer one waits for
 /// it); one that does not answer within a hard limit again after its
 /// call's future was dropped (a task that blocks) is killed and replaced.
@@ -564,63 +560,4 @@ macro_rules! init_before_main {
 
 /// What the expansion of `#[task]` refers to. Not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use linkme;
-
-    pub use crate::task::bootstrap::BOOTSTRAPS;
-    pub use crate::{
-        payload::wire::{Borrowed, ByteVec, FromByteString, Lent, Plain, Wire},
-        task::{
-            failure::{Failure, ViaBoxedError, ViaDisplay, ViaStdError},
-            marks::{NoBorrowedTypes, NotThreadsOnly},
-            probe::{NoSerde, Probe, ViaSerde},
-            TaskFuture, TaskResult, Wired, WorkerEntry, TASKS,
-        },
-    };
-
-    /// Runs an async task's future to its end on the current thread (the
-    /// sync entry of an `async fn` task).
-    pub fn block_on<T>(future: crate::task::TaskFuture<'_, T>) -> Result<T, crate::Error> {
-        crate::task::panics::catch(|| crate::exec::block::block_on(future))
-            .map_err(crate::exec::reactor::explain)
-    }
-    /// The `Pod` bound of a slice parameter's element type.
-    pub use bytemuck::Pod;
-
-    /// How many entries the deadline and time-limit timer holds right now
-    /// (for tests: a finished call must leave none behind).
-    pub fn timer_entries() -> usize {
-        crate::call::timer::entries()
-    }
-
-    /// The error of a call whose deadline passed, from the `error` of
-    /// `#[task(timeout = .., error = ..)]`.
-    pub fn timed_out_with(error: crate::Error) -> crate::Error {
-        error.into_timeout()
-    }
-
-    /// Builds a task's [`TaskInfo`](crate::TaskInfo) in a `static`.
-    pub const fn task_info(
-        name: &'static str,
-        file: &'static str,
-        line: u32,
-        entry: fn() -> Option<WorkerEntry>,
-    ) -> crate::TaskInfo {
-        crate::TaskInfo::new(name, file, line).with_entry(entry)
-    }
-
-    /// Builds a bootstrap's [`BootInfo`](crate::BootInfo) in a `static`.
-    pub const fn boot_info(
-        name: &'static str,
-        file: &'static str,
-        line: u32,
-        run: fn(&[u8], &crate::BootContext) -> Result<(), crate::Error>,
-    ) -> crate::BootInfo {
-        crate::BootInfo::new(name, file, line, run)
-    }
-
-    /// Decodes a bootstrap's data.
-    pub fn boot_data<D: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<D, crate::Error> {
-        crate::task::bootstrap::decode(bytes)
-    }
-}
+pub use crate::call::expansion as __private;

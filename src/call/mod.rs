@@ -1,6 +1,8 @@
 //! `Call<T>`: the handle of one call in flight.
 
 pub(crate) mod cell;
+#[doc(hidden)]
+pub mod expansion;
 pub(crate) mod kept;
 pub(crate) mod latency;
 pub(crate) mod route;
