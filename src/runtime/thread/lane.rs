@@ -86,7 +86,7 @@ struct WorkerSide {
 pub(crate) struct Slot {
     /// The call the thread runs right now: a raw reference owned by whoever
     /// swaps it out (the thread when done, a shutdown that gives up, or the
-    /// hard time limit, which leaves [`retired`]); or [`taking`], or null.
+    /// hard time limit, which leaves the [`retired`] mark behind).
     running: AtomicPtr<Header>,
     /// Nanoseconds of the thread's finished busy periods (written by the
     /// thread only).
@@ -99,26 +99,6 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// The thread looks for its next call (see [`taking`]).
-    fn take_next(&self) {
-        // Relaxed: a hint for lane choice only (on weakly ordered machines
-        // a caller may see it a moment late). A CAS from idle, so that a
-        // call's pointer is never overwritten.
-        let _ = self.running.compare_exchange(
-            ptr::null_mut(),
-            taking(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// The thread found no call to take: idle again.
-    fn took_none(&self) {
-        // Relaxed: as in `take_next`.
-        let (taking, idle) = (taking(), ptr::null_mut());
-        let _ = (self.running).compare_exchange(taking, idle, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
     fn busy_words(&self) -> crate::time::Busy<'_, AtomicU64> {
         crate::time::Busy {
             total: &self.busy_total,
@@ -138,13 +118,6 @@ pub(crate) struct SlotId(usize);
 /// cell is an allocation; this is the dangling, aligned placeholder).
 fn retired() -> *mut Header {
     NonNull::<Header>::dangling().as_ptr()
-}
-
-/// Left in a slot while its thread takes its next call (until it runs one
-/// or finds none), so that a lane whose call is between its queue and its
-/// thread never looks idle. Like [`retired`], never a real cell.
-fn taking() -> *mut Header {
-    ptr::without_provenance_mut(2 * std::mem::align_of::<Header>())
 }
 
 /// How a worker thread left its loop.
@@ -279,8 +252,10 @@ impl Lane {
     }
 
     /// Queued calls here that another worker should take (a racy
-    /// snapshot): behind a running call or one another, or on a lane whose
-    /// worker sleeps; a lone call for an awake, idle worker is its own.
+    /// snapshot): some wait behind a running call, or behind one another,
+    /// or the lane's own worker sleeps. One call queued on a lane whose
+    /// worker is awake and idle is that worker's: it takes it at once, and
+    /// a thief racing it would only move the call to another core.
     fn worth_stealing(&self) -> bool {
         match self.queued() {
             0 => false,
@@ -387,12 +362,12 @@ impl Lane {
         // AcqRel: Acquire keeps the reference count edge if someone took the
         // reference meanwhile; the CAS (not a swap) leaves a `retired()` mark in
         // place for us to see.
-        // The thread goes on to take its next call: `taking` until it has
-        // one or finds none (see `run_worker`).
-        match slot
-            .running
-            .compare_exchange(mine, taking(), Ordering::AcqRel, Ordering::Acquire)
-        {
+        match slot.running.compare_exchange(
+            mine,
+            ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(ptr) => {
                 // SAFETY: `ptr` came from `into_raw` above and the CAS made
                 // us its only owner again.
@@ -414,7 +389,7 @@ impl Lane {
         // Relaxed: only to pick the value to compare against; the CAS below
         // is what takes ownership.
         let current = slot.running.load(Ordering::Relaxed);
-        if CallKey::of(current) != key || current == retired() || current == taking() {
+        if CallKey::of(current) != key || current == retired() {
             return None;
         }
         // AcqRel: Acquire for the reference we take over; Release so the
@@ -439,9 +414,7 @@ impl Lane {
         let running = self.slot().map_or(ptr::null_mut(), |s| {
             s.running.swap(ptr::null_mut(), Ordering::SeqCst)
         });
-        if let Some(ptr) =
-            NonNull::new(running).filter(|p| p.as_ptr() != retired() && p.as_ptr() != taking())
-        {
+        if let Some(ptr) = NonNull::new(running).filter(|p| p.as_ptr() != retired()) {
             // SAFETY: the pointer came from `into_raw` in `run`; the swap
             // made us its only owner.
             let job = unsafe { JobRef::from_raw(ptr) };
@@ -531,7 +504,6 @@ pub(crate) fn run_worker(
         // BUSY: run everything queued here, then what waits on other lanes
         // (async calls: start them, while there is room for more).
         let mut since = None;
-        slot.take_next();
         while !calls.is_full() {
             let Some(job) = lane.pop().or_else(|| crew.steal()) else {
                 break;
@@ -549,7 +521,6 @@ pub(crate) fn run_worker(
             // Async calls woken meanwhile get their turn between calls.
             calls.poll();
         }
-        slot.took_none();
         if let Some(started) = since {
             slot.busy_words().end(started);
         }
