@@ -183,6 +183,19 @@ macro_rules! deadlines {
                 // call queued behind passes while it waits.
                 let pool = $make;
                 let busy: Vec<_> = (0..2).map(|_| pool.call(sleepy, 400)).collect();
+                // Both running, one per lane, before the call that must
+                // queue behind them (under load a worker can take a while
+                // to start its call).
+                let until = Instant::now() + Duration::from_secs(10);
+                while !pool
+                    .stats()
+                    .lanes
+                    .iter()
+                    .all(|lane| lane.in_flight == 1 && lane.queued == 0)
+                {
+                    assert!(Instant::now() < until, "the busy calls did not start");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 let started = Instant::now();
                 assert_eq!(within(pool.call(maybe_slow, 0)).unwrap(), "timed out");
                 let took = started.elapsed();
