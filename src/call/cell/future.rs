@@ -45,10 +45,9 @@ pub(super) unsafe fn start<'a, T: Task>(
         return None;
     };
     let signal: *const Signal = &cell.header.signal;
-    // SAFETY: the signal lives in the cell, which `job` keeps alive for as
-    // long as the future below exists; the task's future is dropped before
-    // `job` (field order of `Running`, and `Running::drop`), so the borrow
-    // never outlives the cell.
+    // SAFETY: the signal lives in the cell, which `job` keeps alive while
+    // the future below exists, and the task's future is dropped before
+    // `job` (`Running`'s field order and drop): the borrow ends in time.
     let signal: &'static Signal = unsafe { &*signal };
     let name = cell.task.info().name();
     let task = panics::catch(|| Ok(T::run_async(args, signal)));
