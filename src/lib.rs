@@ -209,12 +209,13 @@ pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{
     call::{
         sleep::{sleep, Sleep},
+        stream::Stream,
         Call,
     },
     diag::Diagnostics,
     dispatch::balance::{Balance, Balancer, LaneLoad, LaneLoads},
     error::{Error, ErrorKind, RemoteError},
-    payload::{Buffer, Bytes, Envelope},
+    payload::{stream::Sender, Buffer, Bytes, Envelope},
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, Crash, CrashKind, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,
@@ -227,7 +228,7 @@ pub use crate::{
     task::{
         bootstrap::{BootContext, BootInfo, Bootstrap},
         imported::ImportedTask,
-        tasks, ProcessTask, Task, TaskId, TaskInfo,
+        tasks, ProcessTask, StreamTask, Task, TaskId, TaskInfo,
     },
 };
 

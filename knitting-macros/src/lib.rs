@@ -322,6 +322,22 @@ fn result_ok(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// The item type of a `Sender<T>` / `knitting::Sender<T>` parameter.
+fn sender_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Sender" {
+        return None;
+    }
+    match &last.arguments {
+        PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Is the return type written as `Result<..>` (any path ending in `Result`)?
 fn is_result(ty: &Type) -> bool {
     let Type::Path(p) = ty else { return false };
@@ -366,6 +382,9 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let mut arg_idents = Vec::new();
     let mut arg_wires = Vec::new();
     let mut signal_seen = false;
+    // A streaming task's sender: its position among the call arguments,
+    // and its item type.
+    let mut sender: Option<(usize, Type)> = None;
     for (i, input) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(pat_ty) = input else {
             return Err(syn::Error::new(
@@ -384,6 +403,26 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
             signal_seen = true;
             call_exprs.push(quote!(__knitting_signal));
+        } else if let Some(item) = sender_item(ty) {
+            if sender.is_some() {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "a task takes at most one sender",
+                ));
+            }
+            if is_async {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    "a streaming task is a plain `fn`: its `send` waits for the reader, \
+                     which would hold up every other call of an async worker",
+                ));
+            }
+            sender = Some((arg_idents.len(), item.clone()));
+            let arg = format_ident!("__knitting_arg{}", i);
+            arg_wires.push(Wire::Plain);
+            arg_types.push(ty.clone());
+            call_exprs.push(quote!(#arg));
+            arg_idents.push(arg);
         } else if let Some(elem) = lent_slice(ty) {
             // A slice parameter: the call carries a `Buffer` of it, and the
             // task borrows that buffer for the call.
@@ -432,6 +471,67 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         }
         _ => quote!((#(#arg_idents,)*)),
     };
+
+    // A streaming task: how `Pool::stream` builds the arguments from the
+    // other parameters and the sender it makes.
+    let stream_impl = sender.as_ref().map(|(at, item)| {
+        let input_types: Vec<&Type> = arg_types
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i != at)
+            .map(|(_, t)| t)
+            .collect();
+        let input_idents: Vec<&syn::Ident> = arg_idents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i != at)
+            .map(|(_, a)| a)
+            .collect();
+        let input_ty = match input_types.len() {
+            0 => quote!(()),
+            1 => {
+                let t = input_types[0];
+                quote!(#t)
+            }
+            _ => quote!((#(#input_types,)*)),
+        };
+        let input_pat = match input_idents.len() {
+            0 => quote!(()),
+            1 => {
+                let a = input_idents[0];
+                quote!(#a)
+            }
+            _ => quote!((#(#input_idents,)*)),
+        };
+        let exprs: Vec<TokenStream2> = arg_idents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i == *at {
+                    quote!(__knitting_sender)
+                } else {
+                    quote!(#a)
+                }
+            })
+            .collect();
+        let args_expr = match exprs.len() {
+            1 => exprs[0].clone(),
+            _ => quote!((#(#exprs,)*)),
+        };
+        quote! {
+            impl ::knitting::StreamTask for #ident {
+                type Item = #item;
+                type Input = #input_ty;
+
+                fn with_sender(
+                    #input_pat: Self::Input,
+                    __knitting_sender: ::knitting::Sender<#item>,
+                ) -> Self::Args {
+                    #args_expr
+                }
+            }
+        }
+    });
 
     // The body's call: awaited in an async task's future.
     let body_call = if is_async {
@@ -656,6 +756,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             }
 
             #local_call
+
+            #stream_impl
         };
     })
 }

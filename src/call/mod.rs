@@ -7,6 +7,7 @@ pub(crate) mod kept;
 pub(crate) mod latency;
 pub(crate) mod route;
 pub(crate) mod sleep;
+pub(crate) mod stream;
 pub(crate) mod timer;
 mod wait;
 

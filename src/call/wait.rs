@@ -155,3 +155,36 @@ impl<T: Send + 'static> Future for Call<T> {
         }
     }
 }
+
+impl<T: Send + 'static> Call<T> {
+    /// Polls for the call's end without ever running it here: for a
+    /// stream's reader, whose task may wait for that very reader.
+    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        self.send_kept();
+        if let Some(route) = &self.route {
+            route.poll();
+        }
+        if let Some(result) = self.poll_result() {
+            return Poll::Ready(result);
+        }
+        if let Repr::Pending(call) = &self.repr {
+            call.register(cx.waker());
+        }
+        // Again: it may have ended between the first look and the
+        // registration.
+        match self.poll_result() {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Sends a call kept for its waiter to a worker now.
+    pub(crate) fn dispatch(&self) {
+        self.send_kept();
+    }
+
+    /// The lane's route, if the handle has a part to play (process lanes).
+    pub(crate) fn route(&self) -> Option<&Arc<dyn super::route::Route>> {
+        self.route.as_ref()
+    }
+}

@@ -27,6 +27,9 @@ use crate::{
 use self::balance::{Spread, Strategy};
 
 /// A pool's runtime, and how its calls are spread over the lanes.
+/// Items a stream holds before its task waits, unless the builder says.
+pub(crate) const DEFAULT_STREAM_BOUND: usize = 64;
+
 pub(crate) struct Engine {
     runtime: Runtimes,
     spread: Spread,
@@ -39,6 +42,8 @@ pub(crate) struct Engine {
     diagnostics: Diagnostics,
     /// The call latency histogram, if the pool records one.
     latency: Option<Arc<Latency>>,
+    /// Items a stream holds before its task waits.
+    stream_bound: usize,
 }
 
 enum Runtimes {
@@ -55,6 +60,7 @@ impl Engine {
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
             latency: None,
+            stream_bound: DEFAULT_STREAM_BOUND,
         }
     }
 
@@ -83,6 +89,17 @@ impl Engine {
         self.diagnostics
     }
 
+    /// Sets how many items a stream holds before its task waits.
+    pub(crate) fn with_stream_bound(mut self, bound: usize) -> Self {
+        self.stream_bound = bound;
+        self
+    }
+
+    /// How many items a stream holds before its task waits.
+    pub(crate) fn stream_bound(&self) -> usize {
+        self.stream_bound
+    }
+
     /// Sets the inline threshold (see [`Engine::keep`]).
     pub(crate) fn with_inline_threshold(mut self, threshold: Option<usize>) -> Self {
         self.inline_threshold = threshold;
@@ -97,6 +114,7 @@ impl Engine {
             inlined: AtomicUsize::new(0),
             diagnostics: Diagnostics::NONE,
             latency: None,
+            stream_bound: DEFAULT_STREAM_BOUND,
         }
     }
 

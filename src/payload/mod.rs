@@ -16,6 +16,7 @@
 pub(crate) mod buffer;
 pub(crate) mod codec;
 pub(crate) mod shared;
+pub(crate) mod stream;
 pub(crate) mod envelope;
 pub(crate) mod window;
 pub(crate) mod wire;

@@ -39,6 +39,7 @@ pub struct PoolBuilder {
     latency: bool,
     work_stealing: bool,
     async_concurrency: usize,
+    stream_bound: usize,
     /// Set in `pool/balancing.rs`.
     pub(super) balance: Strategy,
 }
@@ -72,6 +73,7 @@ impl PoolBuilder {
             latency: false,
             work_stealing: true,
             async_concurrency: DEFAULT_ASYNC_CONCURRENCY,
+            stream_bound: crate::dispatch::DEFAULT_STREAM_BOUND,
             balance: Strategy::default(),
         }
     }
@@ -247,6 +249,7 @@ impl PoolBuilder {
         .debug(self.debug)
         .latency_histogram(self.latency)
         .async_concurrency(self.async_concurrency)
+        .stream_bound(self.stream_bound)
     }
 
     /// The inline lane's threshold: once `calls` calls are queued or
@@ -393,6 +396,27 @@ impl PoolBuilder {
         self
     }
 
+    /// How many items a stream holds that its reader has not taken yet,
+    /// before its task's [`send`](crate::Sender::send) waits (rounded up
+    /// to a power of two; the default is 64): a slow reader slows the task
+    /// down, and memory stays bounded. Carries over to
+    /// [`processes`](Self::processes).
+    ///
+    /// ```
+    /// #[knitting::task]
+    /// fn count(n: u64, out: knitting::Sender<u64>) { for i in 0..n { let _ = out.send(i); } }
+    ///
+    /// let pool = knitting::Pool::builder().threads(1).stream_bound(8).build()?;
+    /// let stream = pool.stream(count, 100);
+    /// assert_eq!(stream.bound(), 8);
+    /// assert_eq!(stream.map(Result::unwrap).sum::<u64>(), 4950);
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn stream_bound(mut self, items: usize) -> Self {
+        self.stream_bound = items.clamp(2, 1 << 20).next_power_of_two();
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -428,9 +452,11 @@ impl PoolBuilder {
         let inline = self.inline_threshold;
         let balance = self.balance;
         let latency = self.latency;
+        let bound = self.stream_bound;
         Pool::from_engine(|| {
             thread::Runtime::start(cfg).map(|rt| {
                 Engine::threads(rt, balance)
+                    .with_stream_bound(bound)
                     .with_inline_threshold(inline)
                     .with_latency(latency)
                     .with_diagnostics(debug)

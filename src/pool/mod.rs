@@ -16,6 +16,7 @@ pub(crate) mod builder;
 mod closures;
 mod processes;
 mod stats;
+mod streams;
 
 use std::{
     fmt,

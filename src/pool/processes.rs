@@ -71,6 +71,7 @@ impl ProcessPoolBuilder {
                 permissions: crate::Permissions::default(),
                 diagnostics: crate::Diagnostics::NONE,
                 async_concurrency: crate::exec::DEFAULT_CONCURRENCY,
+                stream_bound: crate::dispatch::DEFAULT_STREAM_BOUND,
             },
         }
     }
@@ -397,6 +398,22 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// How many items a stream holds that its reader has not taken yet,
+    /// before its task's [`send`](crate::Sender::send) waits (rounded up
+    /// to a power of two; the default is 64). The items wait in the
+    /// worker's shared mapping and in the host, never more than this many
+    /// of one worker's streams at once. Carries over from
+    /// [`PoolBuilder::stream_bound`](crate::PoolBuilder::stream_bound).
+    ///
+    /// ```no_run
+    /// let pool = knitting::Pool::builder().processes(1).stream_bound(1024).build()?;
+    /// # Ok::<(), knitting::Error>(())
+    /// ```
+    pub fn stream_bound(mut self, items: usize) -> Self {
+        self.opts.stream_bound = items.clamp(2, 1 << 20).next_power_of_two();
+        self
+    }
+
     /// How long a worker that holds calls may show no sign of life before
     /// it is killed and replaced. Default: 5 s.
     ///
@@ -461,9 +478,11 @@ impl ProcessPoolBuilder {
         let debug = self.opts.diagnostics;
         let latency = self.latency;
         let balance = self.balance;
+        let bound = self.opts.stream_bound;
         Pool::from_engine(|| {
             process::Runtime::start(self.opts).map(|rt| {
                 Engine::processes(rt, balance)
+                    .with_stream_bound(bound)
                     .with_latency(latency)
                     .with_diagnostics(debug)
             })

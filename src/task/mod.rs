@@ -71,6 +71,24 @@ pub trait Task: Copy + Send + Sync + 'static {
     }
 }
 
+/// A task that sends items as it runs: one that takes a
+/// [`Sender`](crate::Sender) parameter. Its calls are made with
+/// [`Pool::stream`](crate::Pool::stream), which makes the sender; the
+/// caller passes the other parameters (`Input`) as for
+/// [`Pool::call`](crate::Pool::call). `#[task]` implements it.
+pub trait StreamTask: Task {
+    /// What the task sends.
+    type Item: Send + 'static;
+    /// The call arguments without the sender: `()`, the one other
+    /// parameter's type, or a tuple.
+    type Input: Send + 'static;
+
+    /// The task's arguments: `input` with the sender in its place. Not
+    /// meant for user code.
+    #[doc(hidden)]
+    fn with_sender(input: Self::Input, sender: crate::Sender<Self::Item>) -> Self::Args;
+}
+
 /// The future of one call of an `async fn` task (see [`Task::run_async`]):
 /// it may borrow the call's [`Signal`].
 #[doc(hidden)]

@@ -106,6 +106,8 @@ pub(crate) struct Config {
     pub(crate) diagnostics: crate::Diagnostics,
     /// Async calls each worker runs at once, at most.
     pub(crate) async_concurrency: usize,
+    /// Stream items a worker may send ahead of its readers.
+    pub(crate) stream_bound: usize,
 }
 
 /// State shared by the pool and its lanes.

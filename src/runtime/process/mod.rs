@@ -88,6 +88,8 @@ pub(crate) struct Options {
     pub(crate) diagnostics: crate::Diagnostics,
     /// Async calls each worker runs at once, at most.
     pub(crate) async_concurrency: usize,
+    /// Stream items a worker may send ahead of its reader.
+    pub(crate) stream_bound: usize,
 }
 
 /// In a process started as a worker: serves calls and exits, never

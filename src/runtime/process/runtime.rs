@@ -120,6 +120,7 @@ impl Runtime {
                 permissions: opts.permissions,
                 diagnostics: opts.diagnostics,
                 async_concurrency: opts.async_concurrency,
+                stream_bound: opts.stream_bound,
             },
             n,
         ));

@@ -1,0 +1,269 @@
+//! The bounded channel between a streaming task and the handle reading
+//! its items, on the host: the task's thread pushes into it (thread
+//! lanes), or a process lane does, with the items its worker wrote.
+//!
+//! Items sit in a [`Ring`]; what the channel adds is waiting. Each side
+//! waits by registering a waker and raising its `*_waits` flag, then
+//! looking at the ring once more; the other side, after changing the ring,
+//! looks at the flag. Both sides put a `SeqCst` fence between their write
+//! and their look (a Dekker pair): either the waiter's second look sees the
+//! change, or the changer sees the flag and wakes it. So a wake-up is never
+//! lost, and while nobody waits each side pays one fence and one load of a
+//! line the other side does not write.
+
+use std::{
+    sync::{Arc, Mutex, OnceLock},
+    task::Waker,
+};
+
+use crate::{
+    sync::{AtomicBool, AtomicU64, Ordering},
+    transport::ring::Ring,
+};
+
+/// Gives a process worker room for more items (its lane's credit word).
+pub(crate) trait Credit: Send + Sync {
+    /// The reader took `n` more items.
+    fn give(&self, n: u64);
+}
+
+/// One side's waker, and whether it waits.
+#[derive(Default)]
+struct Waiter {
+    waits: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Waiter {
+    /// Registers `waker` and raises the flag; the caller looks at the ring
+    /// again afterwards.
+    fn arm(&self, waker: &Waker) {
+        {
+            let mut slot = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        // Relaxed: ordered before the second look by the fence below.
+        self.waits.store(true, Ordering::Relaxed);
+        // SYNC POINT: the waiter's half of the Dekker pair (module docs).
+        crate::sync::fence(Ordering::SeqCst);
+    }
+
+    /// After a change to the ring: the waker to wake, if this side waits.
+    fn take(&self) -> Option<Waker> {
+        // SYNC POINT: the changer's half of the Dekker pair (module docs).
+        crate::sync::fence(Ordering::SeqCst);
+        // Relaxed: ordered after the change by the fence above; the swap
+        // makes one changer wake the waiter, not every one after it.
+        if !self.waits.load(Ordering::Relaxed) || !self.waits.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        self.waker.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The items of one stream on their way to its reader.
+pub(crate) struct Channel<T> {
+    ring: Ring<T>,
+    /// Set when the reader is gone or the stream is over: sends fail.
+    closed: AtomicBool,
+    reader: Waiter,
+    writer: Waiter,
+    /// A process lane's credit: set with the first item it delivers.
+    credit: OnceLock<Arc<dyn Credit>>,
+    /// Items a process lane delivered that the reader has not taken yet
+    /// and the worker was not credited for, plus [`ENDED`] once the call is
+    /// over (then nothing more is credited: see [`Channel::end`]).
+    owed: AtomicU64,
+}
+
+/// `Channel::owed`: the call ended; its items no longer hold its worker
+/// back.
+const ENDED: u64 = 1 << 63;
+
+impl<T> Channel<T> {
+    /// A channel holding at most `bound` items (rounded up to a power of
+    /// two, at least 2).
+    pub(crate) fn new(bound: usize) -> Self {
+        Self {
+            ring: Ring::with_capacity(bound),
+            closed: AtomicBool::new(false),
+            reader: Waiter::default(),
+            writer: Waiter::default(),
+            credit: OnceLock::new(),
+            owed: AtomicU64::new(0),
+        }
+    }
+
+    /// How many items it holds at most.
+    pub(crate) fn bound(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// True when it holds no item.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// True once the reader is gone (or the stream is over).
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire: pairs with `close`; a sender that sees it stops.
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends no more: wakes a writer waiting for room, and the reader.
+    pub(crate) fn close(&self) {
+        // Release: pairs with `is_closed`.
+        self.closed.store(true, Ordering::Release);
+        for waker in [self.writer.take(), self.reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+    }
+
+    /// Queues `item` unless the channel is full (then hands it back); on
+    /// success, returns the reader's waker if it waits.
+    pub(crate) fn try_push(&self, item: T) -> Result<Option<Waker>, T> {
+        self.ring.push(item)?;
+        Ok(self.reader.take())
+    }
+
+    /// Registers the writer's waker (a writer that found the ring full);
+    /// it must try again before it sleeps.
+    pub(crate) fn writer_waits(&self, waker: &Waker) {
+        self.writer.arm(waker);
+    }
+
+    /// Registers the reader's waker (a reader that found the ring empty);
+    /// it must look again before it sleeps.
+    pub(crate) fn reader_waits(&self, waker: &Waker) {
+        self.reader.arm(waker);
+    }
+
+    /// Takes the oldest item, waking a writer that waits for room and
+    /// crediting a process worker.
+    pub(crate) fn try_pop(&self) -> Option<T> {
+        let item = self.ring.pop()?;
+        if let Some(waker) = self.writer.take() {
+            waker.wake();
+        }
+        if let Some(credit) = self.credit.get() {
+            self.credit_one(&**credit);
+        }
+        Some(item)
+    }
+
+    /// A process lane delivers an item: it counts as owed to the worker
+    /// until the reader takes it.
+    pub(crate) fn owe(&self, credit: &Arc<dyn Credit>) {
+        let _ = self.credit.get_or_init(|| Arc::clone(credit));
+        // Relaxed: a count; the reader's CAS in `credit_one` decides.
+        self.owed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gives the worker back the room of one item taken, unless the call
+    /// ended (then [`end`](Self::end) gave it back already).
+    fn credit_one(&self, credit: &dyn Credit) {
+        // Relaxed: the count is all that is shared; each decrement is won
+        // by one CAS, so no item is credited twice.
+        let mut owed = self.owed.load(Ordering::Relaxed);
+        while owed != 0 && owed & ENDED == 0 {
+            match self.owed.compare_exchange_weak(
+                owed,
+                owed - 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return credit.give(1),
+                Err(now) => owed = now,
+            }
+        }
+    }
+
+    /// The call is over: the items the reader has not taken yet are
+    /// credited at once, so that they do not hold back the worker's next
+    /// stream.
+    pub(crate) fn end(&self) {
+        // Relaxed: as in `credit_one`; the swap takes the count whole.
+        let owed = self.owed.swap(ENDED, Ordering::Relaxed) & !ENDED;
+        if let (Some(credit), true) = (self.credit.get(), owed > 0) {
+            credit.give(owed);
+        }
+    }
+}
+
+impl<T> Drop for Channel<T> {
+    fn drop(&mut self) {
+        // Whatever is left is dropped by the ring; a process worker still
+        // owed for it gets it back.
+        self.end();
+    }
+}
+
+#[cfg(all(test, not(knitting_loom)))]
+mod tests {
+    use std::{
+        sync::atomic::AtomicU64 as StdU64,
+        task::{Wake, Waker},
+    };
+
+    use super::*;
+
+    struct Count(StdU64);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    impl Credit for Count {
+        fn give(&self, n: u64) {
+            self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_full_channel_hands_the_item_back() {
+        let ch = Channel::new(2);
+        assert_eq!(ch.bound(), 2);
+        assert!(ch.try_push(1).is_ok());
+        assert!(ch.try_push(2).is_ok());
+        assert_eq!(ch.try_push(3).err(), Some(3));
+        assert_eq!(ch.try_pop(), Some(1));
+        assert!(ch.try_push(3).is_ok());
+        assert_eq!(
+            (ch.try_pop(), ch.try_pop(), ch.try_pop()),
+            (Some(2), Some(3), None)
+        );
+    }
+
+    #[test]
+    fn a_waiting_reader_is_woken_once_by_the_next_item() {
+        let ch = Channel::new(4);
+        let count = Arc::new(Count(StdU64::new(0)));
+        ch.reader_waits(&Waker::from(Arc::clone(&count)));
+        assert!(ch.try_push(1).unwrap().is_some());
+        assert!(ch.try_push(2).unwrap().is_none(), "woken already");
+    }
+
+    #[test]
+    fn items_are_credited_once_whether_taken_or_left_at_the_end() {
+        let ch = Channel::new(8);
+        let count = Arc::new(Count(StdU64::new(0)));
+        let credit: Arc<dyn Credit> = count.clone();
+        for i in 0..5 {
+            ch.owe(&credit);
+            ch.try_push(i).unwrap();
+        }
+        assert_eq!(ch.try_pop(), Some(0));
+        assert_eq!(ch.try_pop(), Some(1));
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+        ch.end();
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 5);
+        assert_eq!(ch.try_pop(), Some(2));
+        drop(ch);
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+}
