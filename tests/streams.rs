@@ -298,3 +298,34 @@ fn a_killed_worker_ends_the_stream_with_worker_died() {
     // The replacement serves the next stream.
     assert_eq!(pool.stream(count, 5).finish().unwrap(), 5);
 }
+
+/// Holds the front of its worker's queue for a long time.
+#[knitting::task]
+async fn front(ms: u64) -> u64 {
+    knitting::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// A stream call behind another call when its worker is killed: it sent
+/// items, so it ran, and it fails instead of running again on the
+/// replacement (its reader would get its items twice).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stream_that_delivered_items_is_never_run_again() {
+    let pool = Pool::builder().processes(1).build().expect("process pool");
+    let ahead = pool.call(front, LONG.as_millis() as u64);
+    let mut stream = pool.stream(fails_midway, (7, "wait".to_owned()));
+    for i in 0..7 {
+        assert_eq!(stream.next().unwrap().unwrap(), format!("line {i}"));
+    }
+    let pid = pool.worker_pids()[0].expect("a worker");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert_eq!(ahead.wait().unwrap_err().kind(), ErrorKind::WorkerDied);
+    let next = stream.next().expect("the crash ends the stream");
+    assert_eq!(next.unwrap_err().kind(), ErrorKind::WorkerDied);
+    assert!(stream.next().is_none());
+}

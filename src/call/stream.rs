@@ -173,7 +173,7 @@ impl<T: Send + 'static, R: Send + 'static> Stream<T, R> {
             if !channel.is_empty() || channel.is_closed() {
                 return false;
             }
-            turns % 64 != 0 || Instant::now() < until
+            !turns.is_multiple_of(64) || Instant::now() < until
         };
         match self.call.as_ref().and_then(Call::route) {
             Some(route) => route.spin(&mut step),

@@ -520,18 +520,20 @@ impl ProcessPoolBuilder {
 /// # Memory
 ///
 /// Each worker has one mapping, shared with the host: a control block
-/// (640 bytes), a request and a response slot of 64 bytes each per
+/// (1 KiB), a request and a response slot of 64 bytes each per
 /// [`ring_slots`](ProcessPoolBuilder::ring_slots), a 4-byte abort word per
-/// slot, all of it rounded up to whole 4 KiB pages, and then the request
+/// slot, all of it rounded up to whole 4 KiB pages, then the request
 /// arena and the response arena of
 /// [`arena_bytes`](ProcessPoolBuilder::arena_bytes) each, each rounded up
-/// to whole pages:
+/// to whole pages, and the stream area of [streaming
+/// tasks](crate::Pool::stream), a quarter of that:
 ///
 /// ```text
-/// round_up(640 + 132 * ring_slots, 4096) + 2 * round_up(arena_bytes, 4096)
+/// round_up(1024 + 132 * ring_slots, 4096) + 2 * round_up(arena_bytes, 4096)
+///     + round_up(arena_bytes / 4, 4096)
 /// ```
 ///
-/// With the defaults (128 slots, 64 MiB arenas) that is 20 KiB + 128 MiB of
+/// With the defaults (128 slots, 64 MiB arenas) that is 20 KiB + 144 MiB of
 /// address space per worker, the same pages in the host and the worker.
 /// The mapping is a memfd (or the POSIX object of
 /// [`named_shared_memory`](ProcessPoolBuilder::named_shared_memory)), so a

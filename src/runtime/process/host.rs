@@ -399,7 +399,12 @@ impl Lane {
         }
         let behind: Vec<InFlight> = gen.inflight.drain(..).collect();
         for call in behind.into_iter().rev() {
-            if let Some(q) = replay(call) {
+            // A call that delivered stream items ran: its reader has them,
+            // and must not get them twice.
+            if call.delivered {
+                call.job
+                    .fail(gone.error(self.index, gen.pid, &call.job, &self.shared.cfg.limits));
+            } else if let Some(q) = replay(call) {
                 st.backlog.push_front(q);
             }
         }

@@ -22,12 +22,14 @@ use super::{
     courier::Courier,
     host::Config,
     shm::{self, Dir, Mapping, TaskKey},
+    stream::StreamReader,
 };
 use crate::{
     call::cell::{Encoded, JobRef, RemoteOps},
     error::wire::WireError,
     payload::{
         shared::region::{self as shared, Region},
+        stream::{self, Sink},
         Response,
     },
     Error, ErrorKind,
@@ -48,6 +50,8 @@ pub(crate) enum Queued {
         bytes: Vec<u8>,
         /// The shared buffers the arguments name.
         shared: Vec<Arc<Region>>,
+        /// The channel of the stream they carry, if any.
+        stream: Option<Arc<dyn Sink>>,
     },
 }
 
@@ -73,6 +77,10 @@ pub(crate) struct InFlight {
     /// told to drop its future, and is killed only if it does not answer
     /// within the limit again.
     pub(crate) cut: bool,
+    /// A streaming call: where its items go.
+    pub(crate) stream: Option<Arc<dyn Sink>>,
+    /// It delivered an item: it ran, so it is never sent again.
+    pub(crate) delivered: bool,
 }
 
 /// One worker process and the host's side of its mapping.
@@ -108,6 +116,8 @@ pub(crate) struct Gen {
     /// When this side was made (before the worker started), on the shared
     /// clock: the worker's busy time cannot exceed its life since.
     born: u64,
+    /// The reader of the worker's stream area.
+    pub(crate) stream: StreamReader,
 }
 
 impl Gen {
@@ -124,9 +134,16 @@ impl Gen {
     }
 
     /// The host's side of a fresh mapping `shm`, shared with worker `pid`.
-    pub(crate) fn new(shm: Arc<Mapping>, child: Child, pid: u32, arena: usize) -> Self {
+    pub(crate) fn new(
+        shm: Arc<Mapping>,
+        child: Child,
+        pid: u32,
+        arena: usize,
+        stream_bound: usize,
+    ) -> Self {
         let now = Instant::now();
         Self {
+            stream: StreamReader::new(&shm, stream_bound),
             shm,
             child,
             pid,
@@ -184,8 +201,9 @@ impl Gen {
                     .shm
                     .window(Dir::Request, room.offset, room.len.min(max_payload))
                     .expect("request room lies inside the arena");
-                let (encoded, shared) =
-                    shared::collecting(|| job.encode(ops, &mut window, max_payload));
+                let ((encoded, shared), stream) = stream::collecting(|| {
+                    shared::collecting(|| job.encode(ops, &mut window, max_payload))
+                });
                 match encoded {
                     Encoded::Cancelled | Encoded::Failed => None,
                     Encoded::Written(n) => {
@@ -194,7 +212,7 @@ impl Gen {
                             return None;
                         }
                         let span = self.req_ring.commit(room, n);
-                        self.publish(job, ops, task, span, pool_hard, shared);
+                        self.publish(job, ops, task, span, pool_hard, (shared, stream));
                         None
                     }
                     Encoded::Spilled(bytes) => self.try_send(
@@ -204,6 +222,7 @@ impl Gen {
                             task,
                             bytes,
                             shared,
+                            stream,
                         },
                         cfg,
                     ),
@@ -215,6 +234,7 @@ impl Gen {
                 task,
                 bytes,
                 shared,
+                stream,
             } => {
                 let Some(room) = self.req_ring.reserve(bytes.len()) else {
                     return Some(Queued::Spilled {
@@ -223,6 +243,7 @@ impl Gen {
                         task,
                         bytes,
                         shared,
+                        stream,
                     });
                 };
                 if let Err(err) = self.hand_over(&shared) {
@@ -235,7 +256,7 @@ impl Gen {
                     .expect("request room lies inside the arena");
                 window.write(0, &bytes);
                 let span = self.req_ring.commit(room, bytes.len());
-                self.publish(job, ops, task, span, pool_hard, shared);
+                self.publish(job, ops, task, span, pool_hard, (shared, stream));
                 None
             }
         }
@@ -265,7 +286,7 @@ impl Gen {
         task: TaskKey,
         span: Span,
         pool_hard: Option<Duration>,
-        shared: Vec<Arc<Region>>,
+        (shared, stream): (Vec<Arc<Region>>, Option<Arc<dyn Sink>>),
     ) {
         let index = (self.req.head() % self.slots()) as usize;
         // Relaxed: published with the slot (written before it, see
@@ -295,6 +316,8 @@ impl Gen {
             hard,
             shared,
             cut: false,
+            stream,
+            delivered: false,
         });
         let control = self.shm.control();
         bell::ring_if_sleeping(&control.worker_bell);
@@ -330,6 +353,23 @@ impl Gen {
             self.shm.layout().arena,
             &mut self.answers,
         )?;
+        // The items first, read after the responses: every item a call
+        // sent before its response is seen, and reaches its reader before
+        // the call ends.
+        let first = self.resp.tail();
+        self.stream
+            .drain(
+                &self.shm,
+                &mut self.inflight,
+                first,
+                max_payload,
+                scratch,
+                wakers,
+            )
+            .map_err(|why| Violation {
+                why,
+                answered: taken,
+            })?;
         if taken == 0 {
             return Ok(0);
         }
@@ -372,6 +412,9 @@ impl Gen {
             let (waker, forged) =
                 shared::replying(call.shared, || call.job.complete(call.ops, outcome));
             wakers.extend(waker);
+            if let Some(stream) = call.stream {
+                stream.end();
+            }
             self.req_ring.pop();
             self.resp.advance();
             self.front_since = Instant::now();
@@ -395,10 +438,12 @@ impl Gen {
         Ok(taken)
     }
 
-    /// True when the next response's slot holds it.
+    /// True when the next response's slot holds it, or the worker wrote
+    /// stream items the host has not read.
     pub(crate) fn response_ready(&self) -> bool {
         let seq = self.resp.tail();
-        seq < self.req.head() && Consumer::is_published(&Responses(&self.shm), seq)
+        (seq < self.req.head() && Consumer::is_published(&Responses(&self.shm), seq))
+            || self.stream.ready(&self.shm)
     }
 
     /// The heartbeat rule: true when the worker holds calls and its

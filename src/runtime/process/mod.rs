@@ -18,6 +18,7 @@
 //!   the liveness rule;
 //! - `spawn`: starting, watching and stopping worker processes;
 //! - `runtime`: the lanes of one pool, started and stopped together;
+//! - `stream`: stream items, worker to host, and the credit that bounds them;
 //! - `worker`: the worker process's loop;
 //! - `names`: named shared-memory objects and their clean-up.
 
@@ -45,6 +46,8 @@ pub(crate) mod link;
 pub(crate) mod lockdown;
 #[cfg(target_os = "linux")]
 pub(crate) mod names;
+#[cfg(target_os = "linux")]
+pub(crate) mod stream;
 #[cfg(target_os = "linux")]
 pub(crate) mod syscalls;
 #[cfg(target_os = "linux")]

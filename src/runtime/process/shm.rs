@@ -157,6 +157,8 @@ impl Mapping {
             aborts: CONTROL_BYTES,
             req_arena: CONTROL_BYTES,
             resp_arena: CONTROL_BYTES,
+            stream_area: CONTROL_BYTES,
+            stream: 0,
             total: CONTROL_BYTES,
         };
         let probe = Self::map(fd, probe_layout).map_err(|e| e.to_string())?;
@@ -263,9 +265,14 @@ impl Mapping {
         let offset = match dir {
             Dir::Request => self.layout.req_arena,
             Dir::Response => self.layout.resp_arena,
+            Dir::Stream => self.layout.stream_area,
+        };
+        let size = match dir {
+            Dir::Stream => self.layout.stream,
+            _ => self.layout.arena,
         };
         // SAFETY: the arena offsets are inside the mapping (`Layout::new`).
-        (unsafe { self.base.as_ptr().add(offset) }, self.layout.arena)
+        (unsafe { self.base.as_ptr().add(offset) }, size)
     }
 
     /// A writable window of `len` bytes at `offset` in an arena, or `None`
@@ -312,6 +319,8 @@ impl Drop for Mapping {
 pub(crate) enum Dir {
     Request,
     Response,
+    /// Stream items, worker to host (`stream.rs`).
+    Stream,
 }
 
 /// Opens the worker's mapping as its locator says; with it, the socket

@@ -223,7 +223,7 @@ pub(crate) fn start_worker(
     }
     let shm = Arc::new(shm);
     watch_exit(pid, &shm);
-    let mut gen = Gen::new(shm, child, pid, cfg.layout.arena);
+    let mut gen = Gen::new(shm, child, pid, cfg.layout.arena, cfg.stream_bound);
     gen.courier = courier;
     gen.sandbox = sandbox;
     Ok(gen)

@@ -9,10 +9,12 @@ use std::{collections::HashMap, hash::BuildHasherDefault, sync::atomic::Ordering
 
 mod asyncs;
 mod outbox;
+mod stream;
 
 use self::{
     asyncs::{AsyncCalls, Kept, Outcome},
     outbox::{sleep, Outbox, SlotReply},
+    stream::StreamArea,
 };
 use super::{
     bell,
@@ -130,6 +132,7 @@ fn start(handover: Handover) -> Result<WorkerLane, String> {
         req: Consumer::new(),
         out: Outbox::new(map.layout().arena, max_payload),
         asyncs: AsyncCalls::new(forever, async_concurrency),
+        streams: Box::leak(Box::new(StreamArea::new(forever, max_payload))),
         map,
         table,
         spin,
@@ -275,6 +278,8 @@ struct WorkerLane {
     inbox: Option<Box<dyn payload::shared::region::Source>>,
     /// The async calls in flight, and the responses waiting for them.
     asyncs: AsyncCalls,
+    /// Where streaming tasks' items go (for the life of the process).
+    streams: &'static StreamArea,
 }
 
 impl WorkerLane {
@@ -364,7 +369,13 @@ impl WorkerLane {
                     Some(start) => serving(inbox, || asyncs.start(seq, start, bytes)).1,
                     None => {
                         let signal = asyncs.signal(seq);
-                        serving(inbox, || (entry.run)(bytes, signal, reply)).1
+                        let streams = self.streams;
+                        serving(inbox, || {
+                            payload::stream::serving(streams, seq, || {
+                                (entry.run)(bytes, signal, reply);
+                            });
+                        })
+                        .1
                     }
                 };
                 if entry.start.is_some() {

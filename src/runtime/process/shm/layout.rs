@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// `b"KNITSHM\0"` as a little-endian word: the mapping is ours.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"KNITSHM\0");
 /// Bumped whenever the layout or the meaning of a word changes.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 
 /// `Control::worker_state` (0 while the worker starts): the worker mapped the memory, built its task table, and takes calls.
 pub(crate) const READY: u32 = 1;
@@ -134,6 +134,14 @@ pub(crate) struct Control {
     /// Worker-written: when its open busy period began (0: idle), on the
     /// shared clock. Read like `busy_total`.
     pub(crate) busy_since: Line<AtomicU64>,
+    /// Worker-written: bytes of stream items written to the stream area so
+    /// far (see `stream.rs`).
+    pub(crate) stream_head: Line<AtomicU64>,
+    /// Host-written: bytes of the stream area the host has read so far.
+    pub(crate) stream_tail: Line<AtomicU64>,
+    /// Host-written: how many stream items the worker may have sent in
+    /// all, so far (its readers' credit).
+    pub(crate) stream_credit: Line<AtomicU64>,
 }
 
 // SAFETY: `repr(C)`, `ShmSafe` fields only.
@@ -198,6 +206,13 @@ pub(super) const fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
 
+/// The size of the stream area for arenas of `arena` bytes: a quarter,
+/// in whole pages.
+pub(crate) const fn stream_bytes(arena: usize) -> usize {
+    let quarter = arena / 4;
+    round_up(if quarter < PAGE { PAGE } else { quarter }, PAGE)
+}
+
 /// Where each region starts, from the two sizes in the ident words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
@@ -208,6 +223,9 @@ pub(crate) struct Layout {
     pub(super) aborts: usize,
     pub(super) req_arena: usize,
     pub(super) resp_arena: usize,
+    pub(super) stream_area: usize,
+    /// The size of the stream area.
+    pub(crate) stream: usize,
     pub(crate) total: usize,
 }
 
@@ -222,7 +240,9 @@ impl Layout {
         let aborts = resp_slots + slots * size_of::<RespSlot>();
         let req_arena = round_up(aborts + slots * size_of::<AtomicU32>(), PAGE);
         let resp_arena = req_arena + round_up(arena, PAGE);
-        let total = resp_arena + round_up(arena, PAGE);
+        let stream_area = resp_arena + round_up(arena, PAGE);
+        let stream = stream_bytes(arena);
+        let total = stream_area + stream;
         Some(Self {
             slots,
             arena,
@@ -231,6 +251,8 @@ impl Layout {
             aborts,
             req_arena,
             resp_arena,
+            stream_area,
+            stream,
             total,
         })
     }

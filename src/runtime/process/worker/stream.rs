@@ -1,0 +1,198 @@
+//! The worker's side of the stream area: a streaming task's items,
+//! encoded into a byte ring of the mapping and published with
+//! `stream_head`, within the credit the host gives (see `../stream.rs`
+//! for the format and the host's checks).
+
+use std::sync::{Arc, Mutex};
+
+use super::super::{
+    bell,
+    shm::{self, Dir, Mapping},
+    stream::{FRAME, WRAP, WRAP_AT},
+};
+use super::outbox::sleep;
+use crate::{
+    payload::{
+        stream::{reader_gone, Port, Ports},
+        Encode,
+    },
+    sync::Ordering,
+    Error, ErrorKind,
+};
+
+/// The worker's stream area: one writer at a time.
+#[derive(Debug)]
+pub(super) struct StreamArea {
+    map: &'static Mapping,
+    max_payload: usize,
+    writer: Mutex<Writer>,
+}
+
+#[derive(Debug, Default)]
+struct Writer {
+    /// Bytes written so far (the next frame starts at `head % size`).
+    head: u64,
+    /// Items sent so far, by every call.
+    sent: u64,
+}
+
+impl StreamArea {
+    pub(super) fn new(map: &'static Mapping, max_payload: usize) -> Self {
+        Self {
+            map,
+            max_payload,
+            writer: Mutex::new(Writer::default()),
+        }
+    }
+}
+
+impl Ports for StreamArea {
+    fn port(&'static self, seq: u64) -> Arc<dyn Port> {
+        Arc::new(CallPort { area: self, seq })
+    }
+}
+
+/// One call's port.
+struct CallPort {
+    area: &'static StreamArea,
+    seq: u64,
+}
+
+impl CallPort {
+    fn ended(&self) -> bool {
+        let map = self.area.map;
+        let index = (self.seq % map.layout().slots as u64) as usize;
+        // Relaxed: a flag without data (the host rings after writing it).
+        map.aborts()[index].load(Ordering::Relaxed) == shm::ABORT_ENDED
+    }
+}
+
+impl Port for CallPort {
+    fn is_closed(&self) -> bool {
+        self.ended()
+    }
+
+    fn send(&self, encode: Encode<'_>) -> Result<(), Error> {
+        let area = self.area;
+        let map = area.map;
+        let control = map.control();
+        let size = map.layout().stream as u64;
+        let mut w = area.writer.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.ended() {
+                return Err(reader_gone());
+            }
+            // SYNC POINT: Acquire; the host gave this credit after its
+            // reader took items (their room is free).
+            let credit = control.stream_credit.load(Ordering::Acquire);
+            // SYNC POINT: Acquire; the host read these bytes before it
+            // published that it did.
+            let tail = control.stream_tail.load(Ordering::Acquire);
+            // A tail that makes no sense (a task wrote over it) frees
+            // nothing.
+            let used = w
+                .head
+                .checked_sub(tail)
+                .filter(|&u| u <= size)
+                .unwrap_or(size);
+            if w.sent >= credit {
+                let sent = w.sent;
+                wait(map, || {
+                    bell::read_counter(&*control.stream_credit) > sent || self.ended()
+                });
+                continue;
+            }
+            let offset = w.head % size;
+            let to_end = size - offset;
+            let free = size - used;
+            // Encoded into the free room here (perhaps none: then it only
+            // counts its size).
+            let limit = area.max_payload as u64;
+            let room = to_end.min(free);
+            let len = room.saturating_sub(FRAME).min(limit) as usize;
+            let at = if room >= FRAME { offset + FRAME } else { 0 };
+            let mut window = map
+                .window(Dir::Stream, at as usize, len)
+                .expect("stream room lies inside the area");
+            let n = encode(&mut window).map_err(|e| {
+                Error::of(
+                    ErrorKind::Codec,
+                    format!("the worker could not encode a stream item: {e}"),
+                )
+            })?;
+            if n as u64 > limit {
+                return Err(Error::too_large("stream item", n, limit as usize));
+            }
+            let need = FRAME + round8(n as u64);
+            if need > size {
+                return Err(Error::too_large(
+                    "stream item (in the worker's stream area, with its frame)",
+                    need as usize,
+                    size as usize,
+                ));
+            }
+            // Far enough along, go back to the start when it is free, so
+            // that the part of the area in use stays small.
+            let wrap_now = offset >= WRAP_AT && free >= to_end + need;
+            if n <= len && room >= FRAME && !wrap_now {
+                frame(map, offset, self.seq, n as u64);
+                w.head += need;
+                w.sent += 1;
+                publish(map, w.head);
+                return Ok(());
+            }
+            if wrap_now || (need > to_end && free >= to_end + need) {
+                // Skip the rest of this lap.
+                if to_end >= FRAME {
+                    frame(map, offset, WRAP, 0);
+                }
+                w.head += to_end;
+                continue;
+            }
+            // Wait for the host to read enough: the room here, or the
+            // rest of the lap and the room at the start.
+            let wanted = if need <= to_end { need } else { to_end + need };
+            let head = w.head;
+            wait(map, || {
+                let tail = bell::read_counter(&*control.stream_tail);
+                let used = head
+                    .checked_sub(tail)
+                    .filter(|&u| u <= size)
+                    .unwrap_or(size);
+                size - used >= wanted || self.ended()
+            });
+        }
+    }
+}
+
+/// Writes a frame's header at `offset`: the request it belongs to (or
+/// [`WRAP`]) and the item's length.
+fn frame(map: &Mapping, offset: u64, seq: u64, len: u64) {
+    let mut header = map
+        .window(Dir::Stream, offset as usize, FRAME as usize)
+        .expect("the frame lies inside the area");
+    header.write(0, &seq.to_le_bytes());
+    header.write(8, &len.to_le_bytes());
+}
+
+/// Rounds a frame up to whole words.
+fn round8(n: u64) -> u64 {
+    n.div_ceil(8) * 8
+}
+
+/// Publishes the stream's new head, and rings the host unless one of its
+/// threads watches.
+fn publish(map: &Mapping, head: u64) {
+    let control = map.control();
+    // SYNC POINT (in `publish`): the frames before it, by the RMW's
+    // Release; the RMW pairs with the host reactor's read before it sleeps.
+    bell::publish(&*control.stream_head, head);
+    if !bell::someone_spins(&control.host_bell.spinners) {
+        bell::ring_if_sleeping(&control.host_bell);
+    }
+}
+
+/// Sleeps on the worker's bell until `ready`.
+fn wait(map: &Mapping, ready: impl Fn() -> bool) {
+    sleep(map, |_| ready());
+}
