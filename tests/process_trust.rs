@@ -23,7 +23,7 @@ use knitting::{ErrorKind, Pool};
 const SLOTS: usize = 128;
 const ARENA: u64 = 64 << 20;
 /// The control block: one 64-byte line per word.
-const CONTROL_BYTES: usize = 13 * 64;
+const CONTROL_BYTES: usize = 16 * 64;
 /// The word the worker reads to know how many of its responses the host
 /// consumed (and so which payloads it may write over).
 const CONSUMED: usize = 8 * 64;

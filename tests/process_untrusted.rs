@@ -23,7 +23,7 @@ use knitting::{ErrorKind, ProcessPool};
 /// Offsets in the control block (one 64-byte line per field, see
 /// `Control` in src/runtime/process/shm/layout.rs).
 const RESP_HEAD: usize = 7 * 64;
-const CONTROL_BYTES: usize = 13 * 64;
+const CONTROL_BYTES: usize = 16 * 64;
 /// The pool below uses the default 128 ring slots.
 const SLOTS: usize = 128;
 const RESP_SLOTS: usize = CONTROL_BYTES + SLOTS * 64;

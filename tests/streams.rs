@@ -329,3 +329,17 @@ fn a_stream_that_delivered_items_is_never_run_again() {
     assert_eq!(next.unwrap_err().kind(), ErrorKind::WorkerDied);
     assert!(stream.next().is_none());
 }
+
+/// A channel sender of another crate is an argument like any other.
+#[knitting::task]
+fn report(n: u32, tx: std::sync::mpsc::Sender<u32>) {
+    tx.send(n).unwrap();
+}
+
+#[test]
+fn another_crates_sender_is_an_argument() {
+    let pool = common::pool(1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    pool.call(report, (3, tx)).wait().unwrap();
+    assert_eq!(rx.recv().unwrap(), 3);
+}

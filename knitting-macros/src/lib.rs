@@ -322,13 +322,25 @@ fn result_ok(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// The item type of a `Sender<T>` / `knitting::Sender<T>` parameter.
+/// The item type of a `Sender<T>` / `knitting::Sender<T>` parameter (a
+/// sender of another path, such as `mpsc::Sender<T>`, is an argument).
 fn sender_item(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else { return None };
-    let last = p.path.segments.last()?;
-    if last.ident != "Sender" {
+    if p.qself.is_some() {
         return None;
     }
+    let segments: Vec<String> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !matches!(segments.as_slice(), [s] if s == "Sender")
+        && !matches!(segments.as_slice(), [k, s] if k == "knitting" && s == "Sender")
+    {
+        return None;
+    }
+    let last = p.path.segments.last()?;
     match &last.arguments {
         PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
             GenericArgument::Type(t) => Some(t),
