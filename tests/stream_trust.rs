@@ -123,7 +123,7 @@ fn forged_frames_end_the_stream_with_a_protocol_error() {
         assert_eq!(err.kind(), ErrorKind::Protocol, "{how}: {err}");
         // Only what the honest part sent, in order.
         assert!(
-            items == [] || items == [1] || items == [1, 2],
+            items.is_empty() || items == [1] || items == [1, 2],
             "{how}: {items:?}"
         );
         assert!(stream.next().is_none());
