@@ -46,6 +46,10 @@
 //! [`ErrorKind::Task`] carrying `E`'s message and whole `source()` chain.
 //! The function stays callable locally under its own name.
 //!
+//! A task can also be an `async fn` ([many calls per
+//! worker](macro@task#async-tasks)), or send items as it runs
+//! ([streaming tasks](macro@task#streaming-tasks)).
+//!
 //! Every task registers itself at link time: [`tasks`] lists them, each
 //! with a stable [`TaskId`] derived from its path and name.
 //!
@@ -389,6 +393,36 @@ pub use crate::{
 /// # fn main() -> Result<(), knitting::Error> {
 /// let pool = knitting::Pool::builder().threads(1).build()?;
 /// assert_eq!(pool.call(late_double, 21).wait()?, 42);
+/// # Ok(()) }
+/// ```
+///
+/// # Streaming tasks
+///
+/// A task that takes a [`Sender<T>`](Sender) parameter (`Sender` as
+/// imported from this crate, or `knitting::Sender`) sends items as it runs;
+/// [`Pool::stream`] makes the sender and returns a [`Stream`] of the items,
+/// an [`Iterator`] and a `futures_core::Stream`, then the task's return
+/// value from [`Stream::finish`]. The stream is bounded
+/// ([`PoolBuilder::stream_bound`]): a slow reader holds the task up in
+/// `send`. On process pools the items cross in the worker's shared
+/// mapping, serde-encoded. A streaming task is a plain `fn`.
+///
+/// ```
+/// #[knitting::task]
+/// fn evens(below: u64, out: knitting::Sender<u64>) -> u64 {
+///     let mut sent = 0;
+///     for n in (0..below).step_by(2) {
+///         if out.send(n).is_err() { break } // the reader is gone
+///         sent += 1;
+///     }
+///     sent
+/// }
+///
+/// # fn main() -> Result<(), knitting::Error> {
+/// let pool = knitting::Pool::builder().threads(1).build()?;
+/// let mut stream = pool.stream(evens, 7);
+/// assert_eq!(stream.by_ref().collect::<Result<Vec<_>, _>>()?, [0, 2, 4, 6]);
+/// assert_eq!(stream.finish()?, 4);
 /// # Ok(()) }
 /// ```
 ///

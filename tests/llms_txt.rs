@@ -21,17 +21,20 @@ const SOURCES: &[&str] = &[
     "src/lib.rs",
     "src/pool/mod.rs",
     "src/pool/closures.rs",
+    "src/pool/streams.rs",
     "src/pool/builder.rs",
     "src/pool/balancing.rs",
     "src/dispatch/balance.rs",
     "src/pool/processes.rs",
     "src/pool/processes/setup.rs",
+    "src/pool/processes/shapes.rs",
     "src/pool/stats.rs",
     "src/runtime/limits.rs",
     "src/runtime/mod.rs",
     "src/runtime/permissions.rs",
     "src/call/mod.rs",
     "src/call/sleep.rs",
+    "src/call/stream.rs",
     "src/diag/mod.rs",
     "src/error/mod.rs",
     "src/signal.rs",
@@ -42,6 +45,7 @@ const SOURCES: &[&str] = &[
     "src/payload/envelope.rs",
     "src/role.rs",
     "src/payload/shared.rs",
+    "src/payload/stream.rs",
 ];
 
 /// The examples listed in `llms.txt`: name, what it shows, how to run it.

@@ -24,11 +24,11 @@ impl<R: Runtime> Pool<R> {
     /// ```
     /// #[knitting::task]
     /// fn words(text: String, out: knitting::Sender<String>) -> usize {
-    ///     let words: Vec<&str> = text.split_whitespace().collect();
-    ///     for w in &words {
+    ///     let all: Vec<&str> = text.split_whitespace().collect();
+    ///     for w in &all {
     ///         if out.send(w.to_string()).is_err() { break }
     ///     }
-    ///     words.len()
+    ///     all.len()
     /// }
     ///
     /// # fn main() -> Result<(), knitting::Error> {

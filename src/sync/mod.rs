@@ -6,11 +6,13 @@ pub(crate) mod countdown;
 #[cfg(knitting_loom)]
 pub(crate) use loom::{
     sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    sync::Mutex,
     thread,
 };
 #[cfg(not(knitting_loom))]
 pub(crate) use std::{
     sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+    sync::Mutex,
     thread,
 };
 

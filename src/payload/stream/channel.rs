@@ -12,12 +12,12 @@
 //! line the other side does not write.
 
 use std::{
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
     task::Waker,
 };
 
 use crate::{
-    sync::{AtomicBool, AtomicU64, Ordering},
+    sync::{AtomicBool, AtomicU64, Mutex, Ordering},
     transport::ring::Ring,
 };
 
@@ -28,13 +28,19 @@ pub(crate) trait Credit: Send + Sync {
 }
 
 /// One side's waker, and whether it waits.
-#[derive(Default)]
 struct Waiter {
     waits: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
 impl Waiter {
+    fn new() -> Self {
+        Self {
+            waits: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        }
+    }
+
     /// Registers `waker` and raises the flag; the caller looks at the ring
     /// again afterwards.
     fn arm(&self, waker: &Waker) {
@@ -89,8 +95,8 @@ impl<T> Channel<T> {
         Self {
             ring: Ring::with_capacity(bound),
             closed: AtomicBool::new(false),
-            reader: Waiter::default(),
-            writer: Waiter::default(),
+            reader: Waiter::new(),
+            writer: Waiter::new(),
             credit: OnceLock::new(),
             owed: AtomicU64::new(0),
         }
@@ -265,5 +271,86 @@ mod tests {
         assert_eq!(ch.try_pop(), Some(2));
         drop(ch);
         assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+}
+
+#[cfg(all(test, knitting_loom))]
+mod loom_tests {
+    use std::{
+        sync::Arc,
+        task::{Wake, Waker},
+    };
+
+    // The channel's own references: loom's, so that it sees the last one
+    // go after the other thread's last access.
+    use ::loom::sync::Arc as Shared;
+
+    use super::Channel;
+    use crate::sync::{thread, AtomicBool, Ordering};
+
+    /// A waker that only records that it was woken.
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            // Release: the waiter's next look sees what came before.
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    /// A reader finds the channel empty and registers while a writer
+    /// pushes: either its second look finds the item, or it is woken.
+    #[test]
+    fn loom_channel_a_reader_is_never_left_asleep() {
+        ::loom::model(|| {
+            let channel = Shared::new(Channel::new(2));
+            let writer = {
+                let channel = Shared::clone(&channel);
+                thread::spawn(move || {
+                    if let Some(waker) = channel.try_push(7u32).expect("room") {
+                        waker.wake();
+                    }
+                })
+            };
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let got = channel.try_pop().or_else(|| {
+                channel.reader_waits(&Waker::from(Arc::clone(&flag)));
+                channel.try_pop()
+            });
+            writer.join().unwrap();
+            // Acquire: pairs with the wake's Release.
+            let woken = flag.0.load(Ordering::Acquire);
+            assert!(
+                got == Some(7) || woken,
+                "the reader missed the item and was not woken"
+            );
+        });
+    }
+
+    /// A writer finds the channel full and registers while the reader
+    /// takes an item: either its second try succeeds, or it is woken.
+    #[test]
+    fn loom_channel_a_writer_is_never_left_asleep() {
+        ::loom::model(|| {
+            let channel = Shared::new(Channel::new(2));
+            channel.try_push(1u32).expect("room");
+            channel.try_push(2u32).expect("room");
+            let reader = {
+                let channel = Shared::clone(&channel);
+                thread::spawn(move || channel.try_pop())
+            };
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let sent = channel.try_push(3).is_ok() || {
+                channel.writer_waits(&Waker::from(Arc::clone(&flag)));
+                channel.try_push(3).is_ok()
+            };
+            assert_eq!(reader.join().unwrap(), Some(1));
+            // Acquire: pairs with the wake's Release.
+            let woken = flag.0.load(Ordering::Acquire);
+            assert!(
+                sent || woken,
+                "the writer missed the room and was not woken"
+            );
+        });
     }
 }
