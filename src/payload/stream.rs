@@ -212,12 +212,13 @@ impl<T: DeserializeOwned + Send> Sink for Channel<T> {
     fn deliver(&self, bytes: &[u8], credit: &Arc<dyn Credit>) -> Result<Option<Waker>, String> {
         let item: T =
             codec::decode(bytes).map_err(|e| format!("a stream item does not decode: {e}"))?;
+        self.owe(credit);
         if self.is_closed() {
-            // Nobody reads it: dropped, and its room given back.
-            credit.give(1);
+            // Nobody reads it: dropped. Its room comes back when the call
+            // ends, so the worker stays within the bound until it learns
+            // that the call was cancelled.
             return Ok(None);
         }
-        self.owe(credit);
         self.try_push(item).map_err(|_| {
             format!(
                 "the worker sent more stream items than the bound of {}",

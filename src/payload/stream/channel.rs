@@ -82,6 +82,11 @@ pub(crate) struct Channel<T> {
     /// and the worker was not credited for, plus [`ENDED`] once the call is
     /// over (then nothing more is credited: see [`Channel::end`]).
     owed: AtomicU64,
+    /// Items the reader took and has not given back yet: given in batches
+    /// of `batch`, or whenever the channel runs empty. Written by the
+    /// reader only.
+    taken: AtomicU64,
+    batch: u64,
 }
 
 /// `Channel::owed`: the call ended; its items no longer hold its worker
@@ -99,6 +104,11 @@ impl<T> Channel<T> {
             writer: Waiter::new(),
             credit: OnceLock::new(),
             owed: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            // A sixteenth of the bound: one credit RMW on the worker's
+            // line per many items, and the worker at most that much short
+            // of the bound.
+            batch: (bound.max(2).next_power_of_two() as u64 / 16).max(1),
         }
     }
 
@@ -157,7 +167,15 @@ impl<T> Channel<T> {
             waker.wake();
         }
         if let Some(credit) = self.credit.get() {
-            self.credit_one(&**credit);
+            // Relaxed: the reader's own count (the reader is one thread at
+            // a time: the stream handle, behind `&mut`).
+            let taken = self.taken.load(Ordering::Relaxed) + 1;
+            if taken >= self.batch || self.ring.is_empty() {
+                self.taken.store(0, Ordering::Relaxed);
+                self.give_back(&**credit, taken);
+            } else {
+                self.taken.store(taken, Ordering::Relaxed);
+            }
         }
         Some(item)
     }
@@ -166,24 +184,25 @@ impl<T> Channel<T> {
     /// until the reader takes it.
     pub(crate) fn owe(&self, credit: &Arc<dyn Credit>) {
         let _ = self.credit.get_or_init(|| Arc::clone(credit));
-        // Relaxed: a count; the reader's CAS in `credit_one` decides.
+        // Relaxed: a count; the reader's CAS in `give_back` decides.
         self.owed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Gives the worker back the room of one item taken, unless the call
+    /// Gives the worker back the room of `n` items taken, unless the call
     /// ended (then [`end`](Self::end) gave it back already).
-    fn credit_one(&self, credit: &dyn Credit) {
+    fn give_back(&self, credit: &dyn Credit, n: u64) {
         // Relaxed: the count is all that is shared; each decrement is won
         // by one CAS, so no item is credited twice.
         let mut owed = self.owed.load(Ordering::Relaxed);
         while owed != 0 && owed & ENDED == 0 {
+            let k = owed.min(n);
             match self.owed.compare_exchange_weak(
                 owed,
-                owed - 1,
+                owed - k,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return credit.give(1),
+                Ok(_) => return credit.give(k),
                 Err(now) => owed = now,
             }
         }
@@ -193,7 +212,7 @@ impl<T> Channel<T> {
     /// credited at once, so that they do not hold back the worker's next
     /// stream.
     pub(crate) fn end(&self) {
-        // Relaxed: as in `credit_one`; the swap takes the count whole.
+        // Relaxed: as in `give_back`; the swap takes the count whole.
         let owed = self.owed.swap(ENDED, Ordering::Relaxed) & !ENDED;
         if let (Some(credit), true) = (self.credit.get(), owed > 0) {
             credit.give(owed);

@@ -3,14 +3,17 @@
 //! `stream_head`, within the credit the host gives (see `../stream.rs`
 //! for the format and the host's checks).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use super::super::{
     bell,
     shm::{self, Dir, Mapping},
     stream::{FRAME, WRAP, WRAP_AT},
 };
-use super::outbox::sleep;
+use super::outbox::{sleep, RING_DELAY};
 use crate::{
     payload::{
         stream::{reader_gone, Port, Ports},
@@ -28,12 +31,21 @@ pub(super) struct StreamArea {
     writer: Mutex<Writer>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Writer {
     /// Bytes written so far (the next frame starts at `head % size`).
     head: u64,
     /// Items sent so far, by every call.
     sent: u64,
+    /// The credit and the host's tail as last read: read again only when
+    /// they hold the next item back, so that a burst of items does not
+    /// read the lines the host writes.
+    credit: u64,
+    tail: u64,
+    /// When the last item was published, and since when published items
+    /// wait for a ring (see `RING_DELAY`).
+    last_publish: Instant,
+    owed_since: Option<Instant>,
 }
 
 impl StreamArea {
@@ -41,7 +53,14 @@ impl StreamArea {
         Self {
             map,
             max_payload,
-            writer: Mutex::new(Writer::default()),
+            writer: Mutex::new(Writer {
+                head: 0,
+                sent: 0,
+                credit: 0,
+                tail: 0,
+                last_publish: Instant::now(),
+                owed_since: None,
+            }),
         }
     }
 }
@@ -82,26 +101,28 @@ impl Port for CallPort {
             if self.ended() {
                 return Err(reader_gone());
             }
-            // SYNC POINT: Acquire; the host gave this credit after its
-            // reader took items (their room is free).
-            let credit = control.stream_credit.load(Ordering::Acquire);
-            // SYNC POINT: Acquire; the host read these bytes before it
-            // published that it did.
-            let tail = control.stream_tail.load(Ordering::Acquire);
+            if w.sent >= w.credit {
+                // SYNC POINT: Acquire; the host gave this credit after its
+                // reader took items.
+                w.credit = control.stream_credit.load(Ordering::Acquire);
+                if w.sent >= w.credit {
+                    // The reader gives credit for items it has: ring for
+                    // those that wait for a ring first.
+                    w.ring(map);
+                    let sent = w.sent;
+                    wait(map, || {
+                        bell::read_counter(&*control.stream_credit) > sent || self.ended()
+                    });
+                }
+                continue;
+            }
             // A tail that makes no sense (a task wrote over it) frees
             // nothing.
             let used = w
                 .head
-                .checked_sub(tail)
+                .checked_sub(w.tail)
                 .filter(|&u| u <= size)
                 .unwrap_or(size);
-            if w.sent >= credit {
-                let sent = w.sent;
-                wait(map, || {
-                    bell::read_counter(&*control.stream_credit) > sent || self.ended()
-                });
-                continue;
-            }
             let offset = w.head % size;
             let to_end = size - offset;
             let free = size - used;
@@ -138,8 +159,15 @@ impl Port for CallPort {
                 frame(map, offset, self.seq, n as u64);
                 w.head += need;
                 w.sent += 1;
-                publish(map, w.head);
+                w.publish(map);
                 return Ok(());
+            }
+            // SYNC POINT: Acquire; the host read the bytes before its tail
+            // before it published it. Only read when the room is short.
+            let tail = control.stream_tail.load(Ordering::Acquire);
+            if tail != w.tail {
+                w.tail = tail;
+                continue;
             }
             if wrap_now || (need > to_end && free >= to_end + need) {
                 // Skip the rest of this lap.
@@ -152,6 +180,7 @@ impl Port for CallPort {
             // Wait for the host to read enough: the room here, or the
             // rest of the lap and the room at the start.
             let wanted = if need <= to_end { need } else { to_end + need };
+            w.ring(map);
             let head = w.head;
             wait(map, || {
                 let tail = bell::read_counter(&*control.stream_tail);
@@ -180,15 +209,38 @@ fn round8(n: u64) -> u64 {
     n.div_ceil(8) * 8
 }
 
-/// Publishes the stream's new head, and rings the host unless one of its
-/// threads watches.
-fn publish(map: &Mapping, head: u64) {
-    let control = map.control();
-    // SYNC POINT (in `publish`): the frames before it, by the RMW's
-    // Release; the RMW pairs with the host reactor's read before it sleeps.
-    bell::publish(&*control.stream_head, head);
-    if !bell::someone_spins(&control.host_bell.spinners) {
-        bell::ring_if_sleeping(&control.host_bell);
+impl Writer {
+    /// Publishes the stream's new head. Rings the host for the first item
+    /// after a pause, and in a burst once per `RING_DELAY` (as the outbox
+    /// does for responses: the host's reactor, or a reader spinning, takes
+    /// the rest in batches; before the worker waits, and when the call
+    /// ends, it rings anyway).
+    fn publish(&mut self, map: &Mapping) {
+        // SYNC POINT (in `publish`): the frames before it, by the RMW's
+        // Release; the RMW pairs with the host reactor's read before it
+        // sleeps.
+        bell::publish(&*map.control().stream_head, self.head);
+        let now = Instant::now();
+        let gap = now.saturating_duration_since(self.last_publish);
+        self.last_publish = now;
+        let owed_long = self
+            .owed_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
+        if gap >= RING_DELAY || owed_long {
+            self.ring(map);
+        } else if self.owed_since.is_none() {
+            self.owed_since = Some(now);
+        }
+    }
+
+    /// Rings the host for what was published, unless one of its threads
+    /// watches.
+    fn ring(&mut self, map: &Mapping) {
+        self.owed_since = None;
+        let control = map.control();
+        if !bell::someone_spins(&control.host_bell.spinners) {
+            bell::ring_if_sleeping(&control.host_bell);
+        }
     }
 }
 
