@@ -199,17 +199,21 @@ thread_local! {
 /// A stream's channel as a process lane sees it: items arrive encoded.
 pub(crate) trait Sink: Send + Sync {
     /// Decodes one item and queues it, owed to the worker through `credit`
-    /// until the reader takes it; returns the reader's waker if it waits.
-    /// `Err` says why the item cannot be taken (it does not decode, or the
-    /// channel is full: the worker sent more than its credit).
-    fn deliver(&self, bytes: &[u8], credit: &Arc<dyn Credit>) -> Result<Option<Waker>, String>;
+    /// until the reader takes it. `Err` says why the item cannot be taken
+    /// (it does not decode, or the channel is full: the worker sent more
+    /// than its credit). The caller calls [`woken`](Self::woken) after
+    /// its last delivery.
+    fn deliver(&self, bytes: &[u8], credit: &Arc<dyn Credit>) -> Result<(), String>;
+
+    /// After deliveries: the reader's waker, if it waits.
+    fn woken(&self) -> Option<Waker>;
 
     /// The call ended: its items no longer hold its worker back.
     fn end(&self);
 }
 
 impl<T: DeserializeOwned + Send> Sink for Channel<T> {
-    fn deliver(&self, bytes: &[u8], credit: &Arc<dyn Credit>) -> Result<Option<Waker>, String> {
+    fn deliver(&self, bytes: &[u8], credit: &Arc<dyn Credit>) -> Result<(), String> {
         let item: T =
             codec::decode(bytes).map_err(|e| format!("a stream item does not decode: {e}"))?;
         self.owe(credit);
@@ -217,14 +221,18 @@ impl<T: DeserializeOwned + Send> Sink for Channel<T> {
             // Nobody reads it: dropped. Its room comes back when the call
             // ends, so the worker stays within the bound until it learns
             // that the call was cancelled.
-            return Ok(None);
+            return Ok(());
         }
-        self.try_push(item).map_err(|_| {
+        self.push_quietly(item).map_err(|_| {
             format!(
                 "the worker sent more stream items than the bound of {}",
                 self.bound()
             )
         })
+    }
+
+    fn woken(&self) -> Option<Waker> {
+        Channel::woken(self)
     }
 
     fn end(&self) {

@@ -147,6 +147,18 @@ impl<T> Channel<T> {
         Ok(self.reader.take())
     }
 
+    /// Queues `item` unless the channel is full, without looking for a
+    /// waiting reader: the caller calls [`woken`](Self::woken) after its
+    /// last item (a process lane, for each drain).
+    pub(crate) fn push_quietly(&self, item: T) -> Result<(), T> {
+        self.ring.push(item)
+    }
+
+    /// After items pushed quietly: the reader's waker, if it waits.
+    pub(crate) fn woken(&self) -> Option<Waker> {
+        self.reader.take()
+    }
+
     /// Registers the writer's waker (a writer that found the ring full);
     /// it must try again before it sleeps.
     pub(crate) fn writer_waits(&self, waker: &Waker) {
@@ -159,23 +171,26 @@ impl<T> Channel<T> {
         self.reader.arm(waker);
     }
 
-    /// Takes the oldest item, waking a writer that waits for room and
+    /// Takes the oldest item, waking a writer that waits for room, or
     /// crediting a process worker.
     pub(crate) fn try_pop(&self) -> Option<T> {
         let item = self.ring.pop()?;
-        if let Some(waker) = self.writer.take() {
-            waker.wake();
-        }
-        if let Some(credit) = self.credit.get() {
-            // Relaxed: the reader's own count (the reader is one thread at
-            // a time: the stream handle, behind `&mut`).
-            let taken = self.taken.load(Ordering::Relaxed) + 1;
-            if taken >= self.batch || self.ring.is_empty() {
-                self.taken.store(0, Ordering::Relaxed);
-                self.give_back(&**credit, taken);
-            } else {
-                self.taken.store(taken, Ordering::Relaxed);
+        let Some(credit) = self.credit.get() else {
+            // A thread's channel: its writer may wait for room. (A process
+            // lane's never does: the credit keeps room for its items.)
+            if let Some(waker) = self.writer.take() {
+                waker.wake();
             }
+            return Some(item);
+        };
+        // Relaxed: the reader's own count (the reader is one thread at a
+        // time: the stream handle, behind `&mut`).
+        let taken = self.taken.load(Ordering::Relaxed) + 1;
+        if taken >= self.batch || self.ring.is_empty() {
+            self.taken.store(0, Ordering::Relaxed);
+            self.give_back(&**credit, taken);
+        } else {
+            self.taken.store(taken, Ordering::Relaxed);
         }
         Some(item)
     }

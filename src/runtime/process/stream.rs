@@ -133,6 +133,7 @@ impl StreamReader {
             ));
         }
         let credit: Arc<dyn Credit> = Arc::clone(&self.credit) as Arc<dyn Credit>;
+        let mut last: Option<Arc<dyn crate::payload::stream::Sink>> = None;
         while self.tail < head {
             let offset = self.tail % size;
             let to_end = size - offset;
@@ -185,10 +186,17 @@ impl StreamReader {
                 .window(Dir::Stream, (offset + FRAME) as usize, len as usize)
                 .ok_or("a stream item outside the stream area")?;
             let mut item = crate::payload::Response::new(window, scratch);
-            if let Some(waker) = sink.deliver(item.copied(), &credit)? {
-                wakers.push(waker);
+            sink.deliver(item.copied(), &credit)?;
+            // One look for a waiting reader per stream and drain.
+            if !last.as_ref().is_some_and(|l| Arc::ptr_eq(l, sink)) {
+                if let Some(waker) = last.replace(Arc::clone(sink)).and_then(|l| l.woken()) {
+                    wakers.push(waker);
+                }
             }
             self.tail += need;
+        }
+        if let Some(waker) = last.and_then(|l| l.woken()) {
+            wakers.push(waker);
         }
         // SYNC POINT (in `publish`): the worker reuses these bytes only
         // after this RMW, which is also the ringer's half of the bell

@@ -210,16 +210,25 @@ fn round8(n: u64) -> u64 {
 }
 
 impl Writer {
-    /// Publishes the stream's new head. Rings the host for the first item
-    /// after a pause, and in a burst once per `RING_DELAY` (as the outbox
-    /// does for responses: the host's reactor, or a reader spinning, takes
-    /// the rest in batches; before the worker waits, and when the call
-    /// ends, it rings anyway).
+    /// Publishes the stream's new head, and rings the host if it sleeps
+    /// and none of its threads watches: for the first item after a pause
+    /// at once, in a burst once per `RING_DELAY` (as the outbox does for
+    /// responses; before the worker waits, and when the call ends, it rings
+    /// anyway). The clock is read only when a ring may be due.
     fn publish(&mut self, map: &Mapping) {
+        let control = map.control();
         // SYNC POINT (in `publish`): the frames before it, by the RMW's
         // Release; the RMW pairs with the host reactor's read before it
         // sleeps.
-        bell::publish(&*map.control().stream_head, self.head);
+        bell::publish(&*control.stream_head, self.head);
+        // Acquire: the bell protocol's look at the flag (`should_ring`):
+        // an awake reactor reads the new head before it sleeps.
+        if control.host_bell.sleeping.load(Ordering::Acquire) == 0
+            || bell::someone_spins(&control.host_bell.spinners)
+        {
+            self.owed_since = None;
+            return;
+        }
         let now = Instant::now();
         let gap = now.saturating_duration_since(self.last_publish);
         self.last_publish = now;
