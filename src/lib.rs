@@ -208,6 +208,10 @@ mod dispatch;
 mod pool;
 
 pub use crate::payload::shared::{SharedAtomic, SharedBuffer};
+/// The fuzz targets' entry points (`fuzz/`): not part of the API.
+#[cfg(all(feature = "fuzzing", target_os = "linux", not(knitting_loom)))]
+#[doc(hidden)]
+pub use crate::runtime::process::fuzz as __fuzz;
 #[doc(hidden)]
 pub use crate::runtime::process::shared_memory_objects_of;
 pub use crate::{

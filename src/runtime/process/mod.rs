@@ -36,6 +36,13 @@ pub(crate) mod courier;
 pub(crate) mod forward;
 #[cfg(target_os = "linux")]
 pub(crate) mod futex;
+#[cfg(all(
+    target_os = "linux",
+    not(knitting_loom),
+    any(test, feature = "fuzzing")
+))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub mod fuzz;
 #[cfg(target_os = "linux")]
 pub(crate) mod handover;
 #[cfg(target_os = "linux")]

@@ -126,47 +126,25 @@ impl StreamReader {
             return Ok(());
         }
         let size = shm.layout().stream as u64;
-        if head < self.tail || head - self.tail > size {
-            return Err(format!(
-                "its stream head {head} is not within the area's {size} bytes past {}",
-                self.tail
-            ));
-        }
+        check_head(self.tail, head, size)?;
+        let area = shm
+            .window(Dir::Stream, 0, size as usize)
+            .ok_or("the stream area is outside the mapping")?;
         let credit: Arc<dyn Credit> = Arc::clone(&self.credit) as Arc<dyn Credit>;
         let mut last: Option<Arc<dyn crate::payload::stream::Sink>> = None;
         while self.tail < head {
-            let offset = self.tail % size;
-            let to_end = size - offset;
-            if to_end < FRAME {
-                self.tail += to_end;
-                continue;
-            }
-            if head - self.tail < FRAME {
-                return Err("its stream head ends inside a frame header".to_owned());
-            }
-            let mut raw = [std::mem::MaybeUninit::new(0u8); FRAME as usize];
-            shm.window(Dir::Stream, offset as usize, FRAME as usize)
-                .ok_or("a frame header outside the stream area")?
-                .read(0, &mut raw);
-            // SAFETY: every byte was initialised above (`new(0)`) and
-            // `read` only overwrote them.
-            let bytes: [u8; FRAME as usize] = unsafe { std::mem::transmute(raw) };
-            let seq = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-            let len = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-            if seq == WRAP {
-                self.tail += to_end;
-                continue;
-            }
-            let need = len
-                .checked_add(FRAME + 7)
-                .map(|n| n / 8 * 8)
-                .filter(|&n| n <= to_end && n <= head - self.tail)
-                .ok_or_else(|| format!("a stream item of {len} bytes runs past what it wrote"))?;
-            if len > max_payload as u64 {
-                return Err(format!(
-                    "a stream item of {len} bytes is over max_payload_bytes ({max_payload})"
-                ));
-            }
+            let (seq, offset, len, need) = match parse(&area, self.tail, head, max_payload)? {
+                Frame::Skip(n) => {
+                    self.tail += n;
+                    continue;
+                }
+                Frame::Item {
+                    seq,
+                    offset,
+                    len,
+                    need,
+                } => (seq, offset, len, need),
+            };
             let call = seq
                 .checked_sub(first)
                 .and_then(|i| inflight.get_mut(usize::try_from(i).ok()?))
@@ -183,7 +161,7 @@ impl StreamReader {
             self.received += 1;
             call.delivered = true;
             let window = shm
-                .window(Dir::Stream, (offset + FRAME) as usize, len as usize)
+                .window(Dir::Stream, offset as usize, len as usize)
                 .ok_or("a stream item outside the stream area")?;
             let mut item = crate::payload::Response::new(window, scratch);
             sink.deliver(item.copied(), &credit)?;
@@ -205,4 +183,78 @@ impl StreamReader {
         bell::ring_if_sleeping(&control.worker_bell);
         Ok(())
     }
+}
+
+/// What the next bytes of the stream area hold, as the host reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// Nothing to read: skip this many bytes (the rest of a lap).
+    Skip(u64),
+    /// An item of request `seq`: `len` bytes at `offset` of the area; the
+    /// frame takes `need` bytes in all.
+    Item {
+        seq: u64,
+        offset: u64,
+        len: u64,
+        need: u64,
+    },
+}
+
+/// Checks a worker's stream head against the host's tail: ahead of it,
+/// by at most the area's size.
+pub(crate) fn check_head(tail: u64, head: u64, size: u64) -> Result<(), String> {
+    if head < tail || head - tail > size {
+        return Err(format!(
+            "its stream head {head} is not within the area's {size} bytes past {tail}"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the frame at the host's position `tail` of the stream `area`,
+/// whose worker published `head` (checked with [`check_head`], and
+/// `tail < head`). Every number comes from worker-written bytes: each is
+/// checked before it is used, so that what comes back lies inside the area
+/// and inside what was published.
+pub(crate) fn parse(
+    area: &crate::payload::Window<'_>,
+    tail: u64,
+    head: u64,
+    max_payload: usize,
+) -> Result<Frame, String> {
+    let size = area.len() as u64;
+    let offset = tail % size;
+    let to_end = size - offset;
+    if to_end < FRAME {
+        return Ok(Frame::Skip(to_end));
+    }
+    if head - tail < FRAME {
+        return Err("its stream head ends inside a frame header".to_owned());
+    }
+    let mut raw = [std::mem::MaybeUninit::new(0u8); FRAME as usize];
+    area.read(offset as usize, &mut raw);
+    // SAFETY: every byte was initialised above (`new(0)`), and `read` only
+    // overwrote them.
+    let bytes: [u8; FRAME as usize] = unsafe { std::mem::transmute(raw) };
+    let seq = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    if seq == WRAP {
+        return Ok(Frame::Skip(to_end));
+    }
+    let need = len
+        .checked_add(FRAME + 7)
+        .map(|n| n / 8 * 8)
+        .filter(|&n| n <= to_end && n <= head - tail)
+        .ok_or_else(|| format!("a stream item of {len} bytes runs past what it wrote"))?;
+    if len > max_payload as u64 {
+        return Err(format!(
+            "a stream item of {len} bytes is over max_payload_bytes ({max_payload})"
+        ));
+    }
+    Ok(Frame::Item {
+        seq,
+        offset: offset + FRAME,
+        len,
+        need,
+    })
 }

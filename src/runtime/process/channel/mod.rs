@@ -459,9 +459,9 @@ impl Consumer {
     }
 }
 
-/// A ring in plain heap memory, for tests and loom models (with loom's
-/// atomics under `--cfg knitting_loom`).
-#[cfg(test)]
+/// A ring in plain heap memory, for tests, loom models (with loom's
+/// atomics under `--cfg knitting_loom`) and fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug)]
 pub(crate) struct Heap<T> {
     slots: Box<[T]>,
@@ -469,7 +469,7 @@ pub(crate) struct Heap<T> {
     tail: crate::sync::AtomicU64,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl<T: Slot + Default> Heap<T> {
     pub(crate) fn new(n: usize) -> Self {
         assert!(n > 0, "a ring has slots");
@@ -487,7 +487,7 @@ impl<T: Slot + Default> Heap<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl<T: Slot> Storage for Heap<T> {
     type Slot = T;
     type Counter = crate::sync::AtomicU64;
@@ -507,5 +507,5 @@ impl<T: Slot> Storage for Heap<T> {
 #[cfg(test)]
 pub(crate) type HeapRequests = Heap<ReqSlot<crate::sync::AtomicU64>>;
 /// The response ring on the heap.
-#[cfg(all(test, not(knitting_loom)))]
+#[cfg(all(any(test, feature = "fuzzing"), not(knitting_loom)))]
 pub(crate) type HeapResponses = Heap<RespSlot<crate::sync::AtomicU64>>;
