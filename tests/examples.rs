@@ -1,7 +1,8 @@
 //! The examples that can check themselves run here: the axum service asks
 //! itself a few requests on loopback, the bwrap sandbox runs (or says why
-//! it cannot) and checks what its workers see, and the sandbox example's
-//! imported tasks try each escape and a granted write.
+//! it cannot) and checks what its workers see, the sandbox example's
+//! imported tasks try each escape and a granted write, and the progress
+//! example reads every item a worker process streams.
 
 mod common;
 
@@ -148,4 +149,41 @@ fn the_maybe_slow_example_finishes_the_fast_calls_and_times_out_the_slow_ones() 
         assert!(stdout.contains(&line), "no {line:?} in:\n{stdout}");
     }
     assert!(stdout.contains("4 finished, 2 timed out"), "{stdout}");
+}
+
+#[test]
+fn the_progress_example_reads_every_chunk_of_a_worker_process() {
+    let out = run(&common::build_example("progress"), &[], common::LONG * 3);
+    let stdout = stdout_of(&out, "progress");
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line `{start}...`:\n{stdout}"))
+    };
+    let processed = line("processed ");
+    assert!(
+        processed.starts_with("processed 200 chunks (100 MiB) in "),
+        "{stdout}"
+    );
+    let checksum = processed
+        .rsplit_once(", checksum ")
+        .map(|(_, hex)| hex)
+        .unwrap_or_else(|| panic!("no checksum in {processed:?}"));
+    assert!(
+        checksum.len() == 16 && checksum.chars().all(|c| c.is_ascii_hexdigit()),
+        "{processed}"
+    );
+    // Every item arrived, from another process.
+    let read = line("read ");
+    let (worker, host) = read
+        .strip_prefix("read 200 progress items from worker process ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|rest| rest.split_once(" (this process is "))
+        .unwrap_or_else(|| panic!("unexpected line {read:?}:\n{stdout}"));
+    assert_ne!(worker, host, "{read}");
+    assert!(
+        stdout.ends_with("the items fold to the summary's checksum\n"),
+        "{stdout}"
+    );
 }

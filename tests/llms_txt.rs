@@ -66,6 +66,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "cargo run --example maybe_slow",
     ),
     (
+        "progress",
+        "a progress bar fed by a streaming task on a worker process (`Pool::stream`, `indicatif`)",
+        "cargo run --example progress",
+    ),
+    (
         "abort",
         "aborting and cancelling calls",
         "cargo run --example abort",

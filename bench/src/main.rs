@@ -52,6 +52,10 @@
 //! - W12 ([`workloads::async_timers`]), 1,000 async calls that each await
 //!   a 1 ms timer, on 2 workers: the makespan, `knitting-threads` (with
 //!   `async_concurrency(1_000)`) and `knitting-processes`;
+//! - W13 ([`workloads::stream_items`]), 1,000,000 `u64` items streamed
+//!   from a streaming task to the host, through a bound of 1,024 items, on
+//!   1 worker: `knitting-threads`, `knitting-processes`, and `crossbeam`
+//!   (a bounded channel between a producer thread and the host's);
 //! - W14 ([`workloads::saturated`]), a saturated service: 4 callers keep 32
 //!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
 //!   and calls/s: `knitting-threads`, `knitting-processes` (the default
@@ -149,6 +153,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W10c", workloads::abort_latency::hard_limit)],
         &[("W11", workloads::shared_buffer::workload)],
         &[("W12", workloads::async_timers::workload)],
+        &[("W13", workloads::stream_items::workload)],
         &[("W14", workloads::saturated::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload

@@ -8,12 +8,12 @@ pub const USAGE: &str = "\
 usage: cargo run --release -p knitting-bench [-- OPTIONS]
 
 options:
-  --quick    shorter blocks, fewer W3 sizes, start-ups and W10 samples, a
-             shorter W14; about a minute and a quarter in all
+  --quick    shorter blocks, fewer W3 sizes, start-ups, W10 and W13
+             samples, a shorter W14; about a minute and a quarter in all
   --smoke    a handful of samples per point, every workload (wins over --quick)
   -h, --help this text
 
-workloads: W1 W2 W3 W4 W5 W6 W7 W8 W9 W10a W10b W10c W11 W12 W14 (what each measures: bench/README.md)
+workloads: W1 W2 W3 W4 W5 W6 W7 W8 W9 W10a W10b W10c W11 W12 W13 W14 (what each measures: bench/README.md)
 
 environment:
   KNITTING_BENCH_ONLY=W1,W9,W10  measure only these workloads (W10 selects

@@ -37,6 +37,9 @@ enum Goal {
     P99Within { peer: &'static str, factor: f64 },
     /// subject's calls/s ≥ peer's (W14's throughput).
     RateAtLeast { peer: &'static str },
+    /// subject's items/s ≥ factor × peer's, over the same items (W13):
+    /// peer's median ÷ subject's ≥ factor.
+    ItemsPerSecond { peer: &'static str, factor: f64 },
 }
 
 impl Goal {
@@ -46,7 +49,9 @@ impl Goal {
         let subject_ns = subject.median_ns.max(1) as f64;
         let peer_ns = |peer| record_at(records, subject, peer).map(|p| p.median_ns.max(1) as f64);
         Some(match self {
-            Self::FasterThan { peer, factor } => peer_ns(peer)? / subject_ns / factor,
+            Self::FasterThan { peer, factor } | Self::ItemsPerSecond { peer, factor } => {
+                peer_ns(peer)? / subject_ns / factor
+            }
             Self::Within { peer, factor } => factor * peer_ns(peer)? / subject_ns,
             Self::AtMost(bound) => bound.as_nanos() as f64 / subject_ns,
             Self::Flat { factor } => factor * smallest(records, subject)? / subject_ns,
@@ -70,6 +75,7 @@ impl Goal {
             Self::Flat { factor } => format!("within {factor}× of its time at the smallest size"),
             Self::P99Within { peer, factor } => format!("p99 within {factor}× of {peer}'s"),
             Self::RateAtLeast { peer } => format!("calls/s at least {peer}'s"),
+            Self::ItemsPerSecond { peer, factor } => format!("items/s ≥ {factor}× {peer}'s"),
         }
     }
 
@@ -102,6 +108,9 @@ impl Goal {
                     "{}× its calls/s",
                     ratio(rate(Some(subject)) / peer.max(1e-9))
                 )
+            }
+            Self::ItemsPerSecond { peer, .. } => {
+                format!("{}× its items/s", ratio(peer_ns(peer) as f64 / subject_ns))
             }
         }
     }
@@ -253,6 +262,10 @@ const TARGETS: &[Target] = &[
     // Async calls wait on their timers together, not one per worker.
     w12(KNITTING),
     w12(KNITTING_PROCESSES),
+    // A stream between a worker and the host, against a bounded channel
+    // between two threads.
+    w13(KNITTING, 0.5),
+    w13(KNITTING_PROCESSES, 0.25),
     // A saturated service: the tail of knitting's per-lane queues against
     // rayon's one shared queue, and the calls it gets through.
     w14_p99(KNITTING),
@@ -269,6 +282,19 @@ const fn w12(subject: &'static str) -> Target {
         batch: crate::workloads::async_timers::CALLS,
         subject,
         goal: Goal::AtMost(Duration::from_millis(20)),
+    }
+}
+
+/// W13: items/s of a million-item stream against crossbeam's.
+const fn w13(subject: &'static str, factor: f64) -> Target {
+    Target {
+        workload: "W13",
+        batch: crate::workloads::stream_items::ITEMS,
+        subject,
+        goal: Goal::ItemsPerSecond {
+            peer: "crossbeam",
+            factor,
+        },
     }
 }
 
@@ -638,5 +664,32 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }
+    }
+
+    #[test]
+    fn w13_wants_a_share_of_crossbeams_items_per_second() {
+        let w13 = |runtime, ns| Record {
+            batch: crate::workloads::stream_items::ITEMS,
+            ..record("W13", runtime, 8, ns)
+        };
+        let text = table(&[
+            w13(KNITTING, 40_000_000),
+            w13(KNITTING_PROCESSES, 200_000_000),
+            w13("crossbeam", 30_000_000),
+        ]);
+        for line in [
+            "| W13 n=1000000, threads: items/s ≥ 0.5× crossbeam's | 0.75× its items/s | met |",
+            "| W13 n=1000000, processes: items/s ≥ 0.25× crossbeam's \
+             | 0.15× its items/s | **missed** |",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        let alone = table(&[w13(KNITTING, 40_000_000)]);
+        assert!(
+            alone.contains(
+                "| W13 n=1000000, threads: items/s ≥ 0.5× crossbeam's | — | not measured |"
+            ),
+            "{alone}"
+        );
     }
 }

@@ -43,6 +43,8 @@ pub mod saturated;
 pub mod size_sweep;
 /// W6: start-up of a pool up to its first answer.
 pub mod startup;
+/// W13: a million items streamed from a worker to the host.
+pub mod stream_items;
 /// W4: throughput of trivial calls; W5: skewed work.
 pub mod throughput;
 
