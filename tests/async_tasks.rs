@@ -288,3 +288,28 @@ for_each_runtime!(
     #[cfg(feature = "tokio")]
     tokio_timers_work_with_the_feature,
 );
+
+#[knitting::task(hard_timeout = "100ms")]
+fn sync_over_its_limit() {
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+/// A sync call that a process worker took behind an async one runs on the
+/// worker's thread while the async call's future waits: its hard limit
+/// holds all the same, and the calls its worker held are not run again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_sync_call_behind_an_async_one_keeps_its_hard_limit() {
+    let pool = pool(RuntimeKind::Processes, 1, 16);
+    let ahead = pool.call(nap, 2_000);
+    let start = Instant::now();
+    let err = pool.call(sync_over_its_limit, ()).wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HardTimeout, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(ahead.wait().unwrap_err().kind(), ErrorKind::WorkerDied);
+    assert_eq!(pool.call(double, 4).wait().unwrap(), 8);
+}

@@ -461,14 +461,24 @@ fn the_storm_loses_nothing_and_leaves_nothing() {
         stop.store(true, Ordering::Relaxed);
         chaos_thread.join().unwrap();
     });
-    // Every pool still answers.
+    // Every pool still answers, once the last fault has played out (a
+    // worker killed or stopped at the very end fails the call it holds).
+    std::thread::sleep(Duration::from_millis(500));
     for (name, pool, _) in &pools {
-        let got = pool.call(echo, 41).wait_timeout(common::LONG);
-        assert_eq!(
-            got.map(Result::ok),
-            Some(Some(41)),
-            "{name} does not answer"
-        );
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match pool.call(echo, 41).wait_timeout(common::LONG) {
+                Some(Ok(v)) => {
+                    assert_eq!(v, 41);
+                    break;
+                }
+                Some(Err(e)) if e.kind() == ErrorKind::WorkerDied && attempts < 3 => {
+                    println!("  {name}: a last fault: {e}");
+                }
+                other => panic!("{name} does not answer: {other:?}"),
+            }
+        }
     }
     let tally = tally.into_inner().unwrap();
     println!("storm: {} pools, {secs} s", pools.len());

@@ -66,18 +66,20 @@ pub enum ErrorKind {
     ///
     /// # Which calls fail when a worker goes
     ///
-    /// A worker serves the calls sent to it in order, one at a time, so the
-    /// host knows from its own state which calls cannot have started: every
-    /// call behind the first one still waiting for its response. However a
-    /// worker goes (it crashes, is killed from outside, runs past a hard
-    /// time limit, breaks the protocol, or stops answering), the host first
-    /// takes the responses it published before it went; then the first
-    /// call still waiting (which may have started) fails, with this error
-    /// (or [`HardTimeout`](Self::HardTimeout) if it was the one past its
-    /// limit, or [`Protocol`](Self::Protocol) for the calls a broken worker
-    /// claimed to have answered), and every call behind it runs on the
-    /// replacement worker, encoded again from the caller's own arguments.
-    /// No call that cannot have started fails, and none runs twice.
+    /// A worker takes the calls sent to it in order: a sync call holds it
+    /// until it returns, async calls run side by side. However a worker
+    /// goes (it crashes, is killed from outside, runs past a hard time
+    /// limit, breaks the protocol, or stops answering), the host first
+    /// takes the responses it published before it went; then the calls
+    /// that may have started fail, with this error (or
+    /// [`HardTimeout`](Self::HardTimeout) for the one past its limit, or
+    /// [`Protocol`](Self::Protocol) for the calls a broken worker claimed
+    /// to have answered): the first call still waiting, every call the
+    /// worker had taken (async calls it was running, a sync call it took
+    /// behind them), and every streaming call that delivered items. Every
+    /// other call runs on the replacement worker, encoded again from the
+    /// caller's own arguments. No call that was never taken fails, and none
+    /// runs twice.
     WorkerDied,
     /// The worker process broke the shared-memory protocol (wrote
     /// something the host cannot trust); it was killed and replaced.

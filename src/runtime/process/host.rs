@@ -400,8 +400,8 @@ impl Lane {
         let behind: Vec<InFlight> = gen.inflight.drain(..).collect();
         for call in behind.into_iter().rev() {
             // A call that delivered stream items ran: its reader has them,
-            // and must not get them twice.
-            if call.delivered {
+            // and must not get them twice. One the worker took may have run.
+            if call.delivered || call.taken.is_some() {
                 call.job
                     .fail(gone.error(self.index, gen.pid, &call.job, &self.shared.cfg.limits));
             } else if let Some(q) = replay(call) {

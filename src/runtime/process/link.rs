@@ -17,7 +17,7 @@ use std::{
 use super::{
     arena::{Ring, Span},
     bell,
-    channel::{Consumer, Producer, Request, Requests, Responses},
+    channel::{Consumer, Producer, Request, Requests, Responses, Storage as _},
     check::{Answer, Violation},
     courier::Courier,
     host::Config,
@@ -81,6 +81,10 @@ pub(crate) struct InFlight {
     pub(crate) stream: Option<Arc<dyn Sink>>,
     /// It delivered an item: it ran, so it is never sent again.
     pub(crate) delivered: bool,
+    /// When the host first saw that the worker took it (the worker's
+    /// count of requests taken, or the call at the front): its hard time
+    /// limit counts from here, and it is never sent again.
+    pub(crate) taken: Option<Instant>,
 }
 
 /// One worker process and the host's side of its mapping.
@@ -318,6 +322,7 @@ impl Gen {
             cut: false,
             stream,
             delivered: false,
+            taken: None,
         });
         let control = self.shm.control();
         bell::ring_if_sleeping(&control.worker_bell);
@@ -444,6 +449,30 @@ impl Gen {
         let seq = self.resp.tail();
         (seq < self.req.head() && Consumer::is_published(&Responses(&self.shm), seq))
             || self.stream.ready(&self.shm)
+    }
+
+    /// Notes when each call in flight was taken by the worker, from its
+    /// count of requests taken: a worker-written word, read once and
+    /// clamped to what was sent, which decides only when a call's hard
+    /// limit starts and whether the call may be sent again. (A worker that
+    /// lies about it can only fail its own calls, or escape a limit it
+    /// could escape anyway by never starting them.) The front call counts
+    /// as taken.
+    pub(crate) fn note_taken(&mut self, now: Instant) {
+        // Relaxed: a hint, compared with host-side counts only.
+        let taken = Requests(&self.shm)
+            .tail()
+            .load(Ordering::Relaxed)
+            .min(self.req.head());
+        let first = self.resp.tail();
+        let front_since = self.front_since;
+        for (i, call) in self.inflight.iter_mut().enumerate() {
+            if i > 0 && first + i as u64 >= taken {
+                break;
+            }
+            call.taken
+                .get_or_insert(if i == 0 { front_since.min(now) } else { now });
+        }
     }
 
     /// The heartbeat rule: true when the worker holds calls and its

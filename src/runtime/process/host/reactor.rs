@@ -111,40 +111,51 @@ impl Lane {
             self.worker_gone(&mut st, Gone::Unresponsive(liveness));
             return None;
         }
-        // The call the worker runs: past its hard time limit?
+        // The calls the worker runs: past their hard time limits? The
+        // front one, and a sync one the worker took behind async calls
+        // (it runs on the worker's thread while their futures wait).
+        gen.note_taken(now);
         let mut wake_for_limit = None;
-        if let Some((limit, key)) = gen
-            .inflight
-            .front()
-            .and_then(|f| Some((f.hard?, f.job.key())))
-        {
-            let due = gen.front_since + limit;
-            let front = gen.inflight.front_mut().expect("matched above");
-            if now >= due && front.job.is_async() && !front.cut {
+        let mut runaway = None;
+        for (i, call) in gen.inflight.iter_mut().enumerate() {
+            let (Some(limit), Some(taken)) = (call.hard, call.taken) else {
+                continue;
+            };
+            if i > 0 && call.job.is_async() {
+                continue;
+            }
+            let since = if i == 0 { gen.front_since } else { taken };
+            let due = since + limit;
+            if now >= due && i == 0 && call.job.is_async() && !call.cut {
                 // An async call gives its worker back at every await: end
                 // it here and have the worker drop its future. A worker
                 // that does not answer within the limit again (a task that
                 // blocks its thread) is killed below, next time round.
-                front.cut = true;
-                front.job.fail(Error::hard_timeout(
+                call.cut = true;
+                call.job.fail(Error::hard_timeout(
                     limit,
                     "the call's future was dropped at its await point",
                 ));
-                gen.raise(0, true);
                 gen.front_since = now;
                 wake_for_limit = Some(limit);
+                gen.raise(0, true);
+                break;
             } else if now >= due {
-                self.worker_gone(
-                    &mut st,
-                    Gone::HardLimit {
-                        limit,
-                        runaway: key,
-                    },
-                );
-                return None;
-            } else {
-                wake_for_limit = Some(due - now);
+                runaway = Some((limit, call.job.key()));
+                break;
             }
+            let left = due - now;
+            wake_for_limit = Some(wake_for_limit.map_or(left, |w: Duration| w.min(left)));
+        }
+        if let Some((limit, key)) = runaway {
+            self.worker_gone(
+                &mut st,
+                Gone::HardLimit {
+                    limit,
+                    runaway: key,
+                },
+            );
+            return None;
         }
         let gen = st.gen.as_mut().expect("checked above");
         if self.shared.closed.load(Ordering::Acquire)
