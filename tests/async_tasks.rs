@@ -245,32 +245,8 @@ fn tokio_timers_work_with_the_feature(runtime: RuntimeKind) {
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
-/// One `#[test]` on thread pools and one on process pools (Linux) for
-/// each test above.
-macro_rules! for_each_runtime {
-    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
-        mod threads {
-            $(
-                $(#[$attr])*
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Threads);
-                }
-            )*
-        }
-
-        #[cfg(target_os = "linux")]
-        mod processes {
-            $(
-                $(#[$attr])*
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Processes);
-                }
-            )*
-        }
-    };
-}
+// One `#[test]` on thread pools and one on process pools (Linux) for
+// each test above.
 
 for_each_runtime!(
     an_async_task_awaits_a_timer,

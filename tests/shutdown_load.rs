@@ -139,29 +139,6 @@ fn dropping_the_last_handle_never_hangs_waiting_callers(runtime: RuntimeKind) {
     });
 }
 
-macro_rules! for_each_runtime {
-    ($($test:ident),* $(,)?) => {
-        mod threads {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Threads);
-                }
-            )*
-        }
-
-        #[cfg(target_os = "linux")]
-        mod processes {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Processes);
-                }
-            )*
-        }
-    };
-}
-
 for_each_runtime!(
     shutdown_timeout_ends_thousands_of_calls_and_open_streams,
     dropping_the_last_handle_never_hangs_waiting_callers,

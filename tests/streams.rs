@@ -237,31 +237,6 @@ fn streams_share_a_worker_one_after_another(runtime: RuntimeKind) {
     assert_eq!(first.finish().unwrap(), 3);
 }
 
-macro_rules! for_each_runtime {
-    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
-        mod threads {
-            $(
-                $(#[$attr])*
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Threads);
-                }
-            )*
-        }
-
-        #[cfg(target_os = "linux")]
-        mod processes {
-            $(
-                $(#[$attr])*
-                #[test]
-                fn $test() {
-                    super::$test(knitting::RuntimeKind::Processes);
-                }
-            )*
-        }
-    };
-}
-
 for_each_runtime!(
     a_hundred_thousand_items_arrive_in_order,
     a_slow_reader_holds_the_task_at_the_bound,

@@ -140,13 +140,8 @@ fn send_local<T>(channel: &Channel<T>, mut item: T) -> Result<(), Error> {
         if channel.is_closed() {
             return Err(reader_gone());
         }
-        match channel.try_push(item) {
-            Ok(reader) => {
-                if let Some(waker) = reader {
-                    waker.wake();
-                }
-                return Ok(());
-            }
+        match push(channel, item) {
+            Ok(()) => return Ok(()),
             Err(back) => item = back,
         }
         if spins < SPINS {
@@ -157,13 +152,8 @@ fn send_local<T>(channel: &Channel<T>, mut item: T) -> Result<(), Error> {
         // Full: wait for the reader. Registered first, then one more try,
         // so a pop in between is not missed (see `channel`).
         PARKER.with(|waker| channel.writer_waits(waker));
-        match channel.try_push(item) {
-            Ok(reader) => {
-                if let Some(waker) = reader {
-                    waker.wake();
-                }
-                return Ok(());
-            }
+        match push(channel, item) {
+            Ok(()) => return Ok(()),
             Err(back) => item = back,
         }
         if channel.is_closed() {
@@ -171,6 +161,15 @@ fn send_local<T>(channel: &Channel<T>, mut item: T) -> Result<(), Error> {
         }
         std::thread::park();
     }
+}
+
+/// Queues `item` and wakes the reader if it waits; hands the item back
+/// when the channel is full.
+fn push<T>(channel: &Channel<T>, item: T) -> Result<(), T> {
+    if let Some(waker) = channel.try_push(item)? {
+        waker.wake();
+    }
+    Ok(())
 }
 
 /// Wakes a thread parked in [`send_local`].

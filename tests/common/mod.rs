@@ -285,3 +285,32 @@ pub(crate) fn sandboxed_pool(
         Err(e) => panic!("a sandboxed pool did not build: {e}"),
     }
 }
+
+/// Defines each test function `$test(RuntimeKind)` as a test on a thread
+/// pool (`threads::$test`) and, on Linux, on a process pool
+/// (`processes::$test`).
+#[macro_export]
+macro_rules! for_each_runtime {
+    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {
+        mod threads {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    super::$test(knitting::RuntimeKind::Threads);
+                }
+            )*
+        }
+
+        #[cfg(target_os = "linux")]
+        mod processes {
+            $(
+                $(#[$attr])*
+                #[test]
+                fn $test() {
+                    super::$test(knitting::RuntimeKind::Processes);
+                }
+            )*
+        }
+    };
+}

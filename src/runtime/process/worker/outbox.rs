@@ -143,16 +143,8 @@ impl Outbox {
         self.chan.publish(&Responses(map), seq, &response);
         // A call that took a while may have a waiter that stopped
         // spinning: ring now. A short one is likely part of a burst.
-        let now = Instant::now();
-        let gap = now.saturating_duration_since(self.last_publish);
-        self.last_publish = now;
-        let owed_long = self
-            .owed_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
-        if gap >= RING_DELAY || owed_long {
+        if ring_due(&mut self.last_publish, &mut self.owed_since) {
             self.ring_host(map);
-        } else if self.owed_since.is_none() {
-            self.owed_since = Some(now);
         }
     }
 
@@ -166,6 +158,23 @@ impl Outbox {
             bell::ring_if_sleeping(host);
         }
     }
+}
+
+/// After a publication: true when the host is to be rung now (the first
+/// publication after a pause of [`RING_DELAY`], or one made while a ring
+/// has been owed that long); otherwise the ring is owed from now on, if it
+/// was not already. One clock read.
+pub(super) fn ring_due(last_publish: &mut Instant, owed_since: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    let gap = now.saturating_duration_since(*last_publish);
+    *last_publish = now;
+    let owed_long =
+        owed_since.is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
+    if gap >= RING_DELAY || owed_long {
+        return true;
+    }
+    owed_since.get_or_insert(now);
+    false
 }
 
 /// Sleeps on the worker bell until `ready` holds (checked after the

@@ -13,7 +13,7 @@ use super::super::{
     shm::{self, Dir, Mapping},
     stream::{FRAME, WRAP, WRAP_AT},
 };
-use super::outbox::{sleep, RING_DELAY};
+use super::outbox::{ring_due, sleep};
 use crate::{
     payload::{
         stream::{reader_gone, Port, Ports},
@@ -229,16 +229,8 @@ impl Writer {
             self.owed_since = None;
             return;
         }
-        let now = Instant::now();
-        let gap = now.saturating_duration_since(self.last_publish);
-        self.last_publish = now;
-        let owed_long = self
-            .owed_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= RING_DELAY);
-        if gap >= RING_DELAY || owed_long {
+        if ring_due(&mut self.last_publish, &mut self.owed_since) {
             self.ring(map);
-        } else if self.owed_since.is_none() {
-            self.owed_since = Some(now);
         }
     }
 
