@@ -361,7 +361,11 @@ fn open_descriptors() -> Vec<String> {
         .flatten()
         .map(|e| {
             let target = std::fs::read_link(e.path()).unwrap_or_default();
-            format!("{} -> {}", e.file_name().to_string_lossy(), target.display())
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
         })
         .collect()
 }
