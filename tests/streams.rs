@@ -257,12 +257,7 @@ fn a_killed_worker_ends_the_stream_with_worker_died() {
     for i in 0..7 {
         assert_eq!(stream.next().unwrap().unwrap(), format!("line {i}"));
     }
-    let pid = pool.worker_pids()[0].expect("a worker");
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    kill_the_worker(&pool);
     let err = stream
         .next()
         .expect("the crash ends the stream")
@@ -272,6 +267,17 @@ fn a_killed_worker_ends_the_stream_with_worker_died() {
     assert_eq!(stream.finish().unwrap_err().kind(), ErrorKind::WorkerDied);
     // The replacement serves the next stream.
     assert_eq!(pool.stream(count, 5).finish().unwrap(), 5);
+}
+
+/// SIGKILLs the one worker of `pool`.
+#[cfg(target_os = "linux")]
+fn kill_the_worker(pool: &Pool<knitting::Processes>) {
+    let pid = pool.worker_pids()[0].expect("a worker");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
 }
 
 /// Holds the front of its worker's queue for a long time.
@@ -293,12 +299,7 @@ fn a_stream_that_delivered_items_is_never_run_again() {
     for i in 0..7 {
         assert_eq!(stream.next().unwrap().unwrap(), format!("line {i}"));
     }
-    let pid = pool.worker_pids()[0].expect("a worker");
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    kill_the_worker(&pool);
     assert_eq!(ahead.wait().unwrap_err().kind(), ErrorKind::WorkerDied);
     let next = stream.next().expect("the crash ends the stream");
     assert_eq!(next.unwrap_err().kind(), ErrorKind::WorkerDied);

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::Call;
-use crate::{payload::stream::Channel, Error};
+use crate::{payload::stream::Channel, sync::ThreadWaker, Error};
 
 /// The items of a streaming task's call, then its final value: what
 /// [`Pool::stream`](crate::Pool::stream) returns.
@@ -198,23 +198,11 @@ impl<T: Send + 'static, R: Send + 'static> Stream<T, R> {
         match &self.parker {
             Some((id, waker)) if *id == me.id() => waker.clone(),
             _ => {
-                let waker = Waker::from(Arc::new(Unpark(me.clone())));
+                let waker = Waker::from(Arc::new(ThreadWaker(me.clone())));
                 self.parker = Some((me.id(), waker.clone()));
                 waker
             }
         }
-    }
-}
-
-struct Unpark(std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 

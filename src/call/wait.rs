@@ -5,12 +5,12 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, Wake, Waker},
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use super::{Call, Repr};
-use crate::{transport::wake::spin::Backoff, Error};
+use crate::{sync::ThreadWaker, transport::wake::spin::Backoff, Error};
 
 impl<T: Send + 'static> Call<T> {
     #[track_caller]
@@ -106,53 +106,13 @@ impl<T: Send + 'static> Call<T> {
 /// fast round trip without the microseconds of a wake-up.
 const WAIT_SPIN_BUDGET: Duration = Duration::from_micros(50);
 
-struct ThreadWaker(std::thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 impl<T: Send + 'static> Future for Call<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        // An awaited call must not run on the executor's thread.
-        this.send_kept();
-        if let Some(route) = &this.route {
-            route.poll();
-        }
-        if let Some(result) = this.poll_result() {
-            return Poll::Ready(result);
-        }
         // A task that blocks on this future on a worker of the call's pool
         // (`block_on` inside a task): the nested-call rule of `wait`.
-        let ran_here = match &this.repr {
-            Repr::Pending(call) => {
-                this.home != 0 && crate::role::current_pool() == this.home && call.run_here()
-            }
-            _ => false,
-        };
-        if ran_here {
-            if let Some(result) = this.poll_result() {
-                return Poll::Ready(result);
-            }
-        }
-        if let Repr::Pending(call) = &this.repr {
-            call.register(cx.waker());
-        }
-        // Check again: the call may have ended between the first look and
-        // the registration, and then nobody would wake us.
-        match this.poll_result() {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
-        }
+        self.get_mut().poll_for(cx, true)
     }
 }
 
@@ -160,6 +120,13 @@ impl<T: Send + 'static> Call<T> {
     /// Polls for the call's end without ever running it here: for a
     /// stream's reader, whose task may wait for that very reader.
     pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        self.poll_for(cx, false)
+    }
+
+    /// The `Future` poll; `may_run_here`: a worker thread of the call's
+    /// own pool runs a call no worker started (see [`Call::wait`]).
+    fn poll_for(&mut self, cx: &mut Context<'_>, may_run_here: bool) -> Poll<Result<T, Error>> {
+        // An awaited call must not run on the executor's thread.
         self.send_kept();
         if let Some(route) = &self.route {
             route.poll();
@@ -167,11 +134,25 @@ impl<T: Send + 'static> Call<T> {
         if let Some(result) = self.poll_result() {
             return Poll::Ready(result);
         }
+        let ran_here = match &self.repr {
+            Repr::Pending(call) => {
+                may_run_here
+                    && self.home != 0
+                    && crate::role::current_pool() == self.home
+                    && call.run_here()
+            }
+            _ => false,
+        };
+        if ran_here {
+            if let Some(result) = self.poll_result() {
+                return Poll::Ready(result);
+            }
+        }
         if let Repr::Pending(call) = &self.repr {
             call.register(cx.waker());
         }
-        // Again: it may have ended between the first look and the
-        // registration.
+        // Check again: the call may have ended between the first look and
+        // the registration, and then nobody would wake us.
         match self.poll_result() {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,

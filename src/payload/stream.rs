@@ -11,14 +11,14 @@ use std::{
     cell::{Cell, RefCell},
     fmt,
     sync::Arc,
-    task::{Wake, Waker},
+    task::Waker,
 };
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub(crate) use self::channel::{Channel, Credit};
 use super::{codec, Encode, Window};
-use crate::{Error, ErrorKind};
+use crate::{sync::ThreadWaker, Error, ErrorKind};
 
 /// A streaming task's end of its stream: each [`send`](Self::send) hands
 /// one item to the caller, who reads them from the
@@ -172,21 +172,8 @@ fn push<T>(channel: &Channel<T>, item: T) -> Result<(), T> {
     Ok(())
 }
 
-/// Wakes a thread parked in [`send_local`].
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 thread_local! {
-    static PARKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    static PARKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     /// While the host encodes a call's arguments: the channel of the
     /// stream they carry, if one.
     static COLLECTED: RefCell<Option<Option<Arc<dyn Sink>>>> = const { RefCell::new(None) };

@@ -59,3 +59,17 @@ pub(crate) fn spin_loop() {
     #[cfg(not(knitting_loom))]
     std::hint::spin_loop();
 }
+
+/// The waker of a thread that parks until it is woken (a blocking wait on
+/// a call, a stream's reader or writer).
+pub(crate) struct ThreadWaker(pub(crate) std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
