@@ -222,6 +222,35 @@ fn shutdown_timeout_drops_the_futures(runtime: RuntimeKind) {
     wait_for_file(&path, "the task's guard to be dropped");
 }
 
+/// Sleeps, holding its worker thread, without looking at its signal.
+#[knitting::task]
+fn blocks(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// A worker busy with a long sync task cannot look at its async calls: a
+/// shutdown that stops waiting ends them all the same, at once.
+fn shutdown_timeout_ends_the_async_calls_of_a_busy_worker(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let asleep = pool.call(nap, 60_000);
+    std::thread::sleep(Duration::from_millis(50));
+    let busy = pool.call(blocks, 4_000);
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    let err = pool
+        .shutdown_timeout(Duration::from_millis(50))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(asleep.wait().unwrap_err().is_closed());
+    assert!(busy.wait().unwrap_err().is_closed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the calls ended {:?} after the shutdown began",
+        start.elapsed()
+    );
+}
+
 #[cfg(not(feature = "tokio"))]
 fn tokio_timers_need_the_feature(runtime: RuntimeKind) {
     let pool = pool(runtime, 1, 4);
@@ -259,6 +288,8 @@ for_each_runtime!(
     a_hard_limit_drops_the_future,
     abort_lets_the_task_answer,
     shutdown_timeout_drops_the_futures,
+    shutdown_timeout_ends_the_async_calls_of_a_busy_worker,
+    a_sync_call_behind_an_async_one_keeps_its_hard_limit,
     #[cfg(not(feature = "tokio"))]
     tokio_timers_need_the_feature,
     #[cfg(feature = "tokio")]
@@ -270,13 +301,12 @@ fn sync_over_its_limit() {
     std::thread::sleep(Duration::from_secs(3));
 }
 
-/// A sync call that a process worker took behind an async one runs on the
+/// A sync call that a worker took behind an async one runs on the
 /// worker's thread while the async call's future waits: its hard limit
-/// holds all the same, and the calls its worker held are not run again.
-#[cfg(target_os = "linux")]
-#[test]
-fn a_sync_call_behind_an_async_one_keeps_its_hard_limit() {
-    let pool = pool(RuntimeKind::Processes, 1, 16);
+/// holds all the same. The worker (process, or thread) is given up, and
+/// the async call it held ends at once with `WorkerDied`, never run again.
+fn a_sync_call_behind_an_async_one_keeps_its_hard_limit(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 16);
     let ahead = pool.call(nap, 2_000);
     let start = Instant::now();
     let err = pool.call(sync_over_its_limit, ()).wait().unwrap_err();
@@ -286,6 +316,12 @@ fn a_sync_call_behind_an_async_one_keeps_its_hard_limit() {
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(ahead.wait().unwrap_err().kind(), ErrorKind::WorkerDied);
+    let err = ahead.wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerDied, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "the async call ended after {:?}",
+        start.elapsed()
+    );
     assert_eq!(pool.call(double, 4).wait().unwrap(), 8);
 }

@@ -73,6 +73,21 @@ fn until_its_deadline(signal: &Signal, out: Sender<u64>) -> u64 {
     i
 }
 
+/// Sends until a send fails, never looking at its signal.
+#[knitting::task(timeout = "100ms")]
+fn floods(out: Sender<u64>) -> u64 {
+    let mut i = 0;
+    while out.send(i).is_ok() {
+        i += 1;
+    }
+    i
+}
+
+#[knitting::task]
+fn echo(v: u64) -> u64 {
+    v
+}
+
 fn pool(runtime: RuntimeKind, workers: usize, bound: usize) -> Pool<AnyRuntime> {
     match runtime {
         RuntimeKind::Threads => Pool::builder()
@@ -209,6 +224,23 @@ fn a_deadline_ends_the_stream(runtime: RuntimeKind) {
     assert_eq!(pool.stream(count, 2).finish().unwrap(), 2);
 }
 
+/// Nobody reads: the task waits at the bound, and the call's deadline
+/// wakes it (its send fails) without the reader's help; the items sent
+/// before the deadline are still read after it.
+fn a_call_that_ends_unread_frees_its_worker(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let stream = pool.stream(floods, ());
+    let bound = stream.bound();
+    let mut next = pool.call(echo, 7);
+    let answer = next.wait_timeout(LONG).map(|r| r.unwrap());
+    assert_eq!(answer, Some(7), "the worker is free after the deadline");
+    let items: Vec<_> = stream.collect();
+    let (ok, err): (Vec<_>, Vec<_>) = items.into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), bound, "the items sent before the deadline");
+    let kinds: Vec<_> = err.into_iter().map(|e| e.unwrap_err().kind()).collect();
+    assert_eq!(kinds, [ErrorKind::Timeout]);
+}
+
 fn the_stream_is_a_futures_stream(runtime: RuntimeKind) {
     use std::{future::poll_fn, pin::Pin};
     let pool = pool(runtime, 1, 8);
@@ -243,6 +275,7 @@ for_each_runtime!(
     dropping_the_stream_stops_the_task,
     a_failed_call_ends_the_stream_after_its_items,
     a_deadline_ends_the_stream,
+    a_call_that_ends_unread_frees_its_worker,
     the_stream_is_a_futures_stream,
     streams_share_a_worker_one_after_another,
 );

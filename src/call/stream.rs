@@ -80,6 +80,10 @@ impl<T: Send + 'static, R: Send + 'static> Stream<T, R> {
         // A call kept for its waiter would run on the reader's thread,
         // which would then wait for room it cannot make.
         call.dispatch();
+        // However the call ends (its deadline, a cancel, a shutdown), the
+        // channel closes then: a task waiting in `send` for room wakes and
+        // stops, even while nobody reads, and so does a waiting reader.
+        call.on_end(&Waker::from(Arc::new(CloseOnEnd(Arc::downgrade(&channel)))));
         Self {
             channel,
             call: Some(call),
@@ -136,7 +140,7 @@ impl<T: Send + 'static, R: Send + 'static> Stream<T, R> {
             let Some(call) = self.call.as_mut() else {
                 return Poll::Ready(None);
             };
-            if let Poll::Ready(outcome) = call.poll_end(cx) {
+            if let Some(outcome) = call.end_if_over() {
                 self.call = None;
                 self.outcome = Some(outcome);
                 // Whatever the task still sends is not read.
@@ -158,9 +162,14 @@ impl<T: Send + 'static, R: Send + 'static> Stream<T, R> {
                 Err(err) => Some(Err(Error::from_wire(err.to_wire()))),
             });
         }
+        // The channel wakes the reader for a new item, and when it closes
+        // as the call ends (`CloseOnEnd`).
         self.channel.reader_waits(cx.waker());
         match self.channel.try_pop() {
             Some(item) => Poll::Ready(Some(Ok(item))),
+            // Closed meanwhile: the call ended, and its outcome shows now
+            // (it was published before the channel closed).
+            None if self.channel.is_closed() => self.poll_item(cx),
             None => Poll::Pending,
         }
     }
@@ -234,6 +243,17 @@ impl<T: Send + 'static, R: Send + 'static> futures_core::Stream for Stream<T, R>
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_item(cx)
+    }
+}
+
+/// The waker a stream's call wakes as it ends: closes the channel.
+struct CloseOnEnd<T>(std::sync::Weak<Channel<T>>);
+
+impl<T: Send> std::task::Wake for CloseOnEnd<T> {
+    fn wake(self: Arc<Self>) {
+        if let Some(channel) = self.0.upgrade() {
+            channel.close();
+        }
     }
 }
 

@@ -117,12 +117,6 @@ impl<T: Send + 'static> Future for Call<T> {
 }
 
 impl<T: Send + 'static> Call<T> {
-    /// Polls for the call's end without ever running it here: for a
-    /// stream's reader, whose task may wait for that very reader.
-    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
-        self.poll_for(cx, false)
-    }
-
     /// The `Future` poll; `may_run_here`: a worker thread of the call's
     /// own pool runs a call no worker started (see [`Call::wait`]).
     fn poll_for(&mut self, cx: &mut Context<'_>, may_run_here: bool) -> Poll<Result<T, Error>> {
@@ -148,15 +142,31 @@ impl<T: Send + 'static> Call<T> {
                 return Poll::Ready(result);
             }
         }
-        if let Repr::Pending(call) = &self.repr {
-            call.register(cx.waker());
-        }
+        self.on_end(cx.waker());
         // Check again: the call may have ended between the first look and
         // the registration, and then nobody would wake us.
         match self.poll_result() {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,
         }
+    }
+
+    /// Wakes `waker` when the call ends, in place of any waker registered
+    /// before (a call that already ended wakes nobody: look after this).
+    pub(crate) fn on_end(&self, waker: &Waker) {
+        if let Repr::Pending(call) = &self.repr {
+            call.register(waker);
+        }
+    }
+
+    /// The call's outcome if it ended, without waiting, registering a
+    /// waker or ever running it here: for a stream's reader, whose task
+    /// may wait for that very reader.
+    pub(crate) fn end_if_over(&mut self) -> Option<Result<T, Error>> {
+        if let Some(route) = &self.route {
+            route.poll();
+        }
+        self.poll_result()
     }
 
     /// Sends a call kept for its waiter to a worker now.

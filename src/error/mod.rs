@@ -80,6 +80,10 @@ pub enum ErrorKind {
     /// other call runs on the replacement worker, encoded again from the
     /// caller's own arguments. No call that was never taken fails, and none
     /// runs twice.
+    ///
+    /// On a thread pool, a worker thread is given up when its sync call
+    /// runs past a hard time limit: the async calls it had in flight fail
+    /// with this error at once (their futures live on that thread).
     WorkerDied,
     /// The worker process broke the shared-memory protocol (wrote
     /// something the host cannot trust); it was killed and replaced.

@@ -8,6 +8,8 @@
 //! The futures' wakers notify the lane's wake word, the one a producer
 //! notifies, so a worker asleep for new calls wakes for its futures too.
 
+use std::sync::Mutex;
+
 use super::lane::Lane;
 use crate::{
     call::{cell::JobRef, timer},
@@ -36,25 +38,92 @@ impl std::fmt::Debug for AsyncSetup<'_> {
 
 /// What the executor keeps beside each call's future.
 struct InFlight {
-    /// The call (the future holds a reference of its own).
-    _job: JobRef,
+    /// Where the call sits in its thread's [`Started`] list.
+    at: usize,
     /// The timer entry of its hard time limit.
     limit: Option<timer::Key>,
+}
+
+/// The async calls one worker thread started and that are not over, for
+/// the other threads: the futures live in the thread's executor, which
+/// only that thread can touch, but a shutdown that stops waiting, or a
+/// hard time limit that retires the thread, must end these calls even
+/// while the thread is stuck in a long sync task.
+#[derive(Debug, Default)]
+pub(crate) struct Started {
+    calls: Mutex<Slab>,
+}
+
+#[derive(Debug, Default)]
+struct Slab {
+    calls: Vec<Option<JobRef>>,
+    free: Vec<usize>,
+}
+
+impl Started {
+    fn insert(&self, job: JobRef) -> usize {
+        let mut slab = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match slab.free.pop() {
+            Some(at) => {
+                slab.calls[at] = Some(job);
+                at
+            }
+            None => {
+                slab.calls.push(Some(job));
+                slab.calls.len() - 1
+            }
+        }
+    }
+
+    fn remove(&self, at: usize) -> Option<JobRef> {
+        let mut slab = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let job = slab.calls.get_mut(at).and_then(Option::take);
+        if job.is_some() {
+            slab.free.push(at);
+        }
+        job
+    }
+
+    /// Fails every call listed with `error` and raises its signal (its
+    /// future is dropped at the thread's next look); how many it failed.
+    pub(crate) fn fail_all(&self, error: &dyn Fn() -> Error) -> usize {
+        // References of their own, so that no lock is held while a failed
+        // call wakes its caller (user code).
+        let jobs: Vec<JobRef> = {
+            let slab = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            slab.calls.iter().flatten().map(JobRef::clone_ref).collect()
+        };
+        jobs.iter()
+            .map(|job| {
+                let failed = job.fail(error());
+                job.raise();
+                usize::from(failed)
+            })
+            .sum()
+    }
 }
 
 /// A worker's async calls in flight.
 pub(crate) struct AsyncCalls<'a> {
     lane: &'a Lane,
+    started: &'a Started,
     setup: &'a AsyncSetup<'a>,
     finished: &'a dyn Fn(),
     exec: Option<Executor<'a, InFlight>>,
 }
 
 impl<'a> AsyncCalls<'a> {
-    /// `finished` runs as each call ends, before its result is published.
-    pub(crate) fn new(lane: &'a Lane, setup: &'a AsyncSetup<'a>, finished: &'a dyn Fn()) -> Self {
+    /// `started`: the list of the worker thread's slot; `finished` runs as
+    /// each call ends, before its result is published.
+    pub(crate) fn new(
+        lane: &'a Lane,
+        started: &'a Started,
+        setup: &'a AsyncSetup<'a>,
+        finished: &'a dyn Fn(),
+    ) -> Self {
         Self {
             lane,
+            started,
             setup,
             finished,
             exec: None,
@@ -103,9 +172,10 @@ impl<'a> AsyncCalls<'a> {
             return;
         };
         self.lane.async_started();
-        let lane = self.lane;
-        exec.spawn(future, InFlight { _job: kept, limit }, &mut |call| {
-            end(lane, call)
+        let at = self.started.insert(kept);
+        let (lane, started) = (self.lane, self.started);
+        exec.spawn(future, InFlight { at, limit }, &mut |call| {
+            end(lane, started, call)
         });
     }
 
@@ -115,16 +185,16 @@ impl<'a> AsyncCalls<'a> {
         let Some(exec) = self.exec.as_mut() else {
             return 0;
         };
-        let lane = self.lane;
-        exec.poll_ready(&mut |call| end(lane, call))
+        let (lane, started) = (self.lane, self.started);
+        exec.poll_ready(&mut |call| end(lane, started, call))
     }
 
     /// A shutdown stopped waiting: drop every future (each call still
     /// running fails as closed, see the cell's async future).
     pub(crate) fn abandon(&mut self) {
         if let Some(exec) = self.exec.as_mut() {
-            let lane = self.lane;
-            exec.retain(|_| false, &mut |call| end(lane, call));
+            let (lane, started) = (self.lane, self.started);
+            exec.retain(|_| false, &mut |call| end(lane, started, call));
         }
     }
 
@@ -138,10 +208,11 @@ impl<'a> AsyncCalls<'a> {
 }
 
 /// A call's future is gone (finished or dropped).
-fn end(lane: &Lane, call: InFlight) {
+fn end(lane: &Lane, started: &Started, call: InFlight) {
     if let Some(key) = call.limit {
         timer::cancel(key);
     }
+    drop(started.remove(call.at));
     lane.async_ended();
 }
 

@@ -30,8 +30,8 @@ use std::{
     time::Duration,
 };
 
-use super::asyncs::AsyncCalls;
 pub(crate) use super::asyncs::AsyncSetup;
+use super::asyncs::{AsyncCalls, Started};
 use crate::{
     call::cell::{CallKey, Header, JobRef},
     exec::ReadyFlag,
@@ -88,6 +88,8 @@ pub(crate) struct Slot {
     /// swaps it out (the thread when done, a shutdown that gives up, or the
     /// hard time limit, which leaves the [`retired`] mark behind).
     running: AtomicPtr<Header>,
+    /// The async calls the thread started that are not over.
+    pub(crate) started: Started,
     /// Nanoseconds of the thread's finished busy periods (written by the
     /// thread only).
     busy_total: AtomicU64,
@@ -153,6 +155,7 @@ impl Lane {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.push(Box::new(Slot {
             running: AtomicPtr::new(ptr::null_mut()),
+            started: Started::default(),
             busy_total: AtomicU64::new(0),
             busy_since: AtomicU64::new(0),
             born: crate::time::now_nanos(),
@@ -406,8 +409,10 @@ impl Lane {
             })
     }
 
-    /// Fails every call of this lane, queued or running, with `error`;
-    /// returns how many it failed. Used by a shutdown that stops waiting.
+    /// Fails every call of this lane, queued or running (its async calls
+    /// in flight too), with `error`, and raises the signal of those that
+    /// run; returns how many it failed. Used by a shutdown that stops
+    /// waiting, and for a lane that lost its worker.
     pub(crate) fn fail_all(&self, error: impl Fn() -> Error) -> usize {
         let mut failed = 0;
         // SeqCst: see `run`.
@@ -419,7 +424,12 @@ impl Lane {
             // made us its only owner.
             let job = unsafe { JobRef::from_raw(ptr) };
             failed += usize::from(job.fail(error()));
+            // Fail first, then tell the task, as a hard limit does.
+            job.raise();
         }
+        // The worker may be stuck in a long sync task: its async calls end
+        // here, not when it next looks at them.
+        failed += self.slot().map_or(0, |s| s.started.fail_all(&error));
         while let Some(job) = self.pop() {
             failed += usize::from(job.fail(error()));
         }
@@ -499,7 +509,7 @@ pub(crate) fn run_worker(
     lane.wake.register_sleeper();
     crate::role::mark_worker_thread(pool);
     let finished = || lane.count_completed();
-    let mut calls = AsyncCalls::new(lane, asyncs, &finished);
+    let mut calls = AsyncCalls::new(lane, &slot.started, asyncs, &finished);
     loop {
         // BUSY: run everything queued here, then what waits on other lanes
         // (async calls: start them, while there is room for more).

@@ -466,6 +466,17 @@ impl Shared {
         ));
         job.raise();
         drop(job);
+        // The runaway thread's async calls cannot go on either: their
+        // futures live on that thread.
+        let stranded = lane.slot_at(slot).started.fail_all(&|| {
+            Error::of(
+                crate::ErrorKind::WorkerDied,
+                format!(
+                    "worker thread {index} was retired because another call ran past its \
+                     hard time limit ({limit:?}) while this async call was in flight there"
+                ),
+            )
+        });
         *self.crashes[index]
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Crash::now(CrashKind::HardTimeout));
@@ -474,7 +485,7 @@ impl Shared {
             index,
             None,
             &format!("was retired: its call ran past its hard time limit ({limit:?})"),
-            1,
+            1 + stranded,
         );
         crate::diag::worker_replacing(self.diagnostics, index, self.lanes[index].retired());
         if let Err(err) = Shared::spawn_worker(self, index, None) {
