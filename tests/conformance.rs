@@ -144,6 +144,21 @@ fn count_until_stopped(limit: u64, signal: &knitting::Signal) -> u64 {
     n
 }
 
+/// As `count_until_stopped`, keeping its count in `progress[0]`.
+#[knitting::task]
+fn count_in_view(limit: u64, progress: knitting::SharedBuffer, signal: &knitting::Signal) -> u64 {
+    let words = progress
+        .view::<std::sync::atomic::AtomicU64>()
+        .expect("a word");
+    let mut n = 0;
+    while !signal.aborted() && n < limit {
+        n += 1;
+        words[0].store(n, std::sync::atomic::Ordering::Release);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    n
+}
+
 /// A waker that runs `f` (once) when woken.
 fn waker_fn(f: impl Fn() + Send + Sync + 'static) -> std::task::Waker {
     struct FnWaker<F>(F, std::sync::Once);
@@ -271,18 +286,21 @@ fn panics_arrive_with_message_and_location_and_the_worker_survives(pool: Pool<An
 }
 
 fn abort_reaches_the_running_task(pool: Pool<AnyRuntime>) {
-    let call = pool.call(count_until_stopped, 1_000_000);
-    // Abort once the call runs (a slow worker, under valgrind say, may
+    let progress = knitting::SharedBuffer::new(8).expect("a shared buffer");
+    let call = pool.call(count_in_view, (1_000_000, progress.clone()));
+    // Abort once the task counts (a slow worker, under valgrind say, may
     // take longer than any fixed pause to start it).
+    let count = progress
+        .view::<std::sync::atomic::AtomicU64>()
+        .expect("a word");
     let started = std::time::Instant::now();
-    while pool.stats().lanes.iter().all(|lane| lane.busy.is_zero()) {
+    while count[0].load(std::sync::atomic::Ordering::Acquire) == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the call never started"
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    std::thread::sleep(Duration::from_millis(30));
     call.abort();
     let counted = within(call).unwrap();
     assert!((1..1_000_000).contains(&counted), "{counted}");

@@ -80,6 +80,17 @@ fn tamper_then_hang() {
     std::thread::sleep(Duration::from_secs(10));
 }
 
+/// Waits until the calls behind it are sent, then unpublishes every
+/// request slot (the slot's number is what tells the worker a request is
+/// there): the worker, alive, waits for a request it never sees.
+#[knitting::task]
+fn unpublish_requests() {
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..SLOTS {
+        lane_word(REQ_SLOTS + i * 64).store(0, Ordering::SeqCst);
+    }
+}
+
 /// Exits the worker after `ms` milliseconds.
 #[knitting::task]
 fn exit_after(ms: u64) {
@@ -129,6 +140,37 @@ fn a_stray_consumed_count_cannot_swap_results_between_calls() {
         0,
         "nothing was wrong enough to kill"
     );
+}
+
+/// A worker that stopped taking calls while its heartbeat goes on is
+/// given up after the liveness timeout: the call it held fails, the
+/// calls behind it run on the replacement.
+#[test]
+fn a_worker_that_takes_no_calls_is_replaced() {
+    let pool = Pool::builder()
+        .processes(1)
+        .liveness_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let first = pool.call(worker_pid, ()).wait().unwrap();
+    let saboteur = pool.call(unpublish_requests, ());
+    let mut held = pool.call(echo, 1);
+    let start = Instant::now();
+    saboteur.wait().unwrap();
+    let err = held
+        .wait_timeout(LONG)
+        .expect("the call ends: its worker is given up")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerDied, "{err}");
+    assert!(err.message().contains("took none of the calls"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut behind = pool.call(echo, 2);
+    assert_eq!(behind.wait_timeout(LONG).expect("in time").unwrap(), 2);
+    assert_ne!(pool.call(worker_pid, ()).wait().unwrap(), first);
 }
 
 #[test]

@@ -160,3 +160,23 @@ fn a_worker_past_its_credit_is_refused() {
     }
     assert_eq!(pool.call(echo, 7).wait().unwrap(), 7);
 }
+
+/// Takes its own credit away, then sends `n` items.
+#[knitting::task(timeout = "3s")]
+fn drops_its_credit(n: u64, out: Sender<u64>) -> u64 {
+    lane_word(STREAM_CREDIT).store(0, Ordering::SeqCst);
+    (0..n).take_while(|&i| out.send(i).is_ok()).count() as u64
+}
+
+/// A credit word moved back is the host's to write: the host writes its
+/// own count again, and the task sends on (without it, the task would wait
+/// for credit that only a read item gives, and no item could come).
+#[test]
+fn a_credit_taken_back_is_given_again() {
+    let pool = pool(8);
+    let mut stream = pool.stream(drops_its_credit, 5);
+    let items: Vec<u64> = stream.by_ref().map(Result::unwrap).collect();
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+    assert_eq!(stream.finish().unwrap(), 5);
+    assert_eq!(pool.stats().lanes[0].restarts, 0, "nothing to kill it for");
+}

@@ -108,6 +108,10 @@ pub(crate) struct Gen {
     /// while calls were in flight.
     pub(crate) beat: u64,
     pub(crate) beat_since: Instant,
+    /// The worker's taken-requests word as last seen, and since when it
+    /// has not moved while the worker held calls it had not taken.
+    taken_seen: u64,
+    taken_since: Instant,
     /// The worker broke the protocol and was killed; nothing more is read.
     pub(crate) broken: bool,
     /// Scratch for the response slots of one take.
@@ -158,6 +162,8 @@ impl Gen {
             front_since: now,
             beat: 0,
             beat_since: now,
+            taken_seen: 0,
+            taken_since: now,
             broken: false,
             answers: Vec::new(),
             courier: None,
@@ -311,6 +317,7 @@ impl Gen {
             let now = Instant::now();
             self.front_since = now;
             self.beat_since = now;
+            self.taken_since = now;
         }
         let hard = job.hard_timeout().or(pool_hard);
         self.inflight.push_back(InFlight {
@@ -486,6 +493,23 @@ impl Gen {
             return false;
         }
         now.saturating_duration_since(self.beat_since) >= limit
+    }
+
+    /// The stall rule: true when the worker holds calls, has taken none
+    /// of them (its taken-requests word has not reached the first call in
+    /// flight), and that word has not moved for `limit`. Its serving loop
+    /// is stuck (a task wrote over a request slot or its bell, say),
+    /// whatever its heartbeat says. A worker busy with a long call took
+    /// that call, so the rule leaves it alone.
+    pub(crate) fn stalled(&mut self, limit: Duration, now: Instant) -> bool {
+        // Relaxed: a sign of progress, compared with host-side counts only.
+        let taken = Requests(&self.shm).tail().load(Ordering::Relaxed);
+        if taken != self.taken_seen || self.inflight.is_empty() || taken > self.resp.tail() {
+            self.taken_seen = taken;
+            self.taken_since = now;
+            return false;
+        }
+        now.saturating_duration_since(self.taken_since) >= limit
     }
 
     /// Raises the abort word of the call in flight at `position`: to

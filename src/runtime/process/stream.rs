@@ -62,6 +62,20 @@ impl LaneCredit {
         })
     }
 
+    /// Writes the credit word again if a task moved it below the host's
+    /// count (the worker would wait for credit it has); true if it did.
+    pub(crate) fn repair(&self) -> bool {
+        let total = self.total();
+        let word = &self.shm.control().stream_credit;
+        // Relaxed: a look only; the RMW below publishes, as in `give`.
+        if word.load(Ordering::Relaxed) >= total {
+            return false;
+        }
+        // SYNC POINT: as in `give`.
+        word.fetch_max(total, Ordering::AcqRel);
+        true
+    }
+
     fn total(&self) -> u64 {
         // Acquire: an item the worker sent on a credit it read was sent
         // after this count grew (see `give`).

@@ -13,6 +13,8 @@ pub(super) enum Gone {
     HardLimit { limit: Duration, runaway: CallKey },
     /// It showed no sign of life for this long while it had calls.
     Unresponsive(Duration),
+    /// It took none of the calls sent to it for this long.
+    Stalled(Duration),
 }
 
 impl Gone {
@@ -28,7 +30,7 @@ impl Gone {
             },
             Gone::Broken(_) => CrashKind::Protocol,
             Gone::HardLimit { .. } => CrashKind::HardTimeout,
-            Gone::Unresponsive(_) => CrashKind::Unresponsive,
+            Gone::Unresponsive(_) | Gone::Stalled(_) => CrashKind::Unresponsive,
         }
     }
 
@@ -42,6 +44,9 @@ impl Gone {
             }
             Gone::Unresponsive(limit) => {
                 format!("was killed: no sign of life for {limit:?}")
+            }
+            Gone::Stalled(limit) => {
+                format!("was killed: it took none of the calls sent to it for {limit:?}")
             }
         }
     }
@@ -81,6 +86,13 @@ impl Gone {
                 format!(
                     "worker {index} (pid {pid}) showed no sign of life for {limit:?} (stopped \
                      by a signal, or frozen) and was killed while running this call"
+                ),
+            ),
+            Gone::Stalled(limit) => Error::of(
+                ErrorKind::WorkerDied,
+                format!(
+                    "worker {index} (pid {pid}) took none of the calls sent to it for \
+                     {limit:?} (it was alive, but its serving loop was stuck) and was killed"
                 ),
             ),
         }

@@ -111,6 +111,10 @@ impl Lane {
             self.worker_gone(&mut st, Gone::Unresponsive(liveness));
             return None;
         }
+        if gen.stalled(liveness, now) {
+            self.worker_gone(&mut st, Gone::Stalled(liveness));
+            return None;
+        }
         // The calls the worker runs: past their hard time limits? The
         // front one, and a sync one the worker took behind async calls
         // (it runs on the worker's thread while their futures wait).
@@ -175,8 +179,10 @@ impl Lane {
         self.forward_events(gen);
         let control = gen.shm.control();
         // A consumed count that a task overwrote is written again (the
-        // worker ignores one that makes no sense, and would wait for room).
-        if gen.repair_consumed() {
+        // worker ignores one that makes no sense, and would wait for room),
+        // and so is a stream credit moved back (it would wait for credit).
+        let consumed = gen.repair_consumed();
+        if gen.stream.credit.repair() | consumed {
             bell::ring(&control.worker_bell);
         }
         let seen = bell::arm(&control.host_bell.word, &control.host_bell.sleeping, || {
