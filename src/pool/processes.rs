@@ -383,6 +383,11 @@ impl ProcessPoolBuilder {
     /// what [`hard_timeout`](Self::hard_timeout) is for. An idle worker is
     /// never judged.
     ///
+    /// The same timeout applies to a worker whose beat goes on but which
+    /// takes none of the calls sent to it (its serving loop is stuck: a
+    /// task wrote over the shared mapping, say): it is killed the same way.
+    /// A worker running a long call took that call, and is left alone.
+    ///
     /// ```no_run
     /// use std::time::Duration;
     /// knitting::init();
