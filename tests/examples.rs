@@ -187,3 +187,20 @@ fn the_progress_example_reads_every_chunk_of_a_worker_process() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_panic_abort_example_keeps_every_other_call() {
+    let out = run(&common::build_example("panic_abort"), &[], common::LONG * 3);
+    let stdout = stdout_of(&out, "panic_abort");
+    for line in [
+        "built with panic = unwind",
+        "the panicking call: task `panic_abort::checked_div` panicked at",
+        "1 divided by zero",
+        "the other calls: [840, 420, 280, 210, 168, 140, 120, 105]",
+        "the stream: 10 items",
+        "the async call: 42",
+        "workers replaced: 0",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+}

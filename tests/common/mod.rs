@@ -226,9 +226,11 @@ pub(crate) fn lane_word(offset: usize) -> &'static std::sync::atomic::AtomicU64 
 /// The example `name`, built (or brought up to date) by cargo into the
 /// target directory and profile of this test: `cargo test --test X` alone
 /// does not build examples, and an example left from an older build could
-/// speak another protocol version. From `target/<profile>/deps/<test>-<hash>`
-/// that is `target/<profile>/examples/<name>`. Where cargo cannot run (a
-/// test binary copied elsewhere), the example already built is used.
+/// speak another protocol version. The target directory is the one the
+/// test was built in, the profile the one of the directory it runs from
+/// (`<profile>/deps/<test>-<hash>`): the example is
+/// `<target>/<profile>/examples/<name>`. Where cargo cannot run, the
+/// example already built is used.
 pub(crate) fn build_example(name: &str) -> std::path::PathBuf {
     use std::path::Path;
     let test_exe = std::env::current_exe().expect("the test knows its own path");
@@ -236,10 +238,15 @@ pub(crate) fn build_example(name: &str) -> std::path::PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("the test runs from target/<profile>/deps");
-    let target_dir = profile_dir
+    // The target directory this test was built in (a copy of the test
+    // run from elsewhere still uses it, and the examples built there).
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
-        .expect("the profile directory is inside the target directory");
-    let exe = profile_dir.join("examples").join(name);
+        .expect("the target's tmp directory is inside the target directory");
+    let exe = target_dir
+        .join(profile_dir.file_name().expect("a profile directory"))
+        .join("examples")
+        .join(name);
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
         Some(other) => other,
