@@ -200,6 +200,29 @@ fn a_hard_limit_drops_the_future(runtime: RuntimeKind) {
     assert_eq!(pool.call(nap, 1).wait().unwrap(), 1);
 }
 
+/// An async call behind another one keeps its own hard limit: its future
+/// is dropped as the limit passes, not once the call ahead is done, and
+/// the call ahead is left alone.
+fn an_async_call_behind_another_keeps_its_hard_limit(runtime: RuntimeKind) {
+    let pool = pool(runtime, 1, 4);
+    let ahead = pool.call(nap, 2_000);
+    std::thread::sleep(Duration::from_millis(20));
+    let path = marker("behind");
+    let start = Instant::now();
+    let err = pool
+        .call(over_its_limit, path.display().to_string())
+        .wait()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HardTimeout, "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1_500),
+        "cut after {:?}",
+        start.elapsed()
+    );
+    wait_for_file(&path, "the task's guard to be dropped");
+    assert_eq!(ahead.wait().unwrap(), 2_000);
+}
+
 fn abort_lets_the_task_answer(runtime: RuntimeKind) {
     let pool = pool(runtime, 1, 4);
     let call = pool.call(until_stopped, ());
@@ -286,6 +309,7 @@ for_each_runtime!(
     cancel_drops_the_future,
     dropping_the_handle_drops_the_future,
     a_hard_limit_drops_the_future,
+    an_async_call_behind_another_keeps_its_hard_limit,
     abort_lets_the_task_answer,
     shutdown_timeout_drops_the_futures,
     shutdown_timeout_ends_the_async_calls_of_a_busy_worker,

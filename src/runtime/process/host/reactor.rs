@@ -116,40 +116,49 @@ impl Lane {
             return None;
         }
         // The calls the worker runs: past their hard time limits? The
-        // front one, and a sync one the worker took behind async calls
-        // (it runs on the worker's thread while their futures wait).
+        // front one, a sync one the worker took behind async calls (it
+        // runs on the worker's thread while their futures wait), and every
+        // async one it took (each counts from when it was taken).
         gen.note_taken(now);
         let mut wake_for_limit = None;
         let mut runaway = None;
+        let mut cut = None;
         for (i, call) in gen.inflight.iter_mut().enumerate() {
             let (Some(limit), Some(taken)) = (call.hard, call.taken) else {
                 continue;
             };
-            if i > 0 && call.job.is_async() {
+            let behind_async = i > 0 && call.job.is_async();
+            if behind_async && call.cut {
                 continue;
             }
             let since = if i == 0 { gen.front_since } else { taken };
             let due = since + limit;
-            if now >= due && i == 0 && call.job.is_async() && !call.cut {
+            if now >= due && call.job.is_async() && !call.cut {
                 // An async call gives its worker back at every await: end
                 // it here and have the worker drop its future. A worker
-                // that does not answer within the limit again (a task that
-                // blocks its thread) is killed below, next time round.
+                // that does not answer the front call within the limit
+                // again (a task that blocks its thread) is killed below,
+                // next time round.
                 call.cut = true;
                 call.job.fail(Error::hard_timeout(
                     limit,
                     "the call's future was dropped at its await point",
                 ));
-                gen.front_since = now;
+                if i == 0 {
+                    gen.front_since = now;
+                }
                 wake_for_limit = Some(limit);
-                gen.raise(0, true);
+                cut = Some(i);
                 break;
-            } else if now >= due {
+            } else if now >= due && !behind_async {
                 runaway = Some((limit, call.job.key()));
                 break;
             }
-            let left = due - now;
+            let left = due.saturating_duration_since(now);
             wake_for_limit = Some(wake_for_limit.map_or(left, |w: Duration| w.min(left)));
+        }
+        if let Some(position) = cut {
+            gen.raise(position, true);
         }
         if let Some((limit, key)) = runaway {
             self.worker_gone(
