@@ -13,7 +13,7 @@ mod common;
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        OnceLock,
+        OnceLock, RwLock, RwLockReadGuard,
     },
     time::{Duration, Instant},
 };
@@ -24,6 +24,17 @@ use knitting::{Call, ErrorKind, Pool, Signal};
 /// One gate per held call of every test (tests run in parallel).
 static STARTED: [AtomicBool; 16] = [const { AtomicBool::new(false) }; 16];
 static RELEASED: [AtomicBool; 16] = [const { AtomicBool::new(false) }; 16];
+
+/// The trickle test measures who takes each call, which the other tests'
+/// busy workers would sway: it holds this for writing, every other test for
+/// reading, so it runs alone.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs until gate `gate` is released (or `LONG` passes, so that a broken
 /// test cannot hang), then returns it.
@@ -69,6 +80,7 @@ fn pool(stealing: bool) -> Pool {
 
 #[test]
 fn calls_queued_behind_a_long_call_finish_before_it() {
+    let _machine = shared();
     let pool = pool(true);
     let (mut long, mut other) = occupy(&pool, 0, 1);
     let mut short: Vec<_> = (0..8).map(|i| pool.call(add, (i, 1))).collect();
@@ -93,6 +105,7 @@ fn calls_queued_behind_a_long_call_finish_before_it() {
 
 #[test]
 fn without_stealing_calls_wait_behind_the_long_call() {
+    let _machine = shared();
     let pool = pool(false);
     let (mut long, mut other) = occupy(&pool, 2, 3);
     let mut short: Vec<_> = (0..8).map(|i| pool.call(add, (i, 1))).collect();
@@ -120,6 +133,7 @@ fn stuck(signal: &Signal) {
 
 #[test]
 fn the_hard_time_limit_of_a_stolen_call_fires() {
+    let _machine = shared();
     let pool = pool(true);
     let (mut long, mut other) = occupy(&pool, 4, 5);
     // One behind each held call: the one behind the long call can only run
@@ -166,6 +180,7 @@ fn fan_out(n: u64) -> u64 {
 
 #[test]
 fn nested_calls_complete_while_a_lane_is_held() {
+    let _machine = shared();
     let pool = nested_pool();
     let (mut long, mut other) = occupy(pool, 6, 7);
     let mut parents: Vec<_> = (0..4).map(|_| pool.call(fan_out, 16)).collect();
@@ -193,6 +208,7 @@ fn counted(ms: u64) -> u64 {
 
 #[test]
 fn shutdown_ends_every_queued_call_exactly_once() {
+    let _machine = shared();
     let pool = pool(true);
     let (long, other) = occupy(&pool, 8, 9);
     let calls: Vec<_> = (0..40).map(|_| pool.call(counted, 5)).collect();
@@ -224,6 +240,7 @@ fn shutdown_ends_every_queued_call_exactly_once() {
 
 #[test]
 fn an_abandoning_shutdown_ends_every_call_exactly_once() {
+    let _machine = shared();
     static RAN: AtomicUsize = AtomicUsize::new(0);
     #[knitting::task]
     fn slow_counted() {
@@ -262,6 +279,7 @@ fn an_abandoning_shutdown_ends_every_call_exactly_once() {
 
 #[test]
 fn cancelled_queued_calls_are_not_run_by_a_thief() {
+    let _machine = shared();
     static RAN: AtomicUsize = AtomicUsize::new(0);
     #[knitting::task]
     fn count_run(i: u64) -> u64 {
@@ -298,20 +316,33 @@ fn cancelled_queued_calls_are_not_run_by_a_thief() {
 /// wait, not a race for every call.
 #[test]
 fn a_trickle_of_calls_is_not_stolen() {
-    let pool = Pool::builder().threads(2).build().unwrap();
-    let calls = 20_000;
-    for i in 0..calls {
-        assert_eq!(pool.call(add, (i, 1)).wait().unwrap(), i + 1);
+    let _machine = MACHINE
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A worker preempted on a loaded machine looks asleep, and its call is
+    // then rightly stolen. A burst of load elsewhere on the machine can do
+    // that to many calls of one run, so the best of three runs counts.
+    // Before stealing waited for calls that would wait, the idle peer won
+    // the race for 18 % of the calls on a quiet machine and up to 76 % in
+    // the benchmark.
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let pool = Pool::builder().threads(2).build().unwrap();
+        let calls = 20_000;
+        for i in 0..calls {
+            assert_eq!(pool.call(add, (i, 1)).wait().unwrap(), i + 1);
+        }
+        let stats = pool.stats();
+        let stolen: usize = stats.lanes.iter().map(|lane| lane.stolen).sum();
+        let completed: usize = stats.lanes.iter().map(|lane| lane.completed).sum();
+        assert_eq!(completed, calls as usize);
+        if stolen <= completed / 20 {
+            return;
+        }
+        runs.push(format!("{stolen} of {completed} stolen: {stats:?}"));
     }
-    let stats = pool.stats();
-    let stolen: usize = stats.lanes.iter().map(|lane| lane.stolen).sum();
-    let completed: usize = stats.lanes.iter().map(|lane| lane.completed).sum();
-    assert_eq!(completed, calls as usize);
-    // A worker preempted on a loaded machine looks busy, and its call is
-    // then rightly stolen: a few percent are. Stealing every lone call
-    // would be a race the idle peer wins about half the time.
-    assert!(
-        stolen <= completed / 5,
-        "{stolen} of {completed} calls were stolen: {stats:?}"
+    panic!(
+        "every run stole more than 5 % of its calls:\n{}",
+        runs.join("\n")
     );
 }
