@@ -224,6 +224,7 @@ pub use crate::{
     dispatch::balance::{Balance, Balancer, LaneLoad, LaneLoads},
     error::{Error, ErrorKind, RemoteError},
     payload::{stream::Sender, Buffer, Bytes, Envelope},
+    pool::encoded,
     pool::ProcessPoolBuilder,
     pool::{builder::PoolBuilder, Crash, CrashKind, LaneStats, Pool, PoolStats, ProcessPool},
     role::is_main,

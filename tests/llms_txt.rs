@@ -48,6 +48,10 @@ const SOURCES: &[&str] = &[
     "src/payload/stream.rs",
 ];
 
+/// The public modules: name and file, documented by the file's `//!`
+/// docs.
+const MODULES: &[(&str, &str)] = &[("encoded", "src/pool/encoded.rs")];
+
 /// The examples listed in `llms.txt`: name, what it shows, how to run it.
 const EXAMPLES: &[(&str, &str, &str)] = &[
     (
@@ -490,10 +494,16 @@ fn generate() -> (String, String) {
     let version = manifest_field(&manifest, "version");
     let description = manifest_field(&manifest, "description");
     let (public, linux_only) = public_names(&lib);
-    let items: Vec<Item> = SOURCES
+    let mut items: Vec<Item> = SOURCES
         .iter()
         .flat_map(|path| items_of(&read(path), &public, &linux_only))
         .collect();
+    items.extend(MODULES.iter().map(|(name, path)| Item {
+        path: (*name).to_owned(),
+        signature: format!("pub mod {name}"),
+        docs: guide(&read(path)),
+        linux_only: false,
+    }));
     for name in &public {
         assert!(
             items.iter().any(|item| &item.path == name),

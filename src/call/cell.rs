@@ -499,7 +499,7 @@ impl Header {
 mod future;
 mod remote;
 use remote::unsend;
-pub(crate) use remote::{Encoded, RemoteOps};
+pub(crate) use remote::{for_process_call, Encoded, RemoteOps, Verbatim};
 
 mod refs;
 pub(crate) use refs::{CallKey, CallRef, JobRef};

@@ -123,6 +123,14 @@ pub enum ErrorKind {
     /// of atomics at an address they cannot live at); the message names
     /// the offset, the length, the size and the alignment involved.
     OutOfBounds,
+    /// Nothing serves the call's task right now: for a call carried to
+    /// other hosts (as `knitting-nats` does), no node subscribes to it. The
+    /// call was not run anywhere.
+    Unavailable,
+    /// The connection that carried the call to another host dropped before
+    /// the call's outcome came back: the call may or may not have run
+    /// there.
+    Disconnected,
 }
 
 /// The error of a call or of a pool operation.
@@ -187,7 +195,18 @@ impl Trace {
 }
 
 impl Error {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` with `message`: for crates that carry calls to
+    /// workers of their own (another host, another transport) and report
+    /// their outcomes as knitting errors.
+    ///
+    /// ```
+    /// use knitting::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Unavailable, "no node serves `resize`");
+    /// assert_eq!(err.kind(), ErrorKind::Unavailable);
+    /// assert_eq!(err.message(), "no node serves `resize`");
+    /// ```
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             inner: Box::new(Inner {
                 kind,

@@ -40,7 +40,7 @@ impl Error {
 
 impl ErrorKind {
     /// Wire codes: the index in this list. Append only.
-    const WIRE: [ErrorKind; 17] = [
+    const WIRE: [ErrorKind; 19] = [
         ErrorKind::Task,
         ErrorKind::Panic,
         ErrorKind::Closed,
@@ -58,6 +58,8 @@ impl ErrorKind {
         ErrorKind::HardTimeout,
         ErrorKind::TypeMismatch,
         ErrorKind::OutOfBounds,
+        ErrorKind::Unavailable,
+        ErrorKind::Disconnected,
     ];
 
     fn wire_code(self) -> u8 {

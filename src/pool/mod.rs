@@ -14,6 +14,7 @@
 mod balancing;
 pub(crate) mod builder;
 mod closures;
+pub mod encoded;
 mod processes;
 mod stats;
 mod streams;

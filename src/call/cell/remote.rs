@@ -66,6 +66,90 @@ impl RemoteOps {
     }
 }
 
+/// Arguments that are already encoded: the request bytes of a call that
+/// reached this program in encoded form (see `pool/encoded.rs`), sent to a
+/// worker as they are.
+pub(crate) trait Verbatim {
+    /// The encoded arguments.
+    fn bytes(&self) -> &[u8];
+}
+
+impl RemoteOps {
+    /// The ops of a task type whose arguments are already encoded and
+    /// whose output is the worker's encoded response, copied as it is.
+    pub(crate) fn verbatim<T: Task<Output = Vec<u8>>>() -> &'static RemoteOps
+    where
+        T::Args: Verbatim,
+    {
+        struct Ops<T>(std::marker::PhantomData<T>);
+        impl<T: Task<Output = Vec<u8>>> Ops<T>
+        where
+            T::Args: Verbatim,
+        {
+            const OPS: RemoteOps = RemoteOps {
+                encode: encode_verbatim::<T>,
+                complete: complete_verbatim::<T>,
+            };
+        }
+        &Ops::<T>::OPS
+    }
+}
+
+/// Copies the call's encoded arguments into `window` ([`RemoteOps::encode`]).
+///
+/// # Safety
+///
+/// As for [`encode`].
+unsafe fn encode_verbatim<T: Task>(
+    ptr: NonNull<Header>,
+    window: &mut Window<'_>,
+    max: usize,
+) -> Encoded
+where
+    T::Args: Verbatim,
+{
+    // SAFETY: the caller holds a reference to a `Cell<T>` (the ops were
+    // taken for the same `T` as the cell).
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    cell.encode_with(|args| {
+        let bytes = args.bytes();
+        if bytes.len() > max {
+            Err(Error::too_large("argument", bytes.len(), max))
+        } else if bytes.len() <= window.len() {
+            window.write(0, bytes);
+            Ok(Encoded::Written(bytes.len()))
+        } else {
+            Ok(Encoded::Spilled(bytes.to_vec()))
+        }
+    })
+}
+
+/// Completes the call with the worker's encoded response
+/// ([`RemoteOps::complete`]).
+///
+/// # Safety
+///
+/// As for [`complete`].
+unsafe fn complete_verbatim<T: Task<Output = Vec<u8>>>(
+    ptr: NonNull<Header>,
+    outcome: Result<Response<'_, '_>, Error>,
+) -> Option<Waker> {
+    // SAFETY: the caller holds a reference to a `Cell<T>`.
+    let cell = unsafe { Cell::<T>::from_header(ptr) };
+    let name = cell.task.info().name();
+    let result = if cell.past_deadline() {
+        cell.timed_out()
+    } else {
+        outcome
+            .map(|mut response| response.copied().to_vec())
+            .map_err(|e| e.with_task(name))
+    };
+    match cell.claim_completion(false) {
+        Some(_) => cell.publish_quietly(result),
+        None => None,
+    }
+}
+
 /// Encodes the call's arguments into `window` ([`RemoteOps::encode`]).
 ///
 /// # Safety
@@ -236,7 +320,7 @@ where
 /// hands it to the caller: it names the task, and the two errors a worker
 /// builds from the request alone get what only the host knows (the task's
 /// name, the host's types).
-fn for_process_call<T: Task>(err: Error, name: &'static str) -> Error {
+pub(crate) fn for_process_call<T: Task>(err: Error, name: &'static str) -> Error {
     use crate::task::shape::stripped;
     let err = match err.kind() {
         crate::ErrorKind::UnknownTask => err.with_message(format!(
