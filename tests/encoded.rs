@@ -62,12 +62,30 @@ fn spin(signal: &Signal) -> bool {
     true
 }
 
+/// Writes its file when dropped.
+struct Guard(std::path::PathBuf);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"dropped");
+    }
+}
+
+#[knitting::task]
+async fn guarded(path: String) -> u64 {
+    let _guard = Guard(path.into());
+    knitting::sleep(Duration::from_secs(30)).await;
+    30
+}
+
 fn pools() -> Vec<Pool<AnyRuntime>> {
     vec![
         Pool::builder().threads(1).build().unwrap().into(),
         Pool::builder()
             .processes(1)
             .max_payload_bytes(1 << 20)
+            // The guards write their marker files.
+            .permissions(knitting::Permissions::unrestricted().allow_write(std::env::temp_dir()))
             .build()
             .unwrap()
             .into(),
@@ -190,5 +208,34 @@ fn an_encoded_call_times_out_and_aborts_like_any_call() {
             encoded::decode_output(spin, &output).unwrap(),
             "{runtime:?}"
         );
+    }
+}
+
+#[test]
+fn a_deadline_drops_the_future_of_an_encoded_async_call() {
+    for pool in pools() {
+        let runtime = pool.runtime();
+        let path = std::env::temp_dir().join(format!(
+            "knitting-encoded-{}-{runtime:?}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let args = encoded::encode_args(guarded, &path.display().to_string()).unwrap();
+        let request = Request::new(encoded::id_of(guarded), encoded::shape_of(guarded), args);
+        let err = pool
+            .call_encoded(request.unwrap())
+            .timeout(Duration::from_millis(100))
+            .wait()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{runtime:?}");
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < until,
+                "{runtime:?}: the future was not dropped"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -36,7 +36,7 @@ use crate::{
     exec::block::block_on,
     payload::{codec, Encode, Reply, Window},
     runtime::{Remote, Runtime},
-    task::{shape, WorkerEntry},
+    task::{shape, TaskFuture, WorkerEntry},
     Call, Error, ErrorKind, ProcessTask, Signal, Task, TaskId, TaskInfo,
 };
 
@@ -184,6 +184,15 @@ impl<R: Runtime> Pool<R> {
             shape: request.shape,
             args: request.args,
         };
+        if args.entry.start.is_some() {
+            // An async task: a worker thread drives its future among
+            // others, and drops it when the call ends elsewhere.
+            let remote = Remote {
+                ops: RemoteOps::verbatim::<AsyncRelay>(),
+                ..remote
+            };
+            return self.start(AsyncRelay(request.info), args, Some(remote));
+        }
         self.start(Relay(request.info), args, Some(remote))
     }
 }
@@ -220,15 +229,53 @@ impl Task for Relay {
             return Err(call.entry.mismatch(call.shape));
         }
         let mut reply = Collect(None);
-        match call.entry.start {
-            // An async task holds this worker thread until it ends.
-            Some(start) => match block_on(start(&call.args, signal)) {
+        (call.entry.run)(&call.args, signal, &mut reply);
+        reply.outcome()
+    }
+}
+
+/// The task of a call of an `async fn` task in encoded form.
+#[derive(Clone, Copy)]
+struct AsyncRelay(&'static TaskInfo);
+
+impl Task for AsyncRelay {
+    type Args = Relayed;
+    type Output = Vec<u8>;
+
+    const ASYNC: bool = true;
+
+    fn info(&self) -> &TaskInfo {
+        self.0
+    }
+
+    fn run(call: Relayed, signal: &Signal) -> Result<Vec<u8>, Error> {
+        block_on(Self::run_async(call, signal))
+    }
+
+    fn run_async(call: Relayed, signal: &Signal) -> TaskFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            if call.entry.shape != call.shape {
+                return Err(call.entry.mismatch(call.shape));
+            }
+            let Some(start) = call.entry.start else {
+                return Relay::run(call, signal);
+            };
+            let mut reply = Collect(None);
+            match start(&call.args, signal).await {
                 Ok(send) => send(&mut reply),
                 Err(err) => reply.error(&err),
-            },
-            None => (call.entry.run)(&call.args, signal, &mut reply),
-        }
-        reply.0.unwrap_or_else(|| {
+            }
+            reply.outcome()
+        })
+    }
+}
+
+/// A reply that keeps the encoded outcome.
+struct Collect(Option<Result<Vec<u8>, Error>>);
+
+impl Collect {
+    fn outcome(self) -> Result<Vec<u8>, Error> {
+        self.0.unwrap_or_else(|| {
             Err(Error::new(
                 ErrorKind::Protocol,
                 "the task sent no outcome for an encoded call",
@@ -236,9 +283,6 @@ impl Task for Relay {
         })
     }
 }
-
-/// A reply that keeps the encoded outcome.
-struct Collect(Option<Result<Vec<u8>, Error>>);
 
 impl Reply for Collect {
     fn value(&mut self, encode: Encode<'_>) {

@@ -138,6 +138,17 @@ impl TaskId {
     pub const fn as_u64(self) -> u64 {
         self.0
     }
+
+    /// The id whose raw value is `raw` (one read back from a message, for
+    /// example).
+    ///
+    /// ```
+    /// let id = knitting::TaskId::of("x");
+    /// assert_eq!(knitting::TaskId::from_u64(id.as_u64()), id);
+    /// ```
+    pub const fn from_u64(raw: u64) -> Self {
+        Self(raw)
+    }
 }
 
 impl fmt::Display for TaskId {
