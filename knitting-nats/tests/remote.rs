@@ -493,3 +493,161 @@ fn every_call_ends_when_the_server_restarts_under_load() {
         "no call went through after the restart"
     );
 }
+
+/// Two network namespaces: one for the server, one for a node, joined by
+/// veth pairs (this process reaches the server over a third). Deleted when
+/// dropped.
+struct Namespaces {
+    server: String,
+    node: String,
+    /// The node's end of its link to the server.
+    node_link: String,
+    /// The server's address for this process, and for the node.
+    server_here: String,
+    server_for_node: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Namespaces {
+    fn make() -> Result<Self, String> {
+        let tag = std::process::id() % 100_000;
+        let net = 10 + tag % 240;
+        let made = Namespaces {
+            server: format!("knats{tag}s"),
+            node: format!("knats{tag}n"),
+            node_link: format!("kn{tag}n"),
+            server_here: format!("10.201.{net}.2"),
+            server_for_node: format!("10.202.{net}.1"),
+        };
+        let (s, n) = (made.server.as_str(), made.node.as_str());
+        let (host_end, server_end) = (format!("kh{tag}h"), format!("kh{tag}s"));
+        let (server_to_node, node_end) = (format!("kn{tag}s"), made.node_link.clone());
+        ip(&["netns", "add", s])?;
+        ip(&["netns", "add", n])?;
+        let here = format!("10.201.{net}.1/24");
+        let there = format!("{}/24", made.server_here);
+        let server_side = format!("{}/24", made.server_for_node);
+        let node_side = format!("10.202.{net}.2/24");
+        let steps: Vec<Vec<&str>> = vec![
+            vec![
+                "link",
+                "add",
+                &host_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &server_end,
+                "netns",
+                s,
+            ],
+            vec!["addr", "add", &here, "dev", &host_end],
+            vec!["link", "set", &host_end, "up"],
+            vec!["-n", s, "addr", "add", &there, "dev", &server_end],
+            vec!["-n", s, "link", "set", &server_end, "up"],
+            vec!["-n", s, "link", "set", "lo", "up"],
+            vec![
+                "-n",
+                s,
+                "link",
+                "add",
+                &server_to_node,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &node_end,
+                "netns",
+                n,
+            ],
+            vec!["-n", s, "addr", "add", &server_side, "dev", &server_to_node],
+            vec!["-n", s, "link", "set", &server_to_node, "up"],
+            vec!["-n", n, "addr", "add", &node_side, "dev", &node_end],
+            vec!["-n", n, "link", "set", &node_end, "up"],
+            vec!["-n", n, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            // On failure, `made` is dropped and the namespaces go.
+            ip(&step)?;
+        }
+        Ok(made)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its ends of the veth pairs, and so
+        // the pairs.
+        let _ = ip(&["netns", "del", &self.node]);
+        let _ = ip(&["netns", "del", &self.server]);
+    }
+}
+
+#[test]
+fn calls_cross_network_namespaces_and_a_cut_link_fails_the_call() {
+    if let Err(why) = common::nats_server() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let ns = match Namespaces::make() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipped: network namespaces cannot be made here ({why})");
+            return;
+        }
+    };
+    let server =
+        common::Server::start_behind(&["ip", "netns", "exec", &ns.server], &ns.server_here, &[])
+            .expect("nats-server starts in its namespace");
+    let node_url = format!("nats://{}:{}", ns.server_for_node, server.port);
+    let _node = NodeProcess::start_behind(
+        &["ip", "netns", "exec", &ns.node],
+        &node_url,
+        "netns",
+        "threads",
+    );
+    let pool = client(&Nats::new(server.url()).prefix("netns"));
+    assert_eq!(pool.call(add, (20, 22)).wait().unwrap(), 42);
+
+    // Cut the node's link while it runs a call.
+    let dir = scratch("netns");
+    let start = Instant::now();
+    let call = pool
+        .call(marked, (dir.display().to_string(), "cut".into(), 3_000))
+        .timeout(Duration::from_secs(10));
+    assert!(eventually(Duration::from_secs(5), || !files(&dir).is_empty()));
+    ip(&["-n", &ns.node, "link", "set", &ns.node_link, "down"]).unwrap();
+    let err = call.wait().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerDied, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(files(&dir).len(), 1, "the call ran once");
+
+    // The link back: the node reconnects and serves again.
+    ip(&["-n", &ns.node, "link", "set", &ns.node_link, "up"]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || pool
+            .call(add, (1, 1))
+            .wait()
+            .is_ok()),
+        "the node did not serve again after its link came back"
+    );
+}

@@ -30,6 +30,10 @@ pub fn nats_server() -> Result<PathBuf, String> {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// The address it listens on.
+    pub host: String,
+    /// What the command runs behind (`ip netns exec <ns>`), if anything.
+    wrap: Vec<String>,
     args: Vec<String>,
 }
 
@@ -49,16 +53,30 @@ macro_rules! server_or_skip {
 
 impl Server {
     pub fn start(args: &[&str]) -> Result<Server, String> {
+        Self::start_behind(&[], "127.0.0.1", args)
+    }
+
+    /// Starts a server behind the command `wrap`, listening on every
+    /// address of its network namespace, reached at `host`.
+    pub fn start_behind(wrap: &[&str], host: &str, args: &[&str]) -> Result<Server, String> {
         let port = free_port();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let child = spawn(port, &args)?;
-        let server = Server { child, port, args };
+        let wrap: Vec<String> = wrap.iter().map(|a| a.to_string()).collect();
+        let host = host.to_owned();
+        let child = spawn(&wrap, &host, port, &args)?;
+        let server = Server {
+            child,
+            port,
+            host,
+            wrap,
+            args,
+        };
         server.wait_ready()?;
         Ok(server)
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// Kills the server (SIGKILL) and waits for it.
@@ -70,14 +88,15 @@ impl Server {
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.port, &self.args).expect("nats-server starts again");
+        self.child =
+            spawn(&self.wrap, &self.host, self.port, &self.args).expect("nats-server starts again");
         self.wait_ready().expect("nats-server is back");
     }
 
     fn wait_ready(&self) -> Result<(), String> {
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect((self.host.as_str(), self.port)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -86,9 +105,19 @@ impl Server {
     }
 }
 
-fn spawn(port: u16, args: &[String]) -> Result<Child, String> {
-    Command::new(nats_server()?)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+fn spawn(wrap: &[String], host: &str, port: u16, args: &[String]) -> Result<Child, String> {
+    let server = nats_server()?;
+    let mut command = match wrap.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(server);
+            command
+        }
+        None => Command::new(server),
+    };
+    command
+        .args(["-a", if wrap.is_empty() { host } else { "0.0.0.0" }])
+        .args(["-p", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -120,7 +149,21 @@ impl NodeProcess {
     /// pool of `runtime` (`threads` or `processes`); returns once it
     /// serves.
     pub fn start(url: &str, prefix: &str, runtime: &str) -> NodeProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Self::start_behind(&[], url, prefix, runtime)
+    }
+
+    /// As [`start`](Self::start), behind the command `wrap`.
+    pub fn start_behind(wrap: &[&str], url: &str, prefix: &str, runtime: &str) -> NodeProcess {
+        let exe = std::env::current_exe().unwrap();
+        let mut command = match wrap.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args([
                 "--exact",
                 "node_process",
