@@ -60,7 +60,13 @@
 //!   calls of a 1–5 ms CPU task in flight on 2 workers; per-call latency
 //!   and calls/s: `knitting-threads`, `knitting-processes` (the default
 //!   balancer), the same with `Balancer::FirstIdle` (`-first-idle`), and
-//!   `rayon`.
+//!   `rayon`;
+//! - W15 ([`workloads::remote_echo`]), remote echo of 64 bytes over NATS
+//!   on loopback, n = 1 and 100 in flight: `knitting-nats` (one node in
+//!   this process), `nats` (a bare async-nats request/reply of the same
+//!   bytes, the transport's floor) and `knitting-nats-2-nodes` (n = 100,
+//!   two nodes in a queue group); where no `nats-server` is installed, W15
+//!   is not measured, and the report says so.
 //!
 //! It prints a markdown table (median, p99, ratio to knitting), the
 //! runtimes that cannot run on this machine with why (a strict process
@@ -155,6 +161,7 @@ fn run(mode: &Mode) -> Result<()> {
         &[("W12", workloads::async_timers::workload)],
         &[("W13", workloads::stream_items::workload)],
         &[("W14", workloads::saturated::workload)],
+        &[("W15", workloads::remote_echo::workload)],
     ];
     // KNITTING_BENCH_ONLY=W1,W8 measures only those workloads; a workload
     // that is not measured is not built either (no pool started).

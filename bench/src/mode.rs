@@ -13,7 +13,7 @@ options:
   --smoke    a handful of samples per point, every workload (wins over --quick)
   -h, --help this text
 
-workloads: W1 W2 W3 W4 W5 W6 W7 W8 W9 W10a W10b W10c W11 W12 W13 W14 (what each measures: bench/README.md)
+workloads: W1 W2 W3 W4 W5 W6 W7 W8 W9 W10a W10b W10c W11 W12 W13 W14 W15 (what each measures: bench/README.md)
 
 environment:
   KNITTING_BENCH_ONLY=W1,W9,W10  measure only these workloads (W10 selects

@@ -272,6 +272,9 @@ const TARGETS: &[Target] = &[
     w14_rate(KNITTING),
     w14_p99(KNITTING_PROCESSES),
     w14_rate(KNITTING_PROCESSES),
+    // Over NATS: the crate's overhead on the transport's own floor.
+    w15(1),
+    w15(100),
 ];
 
 /// W12: the makespan of 1,000 async calls awaiting a 1 ms timer on 2
@@ -294,6 +297,19 @@ const fn w13(subject: &'static str, factor: f64) -> Target {
         goal: Goal::ItemsPerSecond {
             peer: "crossbeam",
             factor,
+        },
+    }
+}
+
+/// W15: knitting-nats's latency against bare NATS request/reply.
+const fn w15(batch: usize) -> Target {
+    Target {
+        workload: "W15",
+        batch,
+        subject: "knitting-nats",
+        goal: Goal::Within {
+            peer: "nats",
+            factor: 1.2,
         },
     }
 }

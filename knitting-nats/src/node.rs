@@ -223,9 +223,10 @@ impl Node {
         }
         let client = self.shared.client.clone();
         runtime.block_on(async {
-            // Let the cancelled calls send their errors.
+            // Let the cancelled calls send their errors; a flush waits for
+            // a connection, which may be gone for good.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let _ = client.flush().await;
+            let _ = tokio::time::timeout(Duration::from_millis(500), client.flush()).await;
         });
         runtime.shutdown_timeout(Duration::from_secs(1));
     }

@@ -415,6 +415,24 @@ fn a_restarted_node_serves_again() {
 }
 
 #[test]
+fn a_node_and_a_pool_drop_at_once_when_the_server_is_gone() {
+    let mut server = server_or_skip!();
+    let nats = Nats::new(server.url()).prefix("gone");
+    let node = local_node(&nats);
+    let pool = client(&nats);
+    assert_eq!(pool.call(add, (1, 1)).wait().unwrap(), 2);
+    server.kill();
+    let start = Instant::now();
+    drop(node);
+    drop(pool);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn wrong_credentials_are_refused() {
     let server = server_or_skip!("--user", "knit", "--pass", "s3cret");
     let wrong = RemotePool::connect(&Nats::new(server.url()).user_and_password("knit", "guess"))

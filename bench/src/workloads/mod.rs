@@ -33,6 +33,8 @@ pub mod echo;
 pub mod idle;
 /// W8: process call latency against procspawn.
 pub mod process_echo;
+/// W15: remote echo over NATS against bare request/reply.
+pub mod remote_echo;
 /// W2: 1 MiB byte round copy.
 pub mod round_copy;
 /// W11: a worker sums a `SharedBuffer`, against sending the bytes.
