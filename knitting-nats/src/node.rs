@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_nats::{HeaderMap, Message};
@@ -46,7 +46,8 @@ impl NodeBuilder {
     }
 
     /// How many calls the node runs at once (default 1,024); further calls
-    /// wait in the node's subscription until one ends.
+    /// wait in the node until one ends (their clients hear that they wait,
+    /// and their deadlines run meanwhile).
     pub fn max_in_flight(mut self, calls: usize) -> Self {
         self.max_in_flight = calls.max(1);
         self
@@ -109,14 +110,11 @@ impl NodeBuilder {
             runtime.spawn(async move {
                 let mut all = futures_util::stream::select_all(calls.drain(..));
                 while let Some(message) = all.next().await {
-                    let Ok(slot) = Arc::clone(&shared.slots).acquire_owned().await else {
-                        break;
-                    };
+                    // Taken at once, even when every slot is busy: the
+                    // client hears that its call waits here, and is not
+                    // left to guess whether anyone has it.
                     let (shared, pool) = (Arc::clone(&shared), Arc::clone(&pool));
-                    tokio::spawn(async move {
-                        run_call(&shared, &pool, message).await;
-                        drop(slot);
-                    });
+                    tokio::spawn(async move { run_call(&shared, &pool, message).await });
                 }
             })
         };
@@ -337,12 +335,34 @@ async fn run_call<R: Runtime>(shared: &Shared, pool: &Pool<R>, message: Message)
         .unwrap()
         .insert(call_id.clone(), control);
     shared.send(&reply, S_ACCEPTED, Bytes::new()).await;
-    let mut call: Call<Vec<u8>> = pool.call_encoded(request);
-    if let Some(left) = deadline_of(headers) {
-        call = call.timeout(left);
-    }
+    let mut deadline = deadline_of(headers).map(|left| Instant::now() + left);
     let mut heartbeat = tokio::time::interval(shared.heartbeat);
     heartbeat.tick().await;
+    // Wait for a slot, telling the client the call is alive meanwhile.
+    let mut aborted = false;
+    let slot = loop {
+        tokio::select! {
+            slot = Arc::clone(&shared.slots).acquire_owned() => break slot.ok(),
+            _ = heartbeat.tick() => shared.send(&reply, S_ALIVE, Bytes::new()).await,
+            control = controls.recv() => match control {
+                Some(Control::Abort) => aborted = true,
+                Some(Control::Deadline(left)) => deadline = Some(Instant::now() + left),
+                Some(Control::Cancel) | None => break None,
+            },
+        }
+    };
+    let Some(_slot) = slot else {
+        shared.calls.lock().unwrap().remove(&call_id);
+        let err = Error::new(ErrorKind::Cancelled, "the call was cancelled before it ran");
+        return shared.fail(&reply, &err).await;
+    };
+    let mut call: Call<Vec<u8>> = pool.call_encoded(request);
+    if let Some(deadline) = deadline {
+        call = call.deadline(deadline);
+    }
+    if aborted {
+        call.abort();
+    }
     let outcome = loop {
         tokio::select! {
             outcome = &mut call => break outcome,

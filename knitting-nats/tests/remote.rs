@@ -669,3 +669,171 @@ fn calls_cross_network_namespaces_and_a_cut_link_fails_the_call() {
         "the node did not serve again after its link came back"
     );
 }
+
+#[test]
+fn a_token_logs_in_and_a_wrong_one_is_refused() {
+    let server = server_or_skip!("--auth", "t0ken");
+    let wrong = RemotePool::connect(&Nats::new(server.url()).token("nope")).unwrap_err();
+    assert_eq!(wrong.kind(), ErrorKind::Build, "{wrong}");
+    let nats = Nats::new(server.url()).token("t0ken");
+    let _node = local_node(&nats);
+    assert_eq!(client(&nats).call(add, (2, 2)).wait().unwrap(), 4);
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with `openssl`.
+fn certificates(dir: &std::path::Path) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ])
+}
+
+#[test]
+fn tls_connects_with_the_servers_ca_and_is_refused_without_it() {
+    let dir = scratch("tls");
+    if let Err(why) = certificates(&dir) {
+        eprintln!("skipped: no certificates could be made ({why})");
+        return;
+    }
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (cert, key) = (path("server.pem"), path("server.key"));
+    let server = server_or_skip!(
+        "--tls",
+        "--tlscert",
+        cert.as_str(),
+        "--tlskey",
+        key.as_str()
+    );
+    let nats = Nats::new(server.url())
+        .require_tls(true)
+        .root_certificates(dir.join("ca.pem"));
+    let _node = local_node(&nats);
+    assert_eq!(
+        client(&nats).call(shout, "tls".into()).wait().unwrap(),
+        "TLS"
+    );
+    // Without the CA the server's certificate is not trusted.
+    let untrusted = RemotePool::connect(&Nats::new(server.url()).require_tls(true)).unwrap_err();
+    assert_eq!(untrusted.kind(), ErrorKind::Build, "{untrusted}");
+}
+
+/// Calls of `busy` running now, and the most seen at once.
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[knitting::task]
+async fn busy(ms: u64) -> u64 {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = RUNNING.fetch_add(1, SeqCst) + 1;
+    MOST.fetch_max(now, SeqCst);
+    knitting::sleep(Duration::from_millis(ms)).await;
+    RUNNING.fetch_sub(1, SeqCst);
+    ms
+}
+
+#[test]
+fn calls_in_flight_are_bounded_on_both_sides() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let server = server_or_skip!();
+    let nats = Nats::new(server.url()).prefix("bounded");
+    // The node runs at most 3 at once, the client sends at most 5.
+    let pool = Pool::builder().threads(2).build().unwrap();
+    let _node = Node::builder(&nats).max_in_flight(3).serve(pool).unwrap();
+    let remote = RemotePool::builder(&nats)
+        .max_in_flight(5)
+        .silence_limit(Duration::from_secs(2))
+        .connect()
+        .unwrap();
+    MOST.store(0, SeqCst);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..30).map(|_| remote.call(busy, 50)).collect();
+    for call in calls {
+        assert_eq!(call.wait().unwrap(), 50);
+    }
+    assert_eq!(
+        MOST.load(SeqCst),
+        3,
+        "the node ran more than its bound at once"
+    );
+    // 30 calls, 3 at a time, 50 ms each: at least 10 rounds.
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_call_queued_on_a_busy_node_outlasts_the_silence_limit() {
+    let server = server_or_skip!();
+    let nats = Nats::new(server.url()).prefix("queued");
+    let pool = Pool::builder().threads(2).build().unwrap();
+    let _node = Node::builder(&nats)
+        .max_in_flight(1)
+        .heartbeat(Duration::from_millis(50))
+        .serve(pool)
+        .unwrap();
+    let remote = RemotePool::builder(&nats)
+        .silence_limit(Duration::from_millis(300))
+        .connect()
+        .unwrap();
+    let first = remote.call(later, 1_000);
+    std::thread::sleep(Duration::from_millis(50));
+    // Waits on the node for the first one, three silence limits long.
+    let second = remote.call(later, 10);
+    assert_eq!(second.wait().unwrap(), 10);
+    assert_eq!(first.wait().unwrap(), 1_000);
+}
