@@ -324,8 +324,8 @@ async fn run_call<R: Runtime>(shared: &Shared, pool: &Pool<R>, message: Message)
         return shared.fail(&reply, &err).await;
     };
     let call_id = call_id.to_owned();
-    let request = match Request::new(task, shape, message.payload.to_vec()) {
-        Ok(request) => request,
+    let mut request = match Request::new(task, shape, message.payload.to_vec()) {
+        Ok(request) => Some(request),
         Err(err) => return shared.fail(&reply, &err).await,
     };
     let (control, mut controls) = mpsc::unbounded_channel();
@@ -334,21 +334,34 @@ async fn run_call<R: Runtime>(shared: &Shared, pool: &Pool<R>, message: Message)
         .lock()
         .unwrap()
         .insert(call_id.clone(), control);
-    shared.send(&reply, S_ACCEPTED, Bytes::new()).await;
     let mut deadline = deadline_of(headers).map(|left| Instant::now() + left);
-    let mut heartbeat = tokio::time::interval(shared.heartbeat);
-    heartbeat.tick().await;
-    // Wait for a slot, telling the client the call is alive meanwhile.
+    // The first beat one period from now: awaiting an interval's
+    // immediate first tick waits for a turn of tokio's timer (up to a
+    // millisecond).
+    let first = tokio::time::Instant::now() + shared.heartbeat;
+    let mut heartbeat = tokio::time::interval_at(first, shared.heartbeat);
+    // A free slot: the call starts before the client hears it was taken
+    // (a publish may take a while to return; the messages stay in order).
+    let free = Arc::clone(&shared.slots).try_acquire_owned().ok();
+    let early = free
+        .is_some()
+        .then(|| start(pool, request.take(), deadline));
+    shared.send(&reply, S_ACCEPTED, Bytes::new()).await;
+    // Else wait for a slot, telling the client the call is alive meanwhile.
     let mut aborted = false;
-    let slot = loop {
-        tokio::select! {
-            slot = Arc::clone(&shared.slots).acquire_owned() => break slot.ok(),
-            _ = heartbeat.tick() => shared.send(&reply, S_ALIVE, Bytes::new()).await,
-            control = controls.recv() => match control {
-                Some(Control::Abort) => aborted = true,
-                Some(Control::Deadline(left)) => deadline = Some(Instant::now() + left),
-                Some(Control::Cancel) | None => break None,
-            },
+    let slot = if free.is_some() {
+        free
+    } else {
+        loop {
+            tokio::select! {
+                slot = Arc::clone(&shared.slots).acquire_owned() => break slot.ok(),
+                _ = heartbeat.tick() => shared.send(&reply, S_ALIVE, Bytes::new()).await,
+                control = controls.recv() => match control {
+                    Some(Control::Abort) => aborted = true,
+                    Some(Control::Deadline(left)) => deadline = Some(Instant::now() + left),
+                    Some(Control::Cancel) | None => break None,
+                },
+            }
         }
     };
     let Some(_slot) = slot else {
@@ -356,10 +369,10 @@ async fn run_call<R: Runtime>(shared: &Shared, pool: &Pool<R>, message: Message)
         let err = Error::new(ErrorKind::Cancelled, "the call was cancelled before it ran");
         return shared.fail(&reply, &err).await;
     };
-    let mut call: Call<Vec<u8>> = pool.call_encoded(request);
-    if let Some(deadline) = deadline {
-        call = call.deadline(deadline);
-    }
+    let mut call = match early {
+        Some(call) => call,
+        None => start(pool, request.take(), deadline),
+    };
     if aborted {
         call.abort();
     }
@@ -375,25 +388,46 @@ async fn run_call<R: Runtime>(shared: &Shared, pool: &Pool<R>, message: Message)
         }
     };
     shared.calls.lock().unwrap().remove(&call_id);
-    match outcome {
-        Ok(output) => {
-            let max = shared.client.server_info().max_payload;
-            // The headers take a few hundred bytes of the server's limit.
-            if output.len() + 512 > max {
-                let err = Error::new(
-                    ErrorKind::TooLarge,
-                    format!(
-                        "the result is {} bytes, over what the NATS server carries \
-                         (max_payload {max} bytes, less room for the headers)",
-                        output.len()
-                    ),
-                );
-                shared.fail(&reply, &err).await;
-            } else {
-                shared.send(&reply, S_OK, output.into()).await;
+    shared.answer(&reply, outcome).await;
+}
+
+impl Shared {
+    /// Sends a call's outcome to the client.
+    async fn answer(&self, reply: &str, outcome: Result<Vec<u8>, Error>) {
+        match outcome {
+            Ok(output) => {
+                let max = self.client.server_info().max_payload;
+                // The headers take a few hundred bytes of the server's limit.
+                if output.len() + 512 > max {
+                    let err = Error::new(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "the result is {} bytes, over what the NATS server carries \
+                             (max_payload {max} bytes, less room for the headers)",
+                            output.len()
+                        ),
+                    );
+                    self.fail(reply, &err).await;
+                } else {
+                    self.send(reply, S_OK, output.into()).await;
+                }
             }
+            Err(err) => self.fail(reply, &err).await,
         }
-        Err(err) => shared.fail(&reply, &err).await,
+    }
+}
+
+/// Starts the call of `request` (taken once) on `pool`, with `deadline`.
+fn start<R: Runtime>(
+    pool: &Pool<R>,
+    request: Option<Request>,
+    deadline: Option<Instant>,
+) -> Call<Vec<u8>> {
+    let request = request.expect("a call starts once");
+    let call = pool.call_encoded(request);
+    match deadline {
+        Some(deadline) => call.deadline(deadline),
+        None => call,
     }
 }
 
