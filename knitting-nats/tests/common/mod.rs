@@ -106,16 +106,7 @@ impl Server {
 }
 
 fn spawn(wrap: &[String], host: &str, port: u16, args: &[String]) -> Result<Child, String> {
-    let server = nats_server()?;
-    let mut command = match wrap.split_first() {
-        Some((program, rest)) => {
-            let mut command = Command::new(program);
-            command.args(rest).arg(server);
-            command
-        }
-        None => Command::new(server),
-    };
-    command
+    behind(wrap, nats_server()?)
         .args(["-a", if wrap.is_empty() { host } else { "0.0.0.0" }])
         .args(["-p", &port.to_string()])
         .args(args)
@@ -123,6 +114,19 @@ fn spawn(wrap: &[String], host: &str, port: u16, args: &[String]) -> Result<Chil
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("nats-server did not start: {e}"))
+}
+
+/// A command that runs `program` behind `wrap` (`ip netns exec <ns>`),
+/// or on its own.
+fn behind(wrap: &[String], program: PathBuf) -> Command {
+    match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            command.args(rest).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 impl Drop for Server {
@@ -154,16 +158,8 @@ impl NodeProcess {
 
     /// As [`start`](Self::start), behind the command `wrap`.
     pub fn start_behind(wrap: &[&str], url: &str, prefix: &str, runtime: &str) -> NodeProcess {
-        let exe = std::env::current_exe().unwrap();
-        let mut command = match wrap.split_first() {
-            Some((program, rest)) => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(exe);
-                command
-            }
-            None => Command::new(exe),
-        };
-        let mut child = command
+        let wrap: Vec<String> = wrap.iter().map(|a| a.to_string()).collect();
+        let mut child = behind(&wrap, std::env::current_exe().unwrap())
             .args([
                 "--exact",
                 "node_process",
